@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Fails when relative imports under the given folder form a cycle (type-only imports included,
+// since a cycle of types still ties modules together). Prints each cycle found.
+import fs from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(process.argv[2] ?? 'src');
+const graph = new Map();
+
+function walk(dir) {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) walk(p);
+    else if (p.endsWith('.ts')) graph.set(p, imports(p));
+  }
+}
+
+function imports(file) {
+  const text = fs.readFileSync(file, 'utf8');
+  const out = [];
+  for (const m of text.matchAll(/(?:import|export)[^'"]*?from\s+'(\.[^']+)'|import\('(\.[^']+)'\)/g)) {
+    const spec = m[1] ?? m[2];
+    out.push(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
+  }
+  return out;
+}
+
+walk(root);
+const state = new Map();
+const stack = [];
+const cycles = [];
+function visit(n) {
+  state.set(n, 1);
+  stack.push(n);
+  for (const m of graph.get(n) ?? []) {
+    if (!graph.has(m)) continue;
+    if (state.get(m) === 1) cycles.push([...stack.slice(stack.indexOf(m)), m]);
+    else if (!state.has(m)) visit(m);
+  }
+  stack.pop();
+  state.set(n, 2);
+}
+for (const n of graph.keys()) if (!state.has(n)) visit(n);
+if (cycles.length) {
+  for (const c of cycles) console.error('import cycle: ' + c.map((f) => path.relative(root, f)).join(' -> '));
+  process.exit(1);
+}
+console.log(`no import cycles among ${graph.size} modules`);

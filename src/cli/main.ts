@@ -1,0 +1,404 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config.js';
+import { createService, InsecureListenError } from '../main.js';
+import { ApiClient, ApiError } from './client.js';
+import { ProgressBar } from './progress.js';
+
+const USAGE = `rfuav — RFUAV Model Service
+
+Usage:
+  rfuav serve [--host 127.0.0.1] [--port 8000] [--home DIR] [--data-root DIR] [--insecure]
+  rfuav tasks [--status S] [--type KIND] [--limit N] [--json]
+  rfuav logs [-f] <task_id>
+  rfuav cancel <task_id>
+  rfuav split --input DIR --output DIR [--train-ratio 0.8] [--val-ratio R] [--seed N]
+  rfuav crop --input PATH --output DIR --x N --y N --width N --height N
+
+Common to client commands:
+  --server URL   service address (default $RFUAV_SERVER or http://127.0.0.1:8000)
+  --token T      bearer token (default $RFUAV_TOKEN)
+  --priority N, --task-id ID, --description TEXT   (submitting commands)
+  --no-follow    submit and print the task id without following it
+
+Environment for serve: RFUAV_HOME, RFUAV_DATA_ROOT, RFUAV_API_TOKENS, RFUAV_INSECURE, and the
+RFUAV_* settings listed in the README.`;
+
+class UsageError extends Error {}
+
+type Values = Record<string, string | boolean | undefined>;
+
+const CLIENT_OPTIONS = {
+  server: { type: 'string' },
+  token: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const SUBMIT_OPTIONS = {
+  ...CLIENT_OPTIONS,
+  priority: { type: 'string' },
+  'task-id': { type: 'string' },
+  description: { type: 'string' },
+  'no-follow': { type: 'boolean' },
+} as const;
+
+function client(v: Values): ApiClient {
+  return new ApiClient({
+    server: (v.server as string | undefined) ?? process.env.RFUAV_SERVER ?? 'http://127.0.0.1:8000',
+    token: (v.token as string | undefined) ?? process.env.RFUAV_TOKEN,
+  });
+}
+
+function int(v: Values, name: string, required = false): number | undefined {
+  const raw = v[name];
+  if (raw === undefined) {
+    if (required) throw new UsageError(`--${name} is required`);
+    return undefined;
+  }
+  const n = Number(raw);
+  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer (got '${raw}')`);
+  return n;
+}
+
+function float(v: Values, name: string): number | undefined {
+  const raw = v[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number (got '${raw}')`);
+  return n;
+}
+
+function str(v: Values, name: string, required = false): string | undefined {
+  const raw = v[name];
+  if (raw === undefined && required) throw new UsageError(`--${name} is required`);
+  return raw as string | undefined;
+}
+
+function common(v: Values): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const p = int(v, 'priority');
+  if (p !== undefined) out.priority = p;
+  if (v['task-id']) out.task_id = v['task-id'];
+  if (v.description) out.description = v.description;
+  return out;
+}
+
+interface TaskLike {
+  task_id: string;
+  task_type: string;
+  status: string;
+  progress: number;
+  message: string | null;
+  error?: string | null;
+  stats?: unknown;
+  queue_position?: number;
+  pending_reason?: string;
+  device?: string | null;
+  priority?: number;
+  created_at?: string;
+}
+
+function formatEntry(data: string): string {
+  try {
+    const e = JSON.parse(data) as { timestamp?: string; level?: string; message?: string };
+    const t = e.timestamp ? e.timestamp.slice(11, 19) : '';
+    return `${t} ${(e.level ?? 'info').padEnd(7)} ${e.message ?? data}`;
+  } catch {
+    return data;
+  }
+}
+
+/** Prints a task's log live with a progress bar; resolves with its final status. */
+async function follow(api: ApiClient, id: string, showProgress: boolean): Promise<string> {
+  const bar = new ProgressBar();
+  let final = 'unknown';
+  let finalMessage: string | null = null;
+  const stop = new AbortController();
+  const poll = showProgress
+    ? (async () => {
+        while (!stop.signal.aborted) {
+          try {
+            const t = await api.request<TaskLike>('GET', `/api/v2/tasks/${encodeURIComponent(id)}`);
+            const label =
+              t.status === 'queued' || t.status === 'pending'
+                ? `queued #${t.queue_position ?? '?'}: ${t.pending_reason ?? ''}`
+                : (t.message ?? t.status);
+            bar.update(t.progress, label);
+          } catch {
+            // the stream reports failures
+          }
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      })()
+    : Promise.resolve();
+  let lastId: string | undefined;
+  // Reconnect with Last-Event-ID if the connection drops before the final status.
+  for (let attempt = 0; attempt < 20 && final === 'unknown'; attempt++) {
+    try {
+      const path = `/api/v2/tasks/${encodeURIComponent(id)}/logs${lastId ? `?since=${lastId}` : ''}`;
+      for await (const ev of api.events(path, stop.signal)) {
+        if (ev.id) lastId = ev.id;
+        const parsed = JSON.parse(ev.data) as { status?: string; message?: string | null };
+        if (!ev.id && parsed.status) {
+          final = parsed.status;
+          finalMessage = parsed.message ?? null;
+          break;
+        }
+        bar.clear();
+        process.stdout.write(`${formatEntry(ev.data)}\n`);
+      }
+    } catch (err) {
+      if (err instanceof ApiError && err.status !== 0) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  stop.abort();
+  await poll;
+  if (final === 'completed') bar.update(100, 'completed');
+  bar.clear();
+  process.stdout.write(`Task ${id} ${final}${finalMessage ? `: ${finalMessage}` : ''}\n`);
+  return final;
+}
+
+async function submit(v: Values, path: string, body: Record<string, unknown>): Promise<number> {
+  const api = client(v);
+  const task = await api.request<TaskLike>('POST', path, { ...body, ...common(v) });
+  process.stdout.write(`Submitted ${task.task_type} task ${task.task_id} (${task.status})\n`);
+  if (v['no-follow']) return 0;
+  const final = await follow(api, task.task_id, true);
+  if (final === 'completed') {
+    const t = await api.request<TaskLike>('GET', `/api/v2/tasks/${encodeURIComponent(task.task_id)}`);
+    if (t.stats) process.stdout.write(`stats: ${JSON.stringify(t.stats)}\n`);
+    return 0;
+  }
+  return 1;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      home: { type: 'string' },
+      'data-root': { type: 'string' },
+      insecure: { type: 'boolean' },
+    },
+  });
+  const port = int(values, 'port');
+  const config = loadConfig(process.env, {
+    host: values.host,
+    port,
+    home: values.home,
+    dataRoot: values['data-root'],
+    insecure: values.insecure,
+  });
+  const svc = await createService({ config });
+  try {
+    const address = await svc.listen();
+    svc.logger.info(`listening on ${address} (data root ${config.dataRoot})`);
+  } catch (err) {
+    await svc.close();
+    throw err;
+  }
+  // OS signals are handled here, in the entry point only; components expose close().
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    signals++;
+    if (signals > 1) {
+      svc.logger.warn(`${sig} again: exiting now`);
+      process.exit(1);
+    }
+    svc.logger.info(`${sig}: shutting down gracefully`);
+    svc.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        svc.logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  return new Promise<number>(() => undefined);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return cmd ? 0 : 2;
+  }
+  switch (cmd) {
+    case 'serve':
+      return serve(rest);
+    case 'tasks': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          ...CLIENT_OPTIONS,
+          status: { type: 'string' },
+          type: { type: 'string' },
+          limit: { type: 'string' },
+          json: { type: 'boolean' },
+        },
+      });
+      const q = new URLSearchParams();
+      if (values.status) q.set('status', values.status);
+      if (values.type) q.set('task_type', values.type);
+      q.set('limit', String(int(values, 'limit') ?? 50));
+      const res = await client(values).request<Record<string, TaskLike[] | number>>(
+        'GET',
+        `/api/v2/tasks?${q}`,
+      );
+      const all = [
+        ...(res.training_tasks as TaskLike[]),
+        ...(res.inference_tasks as TaskLike[]),
+        ...(res.other_tasks as TaskLike[]),
+      ].sort((a, b) => (b.created_at ?? '').localeCompare(a.created_at ?? ''));
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+        return 0;
+      }
+      const rows = [['TASK_ID', 'TYPE', 'STATUS', 'PROGRESS', 'DEVICE', 'PRI', 'MESSAGE']];
+      for (const t of all) {
+        const msg =
+          t.status === 'queued' || t.status === 'pending'
+            ? `#${t.queue_position ?? '?'} ${t.pending_reason ?? ''}`
+            : (t.error ?? t.message ?? '');
+        rows.push([
+          t.task_id,
+          t.task_type,
+          t.status,
+          `${t.progress}%`,
+          t.device ?? '-',
+          String(t.priority ?? ''),
+          msg.slice(0, 80),
+        ]);
+      }
+      process.stdout.write(`${table(rows)}\n`);
+      process.stdout.write(
+        `training ${res.total_training}, inference ${res.total_inference}, other ${res.total_other}\n`,
+      );
+      return 0;
+    }
+    case 'logs': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { ...CLIENT_OPTIONS, follow: { type: 'boolean', short: 'f' } },
+      });
+      const id = positionals[0];
+      if (!id) throw new UsageError('logs needs a task id');
+      const api = client(values);
+      if (values.follow) {
+        const final = await follow(api, id, false);
+        return final === 'completed' ? 0 : 1;
+      }
+      for await (const ev of api.events(`/api/v2/tasks/${encodeURIComponent(id)}/logs?follow=false`)) {
+        const parsed = JSON.parse(ev.data) as { status?: string; message?: string };
+        if (!ev.id && parsed.status) process.stdout.write(`Task ${id} ${parsed.status}\n`);
+        else process.stdout.write(`${formatEntry(ev.data)}\n`);
+      }
+      return 0;
+    }
+    case 'cancel': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: CLIENT_OPTIONS,
+      });
+      const id = positionals[0];
+      if (!id) throw new UsageError('cancel needs a task id');
+      const res = await client(values).request<{ message: string }>(
+        'POST',
+        `/api/v2/tasks/${encodeURIComponent(id)}/cancel`,
+      );
+      process.stdout.write(`${res.message}\n`);
+      return 0;
+    }
+    case 'split': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          ...SUBMIT_OPTIONS,
+          input: { type: 'string' },
+          output: { type: 'string' },
+          'train-ratio': { type: 'string' },
+          'val-ratio': { type: 'string' },
+          seed: { type: 'string' },
+        },
+      });
+      const body: Record<string, unknown> = {
+        input_path: str(values, 'input', true),
+        output_path: str(values, 'output', true),
+      };
+      const tr = float(values, 'train-ratio');
+      if (tr !== undefined) body.train_ratio = tr;
+      const vr = float(values, 'val-ratio');
+      if (vr !== undefined) body.val_ratio = vr;
+      const seed = int(values, 'seed');
+      if (seed !== undefined) body.seed = seed;
+      return submit(values, '/api/v2/preprocessing/split', body);
+    }
+    case 'crop': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          ...SUBMIT_OPTIONS,
+          input: { type: 'string' },
+          output: { type: 'string' },
+          x: { type: 'string' },
+          y: { type: 'string' },
+          width: { type: 'string' },
+          height: { type: 'string' },
+        },
+      });
+      return submit(values, '/api/v2/preprocessing/crop', {
+        input_path: str(values, 'input', true),
+        output_path: str(values, 'output', true),
+        x: int(values, 'x', true),
+        y: int(values, 'y', true),
+        width: int(values, 'width', true),
+        height: int(values, 'height', true),
+      });
+    }
+    default:
+      throw new UsageError(`unknown command '${cmd}'`);
+  }
+}
+
+export async function run(argv: string[]): Promise<void> {
+  try {
+    const code = await main(argv);
+    process.exitCode = code;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`rfuav: ${err.message}\n\n${USAGE}\n`);
+      process.exitCode = 2;
+    } else if (err instanceof ConfigError || err instanceof InsecureListenError) {
+      process.stderr.write(`rfuav: ${err.message}\n`);
+      process.exitCode = 2;
+    } else if (err instanceof ApiError) {
+      process.stderr.write(`rfuav: ${err.message}\n`);
+      process.exitCode = 1;
+    } else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`rfuav: ${(err as Error).message}\n\n${USAGE}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`rfuav: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  }
+}

@@ -1,0 +1,142 @@
+import path from 'node:path';
+import { RESOURCE_CLASSES, type ResourceClass } from './domain/task.js';
+
+export const VERSION = '0.1.0';
+
+export type LimitSpec = Record<string, Partial<Record<ResourceClass, number>>>;
+
+export interface Config {
+  /** Service home: the SQLite database and service files live here. */
+  home: string;
+  /** Every path a request names is confined to this folder. */
+  dataRoot: string;
+  dbFile: string;
+  host: string;
+  port: number;
+  apiTokens: string[];
+  /** Allow listening on a non-loopback address without tokens. */
+  insecure: boolean;
+  nvidiaSmi: string;
+  /** How often GPU memory figures are re-read from the driver while GPUs exist (ms). */
+  gpuRefreshMs: number;
+  agingIntervalMs: number;
+  /** What `device: cuda` means on a node without GPUs. */
+  cudaFallback: 'cpu' | 'reject';
+  /** Slot limits given at start-up (persisted live changes are applied on top). */
+  startupLimits: LimitSpec;
+  bodyLimitBytes: number;
+  /** Task creations allowed per client per rate window; 0 disables the limit. */
+  rateLimitMax: number;
+  rateLimitWindowMs: number;
+  sseHeartbeatMs: number;
+  /** How long running work may take to stop on shutdown before it is killed and re-queued. */
+  shutdownGraceMs: number;
+  logLevel: string;
+  environment: string;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function num(env: Env, name: string, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw == null || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be a number between ${min} and ${max} (got '${raw}')`);
+  }
+  return n;
+}
+
+function bool(env: Env, name: string): boolean {
+  return ['1', 'true', 'yes', 'on'].includes((env[name] ?? '').toLowerCase());
+}
+
+export function parseLimitSpec(text: string, source: string): LimitSpec {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`${source} is not valid JSON`);
+  }
+  if (typeof parsed !== 'object' || parsed == null || Array.isArray(parsed)) {
+    throw new ConfigError(`${source} must be an object like {"cpu": {"training": 1}}`);
+  }
+  const out: LimitSpec = {};
+  for (const [dev, classes] of Object.entries(parsed)) {
+    if (!isDeviceKey(dev))
+      throw new ConfigError(`${source}: unknown device '${dev}' (cpu, gpu, cuda or cuda:N)`);
+    if (typeof classes !== 'object' || classes == null)
+      throw new ConfigError(`${source}.${dev} must be an object`);
+    for (const [cls, n] of Object.entries(classes)) {
+      if (!(RESOURCE_CLASSES as readonly string[]).includes(cls)) {
+        throw new ConfigError(`${source}.${dev}: unknown resource class '${cls}'`);
+      }
+      if (!Number.isInteger(n) || (n as number) < 0 || (n as number) > 1000) {
+        throw new ConfigError(`${source}.${dev}.${cls} must be an integer 0–1000`);
+      }
+      (out[dev] ??= {})[cls as ResourceClass] = n as number;
+    }
+  }
+  return out;
+}
+
+/** "cpu", "gpu"/"cuda" (every GPU) or "cuda:N". */
+export function isDeviceKey(key: string): boolean {
+  return key === 'cpu' || key === 'gpu' || key === 'cuda' || /^cuda:\d{1,3}$/.test(key);
+}
+
+export interface ConfigOverrides {
+  host?: string;
+  port?: number;
+  home?: string;
+  dataRoot?: string;
+  insecure?: boolean;
+}
+
+/** Reads and validates configuration once; the result is passed down, never read globally. */
+export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd = process.cwd()): Config {
+  const home = path.resolve(cwd, o.home ?? env.RFUAV_HOME ?? '.rfuav');
+  const dataRoot = path.resolve(cwd, o.dataRoot ?? env.RFUAV_DATA_ROOT ?? 'data');
+  const fallback = env.RFUAV_CUDA_FALLBACK ?? 'cpu';
+  if (fallback !== 'cpu' && fallback !== 'reject') {
+    throw new ConfigError(`RFUAV_CUDA_FALLBACK must be 'cpu' or 'reject' (got '${fallback}')`);
+  }
+  const tokens = (env.RFUAV_API_TOKENS ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  return {
+    home,
+    dataRoot,
+    dbFile: path.join(home, 'rfuav.sqlite'),
+    host: o.host ?? env.RFUAV_HOST ?? '127.0.0.1',
+    port: o.port ?? num(env, 'RFUAV_PORT', 8000, 0, 65535),
+    apiTokens: tokens,
+    insecure: o.insecure ?? bool(env, 'RFUAV_INSECURE'),
+    nvidiaSmi: env.RFUAV_NVIDIA_SMI ?? 'nvidia-smi',
+    gpuRefreshMs: num(env, 'RFUAV_GPU_REFRESH_S', 10, 0.1, 3600) * 1000,
+    agingIntervalMs: num(env, 'RFUAV_AGING_INTERVAL_S', 60, 0, 86400) * 1000,
+    cudaFallback: fallback,
+    startupLimits: env.RFUAV_LIMITS ? parseLimitSpec(env.RFUAV_LIMITS, 'RFUAV_LIMITS') : {},
+    bodyLimitBytes: num(env, 'RFUAV_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 1024 ** 3),
+    rateLimitMax: num(env, 'RFUAV_RATE_LIMIT', 600, 0),
+    rateLimitWindowMs: num(env, 'RFUAV_RATE_WINDOW_S', 60, 1, 86400) * 1000,
+    sseHeartbeatMs: num(env, 'RFUAV_SSE_HEARTBEAT_S', 15, 0.05, 3600) * 1000,
+    shutdownGraceMs: num(env, 'RFUAV_SHUTDOWN_GRACE_S', 10, 0, 3600) * 1000,
+    logLevel: env.RFUAV_LOG_LEVEL ?? 'info',
+    environment: env.RFUAV_ENV ?? env.NODE_ENV ?? 'production',
+  };
+}
+
+export const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

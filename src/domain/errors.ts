@@ -1,0 +1,49 @@
+/**
+ * Every error the service reports on purpose carries a stable code and an HTTP status. They are
+ * declared here and mapped to responses in exactly one place (src/http/errors.ts).
+ */
+export type ErrorCode =
+  | 'bad_request'
+  | 'bad_path'
+  | 'unauthorized'
+  | 'not_found'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'validation'
+  | 'rate_limited'
+  | 'unavailable';
+
+const STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  bad_path: 400,
+  unauthorized: 401,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  validation: 422,
+  rate_limited: 429,
+  unavailable: 503,
+};
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly detail: unknown;
+
+  constructor(code: ErrorCode, message: string, detail?: unknown) {
+    super(message);
+    this.name = 'AppError';
+    this.code = code;
+    this.statusCode = STATUS[code];
+    this.detail = detail ?? null;
+  }
+}
+
+export const badRequest = (message: string, detail?: unknown) => new AppError('bad_request', message, detail);
+export const badPath = (message: string, detail?: unknown) => new AppError('bad_path', message, detail);
+export const notFound = (message: string) => new AppError('not_found', message);
+export const conflict = (message: string, detail?: unknown) => new AppError('conflict', message, detail);
+export const unavailable = (message: string) => new AppError('unavailable', message);
+/** A request that is well-formed JSON but breaks a rule; `field` names the offending field. */
+export const invalidField = (field: string, message: string) =>
+  new AppError('validation', `${field}: ${message}`, { field });

@@ -1,0 +1,156 @@
+/** Task kinds, statuses and the transitions between them. Pure: no I/O. */
+
+export const TASK_KINDS = [
+  'training',
+  'inference',
+  'evaluation',
+  'dataset_split',
+  'data_augmentation',
+  'image_crop',
+  'spectrogram',
+] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+export const RESOURCE_CLASSES = ['training', 'inference', 'preprocessing'] as const;
+export type ResourceClass = (typeof RESOURCE_CLASSES)[number];
+
+export const TASK_STATUSES = ['pending', 'queued', 'running', 'completed', 'failed', 'cancelled'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled']);
+export const WAITING_STATUSES: ReadonlySet<TaskStatus> = new Set(['pending', 'queued']);
+
+export function isTerminal(status: TaskStatus): boolean {
+  return TERMINAL_STATUSES.has(status);
+}
+
+/** Which slot a task kind occupies (SPEC §1). */
+export const RESOURCE_CLASS_OF: Record<TaskKind, ResourceClass> = {
+  training: 'training',
+  inference: 'inference',
+  evaluation: 'inference',
+  dataset_split: 'preprocessing',
+  data_augmentation: 'preprocessing',
+  image_crop: 'preprocessing',
+  spectrogram: 'preprocessing',
+};
+
+export const DEFAULT_PRIORITY: Record<ResourceClass, number> = {
+  training: 5,
+  inference: 3,
+  preprocessing: 5,
+};
+
+/** Which list of the reference's `GET /api/v2/tasks` shape a kind belongs to. */
+export function listGroupOf(kind: TaskKind): 'training' | 'inference' | 'other' {
+  if (kind === 'training') return 'training';
+  if (kind === 'inference') return 'inference';
+  return 'other';
+}
+
+/**
+ * Allowed status transitions. `running → queued` is the re-queue after a crash or a graceful
+ * shutdown that interrupted the work; every other move goes forward only.
+ */
+const TRANSITIONS: Record<TaskStatus, readonly TaskStatus[]> = {
+  pending: ['queued', 'running', 'failed', 'cancelled'],
+  queued: ['running', 'failed', 'cancelled'],
+  running: ['completed', 'failed', 'cancelled', 'queued'],
+  completed: [],
+  failed: [],
+  cancelled: [],
+};
+
+export function canTransition(from: TaskStatus, to: TaskStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** Fields stored for every task. JSON-valued columns are parsed objects here. */
+export interface TaskRecord {
+  task_id: string;
+  task_type: TaskKind;
+  status: TaskStatus;
+  priority: number;
+  /** What the client asked for: cpu, cuda, cuda:N, auto (null for CPU-only kinds). */
+  device_request: string | null;
+  /** The device the task was placed on (set when it starts). */
+  device: string | null;
+  gpu_memory_gb: number | null;
+  name: string | null;
+  description: string | null;
+  message: string | null;
+  progress: number;
+  attempts: number;
+  params: Record<string, unknown>;
+  input_path: string | null;
+  output_path: string | null;
+  stats: Record<string, unknown> | null;
+  result: Record<string, unknown> | null;
+  error: string | null;
+  current_epoch: number | null;
+  total_epochs: number | null;
+  latest_metrics: Record<string, unknown> | null;
+  created_at: string;
+  updated_at: string;
+  /** When the task last entered the queue; its place in the queue is derived from this. */
+  enqueued_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export type NewTask = Pick<
+  TaskRecord,
+  | 'task_id'
+  | 'task_type'
+  | 'priority'
+  | 'device_request'
+  | 'gpu_memory_gb'
+  | 'name'
+  | 'description'
+  | 'params'
+  | 'input_path'
+  | 'output_path'
+  | 'total_epochs'
+> & { message?: string | null };
+
+export type TaskPatch = Partial<
+  Pick<
+    TaskRecord,
+    | 'status'
+    | 'device'
+    | 'message'
+    | 'progress'
+    | 'attempts'
+    | 'stats'
+    | 'result'
+    | 'error'
+    | 'current_epoch'
+    | 'total_epochs'
+    | 'latest_metrics'
+    | 'enqueued_at'
+    | 'started_at'
+    | 'finished_at'
+  >
+>;
+
+export const TASK_ID_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
+export const TASK_ID_RE = new RegExp(TASK_ID_PATTERN);
+
+export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
+
+export interface LogEntry {
+  seq: number;
+  timestamp: string;
+  level: LogLevel;
+  message: string;
+  metrics?: Record<string, unknown> | null;
+  step?: number | null;
+  stage?: string | null;
+}
+
+export type NewLogEntry = Omit<LogEntry, 'seq' | 'timestamp'> & { timestamp?: string };
+
+export interface EpochMetrics {
+  epoch: number;
+  [key: string]: unknown;
+}

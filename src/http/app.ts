@@ -1,0 +1,162 @@
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+} from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import rateLimit from '@fastify/rate-limit';
+import Ajv from 'ajv';
+import { VERSION } from '../config.js';
+import { AppError } from '../domain/errors.js';
+import type { AppDeps } from './deps.js';
+import { errorBody, installErrorHandling } from './errors.js';
+import { resourceRoutes } from './routes/resources.js';
+import { systemRoutes } from './routes/system.js';
+import { taskRoutes } from './routes/tasks.js';
+import { SseStreams } from './sse.js';
+import { preprocessingRoutes } from './routes/preprocessing.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Unknown body fields dropped by the schema (noted in the task's log). */
+    ignoredFields?: string[];
+  }
+}
+
+/** Routes open without a token even when tokens are configured. */
+const OPEN_API_ROUTES = new Set(['/api/v1/health', '/api/v1/health/ready']);
+
+function bearerOk(request: FastifyRequest, tokens: Buffer[]): boolean {
+  const h = request.headers.authorization;
+  if (!h || !h.startsWith('Bearer ')) return false;
+  const given = Buffer.from(h.slice(7).trim());
+  // Compare against every token in constant time per token, so timing reveals nothing.
+  let ok = false;
+  for (const t of tokens) if (t.length === given.length && timingSafeEqual(t, given)) ok = true;
+  return ok;
+}
+
+/**
+ * Builds the HTTP app (not listening). Bodies are validated without type coercion ("5" is not 5),
+ * and unknown body fields are dropped consistently; query strings and path parameters are coerced,
+ * as they only ever arrive as text.
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, metrics } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 200 },
+  });
+
+  const bodyAjv = new Ajv.default({
+    coerceTypes: false,
+    useDefaults: true,
+    removeAdditional: true,
+    allErrors: true,
+  });
+  const textAjv = new Ajv.default({
+    coerceTypes: true,
+    useDefaults: true,
+    removeAdditional: true,
+    allErrors: true,
+  });
+  for (const ajv of [bodyAjv, textAjv]) ajv.addKeyword('example');
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object),
+  );
+
+  installErrorHandling(app);
+  const streams = new SseStreams();
+
+  // Refuse while shutting down, before anything else.
+  app.addHook('onRequest', async (request) => {
+    if (!deps.service.accepting && request.url.startsWith('/api/') && request.method !== 'GET') {
+      throw new AppError('unavailable', 'the service is shutting down; try again shortly');
+    }
+  });
+
+  const tokens = config.apiTokens.map((t) => Buffer.from(t));
+  if (tokens.length > 0) {
+    app.addHook('onRequest', async (request, reply) => {
+      const url = request.url.split('?')[0] ?? '';
+      const guarded = (url.startsWith('/api/') && !OPEN_API_ROUTES.has(url)) || url === '/metrics';
+      if (guarded && !bearerOk(request, tokens)) {
+        metrics.rejected.inc({ reason: 'unauthorized' });
+        reply.header('www-authenticate', 'Bearer');
+        throw new AppError(
+          'unauthorized',
+          'a valid bearer token is required (Authorization: Bearer <token>)',
+        );
+      }
+    });
+  }
+
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpDuration.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status_code: String(reply.statusCode),
+      },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  // Record (then let the schema drop) body fields the route does not know.
+  app.addHook('preValidation', async (request) => {
+    const body = request.body;
+    const schema = request.routeOptions.schema?.body as { properties?: Record<string, unknown> } | undefined;
+    if (!schema?.properties || typeof body !== 'object' || body === null || Array.isArray(body)) return;
+    const extra = Object.keys(body).filter((k) => !(k in (schema.properties as object)));
+    if (extra.length > 0) request.ignoredFields = extra;
+  });
+
+  await app.register(rateLimit, {
+    global: false,
+    keyGenerator: (request) => request.headers.authorization ?? request.ip,
+    errorResponseBuilder: (_request, ctx) => {
+      metrics.rejected.inc({ reason: 'rate_limited' });
+      return new AppError('rate_limited', `too many tasks created; retry in ${Math.ceil(ctx.ttl / 1000)} s`, {
+        limit: ctx.max,
+        window_seconds: config.rateLimitWindowMs / 1000,
+      });
+    },
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'RFUAV Model Service',
+        version: VERSION,
+        description:
+          'Train, evaluate and serve RF drone-identification models. Tasks are durable and scheduled onto GPU/CPU slots.',
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      },
+      security: tokens.length > 0 ? [{ bearer: [] }] : [],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  await app.register(systemRoutes(deps, streams));
+  await app.register(taskRoutes(deps, streams));
+  await app.register(preprocessingRoutes(deps, streams));
+  await app.register(resourceRoutes(deps));
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.addHook('onClose', async () => streams.closeAll());
+  app.addHook('preClose', async () => streams.closeAll());
+  return app;
+}
+
+export { errorBody };
+export type { AppDeps } from './deps.js';

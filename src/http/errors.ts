@@ -1,0 +1,82 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { AppError } from '../domain/errors.js';
+
+export interface ErrorBody {
+  status: 'error';
+  message: string;
+  detail: unknown;
+  timestamp: string;
+}
+
+export function errorBody(message: string, detail: unknown = null): ErrorBody {
+  return { status: 'error', message, detail, timestamp: new Date().toISOString() };
+}
+
+interface AjvIssue {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+}
+
+/** Names the offending field of a schema violation, e.g. "train_ratio" or "max_concurrent.cpu". */
+function fieldOf(issue: AjvIssue, part: string | undefined): string {
+  const base = (issue.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
+  const extra = (issue.params?.missingProperty ?? issue.params?.additionalProperty) as string | undefined;
+  const field = [base, extra].filter(Boolean).join('.');
+  return field || part || 'body';
+}
+
+/**
+ * The one place where errors become HTTP responses (SPEC §2.9). Known errors keep their status and
+ * message; anything unexpected is logged with its stack and answered as a bare 500 without it.
+ */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError & { validationContext?: string }, request, reply) => {
+    if (err instanceof AppError) {
+      return reply.status(err.statusCode).send(errorBody(err.message, err.detail));
+    }
+    if (err.validation) {
+      const issue = err.validation[0] as AjvIssue;
+      const field = fieldOf(issue, err.validationContext);
+      let why = issue.message ?? 'is invalid';
+      if (issue.keyword === 'required') why = 'is required';
+      if (issue.keyword === 'enum')
+        why = `must be one of ${(issue.params?.allowedValues as unknown[]).join(', ')}`;
+      return reply.status(422).send(
+        errorBody(`${field}: ${why}`, {
+          field,
+          in: err.validationContext ?? 'body',
+          issues: err.validation.map((v) => ({
+            field: fieldOf(v as AjvIssue, err.validationContext),
+            message: v.message,
+          })),
+        }),
+      );
+    }
+    const status = err.statusCode ?? 500;
+    if (status === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply
+        .status(413)
+        .send(errorBody('request body is too large', { limit_bytes: app.initialConfig.bodyLimit }));
+    }
+    if (status >= 400 && status < 500) {
+      // Fastify's own client errors: malformed JSON, wrong content type, bad headers.
+      const message =
+        err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? `unsupported content type '${request.headers['content-type'] ?? ''}': send application/json`
+          : err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
+            ? 'the request body is empty but the content type says JSON'
+            : err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+              ? `the request body is not valid JSON: ${err.message}`
+              : err.message;
+      return reply.status(status).send(errorBody(message, err.code ? { code: err.code } : null));
+    }
+    request.log.error({ err }, 'unhandled error');
+    return reply.status(500).send(errorBody('internal error; the service log has the details'));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send(errorBody(`no route ${request.method} ${request.url.split('?')[0]}`));
+  });
+}

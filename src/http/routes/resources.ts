@@ -1,0 +1,109 @@
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
+import type { LimitSpec } from '../../config.js';
+import { invalidField } from '../../domain/errors.js';
+import type { AppDeps } from '../deps.js';
+import { ErrorSchema } from '../schemas.js';
+
+const ClassLimits = Type.Object(
+  {
+    training: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    inference: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    preprocessing: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+const ConfigBody = Type.Object(
+  {
+    max_concurrent: Type.Record(Type.String({ pattern: '^(cpu|gpu|cuda|cuda:[0-9]{1,3})$' }), ClassLimits, {
+      description:
+        'device ("cpu", "cuda:N", or "gpu" for every GPU) → resource class → maximum concurrent tasks',
+      minProperties: 1,
+    }),
+  },
+  { additionalProperties: false },
+);
+
+const round = (n: number) => Math.round(n * 100) / 100;
+
+export function resourceRoutes(deps: AppDeps) {
+  return async (app: FastifyInstance) => {
+    const { service, devices } = deps;
+
+    const gpuView = async (maxAgeMs: number) => {
+      const readings = await devices.refresh(maxAgeMs);
+      return readings.map((g) => {
+        const id = `cuda:${g.index}`;
+        return {
+          id: g.index,
+          device_name: id,
+          name: g.name,
+          total_memory_gb: round(g.totalMemoryGb),
+          used_memory_gb: round(g.usedMemoryGb),
+          free_memory_gb: round(g.freeMemoryGb),
+          utilization: g.utilization,
+          current_tasks: service.core
+            .runningOn(id)
+            .map((p) => ({ id: p.id, type: p.cls, gpu_memory_gb: p.memGb })),
+        };
+      });
+    };
+
+    app.get(
+      '/api/v2/resources',
+      { schema: { tags: ['resources'], summary: 'Slot usage, running tasks, limits, GPUs and the queue' } },
+      async () => ({
+        device_usage: service.core.usage(),
+        active_tasks: service.activeTasks(),
+        limits: service.limits(),
+        gpu_info: await gpuView(2000),
+        queue: {
+          length: service.core.waitingCount,
+          by_kind: service.queueByKind(),
+          by_class: service.core.waitingByClass(),
+        },
+      }),
+    );
+
+    app.get(
+      '/api/v2/resources/gpu',
+      { schema: { tags: ['resources'], summary: 'GPUs as nvidia-smi reports them' } },
+      async () => {
+        const list = await gpuView(500);
+        return { available: list.length > 0, count: list.length, devices: list };
+      },
+    );
+
+    app.get(
+      '/api/v2/resources/cpu',
+      { schema: { tags: ['resources'], summary: 'CPU and memory of this node' } },
+      async () => deps.cpu.read(),
+    );
+
+    app.post<{ Body: Static<typeof ConfigBody> }>(
+      '/api/v2/resources/config',
+      {
+        schema: {
+          tags: ['resources'],
+          summary: 'Change slot limits live (persisted; raising one starts waiting work at once)',
+          body: ConfigBody,
+          response: { 422: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const known = new Set(devices.devices().map((d) => d.id));
+        for (const key of Object.keys(request.body.max_concurrent)) {
+          if (key.startsWith('cuda:') && !known.has(key)) {
+            throw invalidField(`max_concurrent.${key}`, `this node has no device ${key}`);
+          }
+          if ((key === 'gpu' || key === 'cuda') && devices.gpuCount === 0) {
+            throw invalidField(`max_concurrent.${key}`, 'this node has no GPU');
+          }
+        }
+        const current = await service.changeLimits(request.body.max_concurrent as LimitSpec);
+        return { status: 'success', message: 'limits updated', current_config: current };
+      },
+    );
+  };
+}

@@ -1,0 +1,86 @@
+import type { Static, TObject } from '@sinclair/typebox';
+import type { LogLevel, ResourceClass, TaskRecord } from '../domain/task.js';
+import type { PathSandbox } from '../util/sandbox.js';
+
+/** What a job's `validate` may consult: fast, local checks only. */
+export interface ValidateContext {
+  paths: PathSandbox;
+}
+
+/** A validated request, ready to be stored as a task. Paths stay as the client named them. */
+export interface PreparedTask {
+  params: Record<string, unknown>;
+  input_path: string | null;
+  output_path: string | null;
+  total_epochs?: number | null;
+  /** Lines for the task log at acceptance (e.g. a fallback decision). */
+  notes?: string[];
+}
+
+export interface RunContext {
+  task: TaskRecord;
+  /** Aborted on cancel or shutdown: stop promptly and let `run` reject or return. */
+  signal: AbortSignal;
+  device: string;
+  paths: PathSandbox;
+  log(
+    message: string,
+    level?: LogLevel,
+    extra?: { stage?: string; step?: number; metrics?: Record<string, unknown> },
+  ): void;
+  /** Percent 0–100; the service throttles what it writes. */
+  progress(percent: number, message?: string): void;
+}
+
+export interface JobOutcome {
+  message?: string;
+  stats?: Record<string, unknown>;
+  result?: Record<string, unknown>;
+}
+
+/** One task kind: a file under src/jobs and one line of registration. */
+export interface JobDefinition<S extends TObject = TObject> {
+  kind: string;
+  resourceClass: ResourceClass;
+  /** Route segment under its API family, e.g. "split" for POST /api/v2/preprocessing/split. */
+  route?: string;
+  /** Request body schema (without the common fields, which the service adds). */
+  body: S;
+  /** Fast semantic checks at submission (milliseconds; no reading of whole datasets). */
+  validate(body: Static<S>, ctx: ValidateContext): Promise<PreparedTask>;
+  /** The work. Throw to fail the task; the message becomes its `error`. */
+  run(params: Record<string, unknown>, ctx: RunContext): Promise<JobOutcome>;
+}
+
+export class JobRegistry {
+  private readonly defs = new Map<string, JobDefinition>();
+
+  register(def: JobDefinition): void {
+    if (this.defs.has(def.kind)) throw new Error(`job kind ${def.kind} registered twice`);
+    this.defs.set(def.kind, def);
+  }
+
+  get(kind: string): JobDefinition | undefined {
+    return this.defs.get(kind);
+  }
+
+  kinds(): string[] {
+    return [...this.defs.keys()];
+  }
+}
+
+/** A failure that still has stats worth keeping on the task (e.g. per-file results). */
+export class JobFailure extends Error {
+  constructor(
+    message: string,
+    readonly stats: Record<string, unknown> | null = null,
+  ) {
+    super(message);
+    this.name = 'JobFailure';
+  }
+}
+
+/** Rejects with the abort reason when `signal` is aborted. */
+export function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+}

@@ -1,0 +1,140 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { badPath, invalidField } from '../domain/errors.js';
+import { classFolders, imagesIn, isInside, requireDir, statOrNull } from '../util/files.js';
+import { hash32, mulberry32, shuffle } from '../util/random.js';
+import { throwIfAborted, type JobDefinition } from './job.js';
+
+export const SplitBody = Type.Object({
+  input_path: Type.String({ minLength: 1, description: 'Folder with one sub-folder of images per class' }),
+  output_path: Type.String({
+    minLength: 1,
+    description: 'Receives train/<class>, valid/<class> [, test/<class>]',
+  }),
+  train_ratio: Type.Number({ minimum: 0.1, maximum: 0.9, default: 0.8 }),
+  val_ratio: Type.Optional(
+    Type.Number({ minimum: 0.05, maximum: 0.5, description: 'When given, a third test split gets the rest' }),
+  ),
+  seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
+});
+type SplitBody = Static<typeof SplitBody>;
+
+interface SplitParams {
+  input_path: string;
+  output_path: string;
+  train_ratio: number;
+  val_ratio: number | null;
+  seed: number;
+}
+
+/**
+ * How many of `n` images go to train / valid / test. When there are enough images, every split
+ * gets at least one, so a small class still appears in each.
+ */
+export function splitCounts(n: number, train: number, val: number | null): [number, number, number] {
+  const parts = val == null ? 2 : 3;
+  const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
+  let nTrain: number;
+  let nVal: number;
+  if (n >= parts) {
+    nTrain = clamp(Math.round(n * train), 1, n - (parts - 1));
+    nVal = val == null ? n - nTrain : clamp(Math.round(n * val), 1, n - nTrain - 1);
+  } else {
+    nTrain = Math.min(n, Math.max(1, Math.round(n * train)));
+    nVal = val == null ? n - nTrain : Math.min(n - nTrain, Math.round(n * val));
+  }
+  return [nTrain, nVal, n - nTrain - nVal];
+}
+
+export const splitJob: JobDefinition<typeof SplitBody> = {
+  kind: 'dataset_split',
+  resourceClass: 'preprocessing',
+  route: 'split',
+  body: SplitBody,
+
+  async validate(body: SplitBody, { paths }) {
+    const input = paths.resolve(body.input_path, 'input_path');
+    const output = paths.resolve(body.output_path, 'output_path');
+    await requireDir(input, 'input_path', body.input_path);
+    if (isInside(output, input) || isInside(input, output)) {
+      throw badPath('output_path: must not be inside input_path or contain it', { field: 'output_path' });
+    }
+    const classes = await classFolders(input);
+    if (classes.length === 0) {
+      throw badPath(`input_path: '${body.input_path}' has no class sub-folders`, { field: 'input_path' });
+    }
+    const outStat = await statOrNull(output);
+    if (outStat && !outStat.isDirectory()) {
+      throw badPath(`output_path: '${body.output_path}' exists and is not a folder`, {
+        field: 'output_path',
+      });
+    }
+    if (body.val_ratio != null && body.train_ratio + body.val_ratio >= 1) {
+      throw invalidField(
+        'val_ratio',
+        'train_ratio + val_ratio must be below 1 to leave images for the test split',
+      );
+    }
+    // A seed is always stored, so a re-run after a restart reproduces the same split.
+    const params: SplitParams = {
+      input_path: body.input_path,
+      output_path: body.output_path,
+      train_ratio: body.train_ratio,
+      val_ratio: body.val_ratio ?? null,
+      seed: body.seed ?? Math.floor(Math.random() * 2 ** 32),
+    };
+    return { params: { ...params }, input_path: paths.display(input), output_path: paths.display(output) };
+  },
+
+  async run(raw, ctx) {
+    const p = raw as unknown as SplitParams;
+    const input = ctx.paths.resolve(p.input_path, 'input_path');
+    const output = ctx.paths.resolve(p.output_path, 'output_path');
+    const classes = await classFolders(input);
+    const plan: { cls: string; file: string; split: string }[] = [];
+    const perClass: Record<string, { train: number; valid: number; test: number }> = {};
+    for (const cls of classes) {
+      const files = await imagesIn(path.join(input, cls));
+      shuffle(files, mulberry32(p.seed ^ hash32(cls)));
+      const [nTrain, nVal] = splitCounts(files.length, p.train_ratio, p.val_ratio);
+      files.forEach((file, i) =>
+        plan.push({ cls, file, split: i < nTrain ? 'train' : i < nTrain + nVal ? 'valid' : 'test' }),
+      );
+      perClass[cls] = { train: nTrain, valid: nVal, test: files.length - nTrain - nVal };
+      if (files.length === 0) ctx.log(`Class '${cls}' has no images; it is skipped`, 'warning');
+    }
+    if (plan.length === 0) throw new Error(`no images found under the class folders of ${p.input_path}`);
+    const splits = p.val_ratio == null ? ['train', 'valid'] : ['train', 'valid', 'test'];
+    ctx.log(
+      `Splitting ${plan.length} images of ${classes.length} classes into ${splits.join('/')} (seed ${p.seed})`,
+    );
+    for (const s of splits)
+      for (const cls of classes) await fs.mkdir(path.join(output, s, cls), { recursive: true });
+    let done = 0;
+    for (const item of plan) {
+      throwIfAborted(ctx.signal);
+      await fs.copyFile(
+        path.join(input, item.cls, item.file),
+        path.join(output, item.split, item.cls, item.file),
+      );
+      done++;
+      ctx.progress((done / plan.length) * 100, `copied ${done}/${plan.length}`);
+    }
+    const count = (s: 'train' | 'valid' | 'test') => Object.values(perClass).reduce((a, c) => a + c[s], 0);
+    const stats = {
+      total_images: plan.length,
+      train_images: count('train'),
+      val_images: count('valid'),
+      test_images: count('test'),
+      classes: classes.length,
+      class_names: classes,
+      per_class: perClass,
+      seed: p.seed,
+    };
+    return {
+      message: `split ${stats.total_images} images: ${stats.train_images} train, ${stats.val_images} valid, ${stats.test_images} test`,
+      stats,
+    };
+  },
+};

@@ -1,0 +1,124 @@
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { isLoopback, type Config } from './config.js';
+import { CpuMonitor } from './devices/cpu.js';
+import { DeviceManager } from './devices/manager.js';
+import { buildApp } from './http/app.js';
+import { cropJob } from './jobs/crop.js';
+import { JobRegistry, type JobDefinition } from './jobs/job.js';
+import { splitJob } from './jobs/split.js';
+import { LogBus } from './logbus/logbus.js';
+import { ServiceMetrics } from './metrics/metrics.js';
+import { TaskService } from './service/task-service.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import type { Store } from './store/store.js';
+import { PathSandbox } from './util/sandbox.js';
+
+/** The built-in task kinds: one line each. */
+export const BUILTIN_JOBS: readonly JobDefinition[] = [
+  splitJob as unknown as JobDefinition,
+  cropJob as unknown as JobDefinition,
+];
+
+export interface ServiceOptions {
+  config: Config;
+  /** Extra task kinds (tests register controllable ones here). */
+  extraJobs?: JobDefinition[];
+  logger?: Logger;
+  now?: () => number;
+  /** Defaults to the embedded SQLite store under the service home. */
+  store?: Store;
+}
+
+export interface RunningService {
+  config: Config;
+  app: FastifyInstance;
+  service: TaskService;
+  store: Store;
+  logger: Logger;
+  /** Starts listening; refuses a non-loopback address without tokens unless `insecure`. */
+  listen(): Promise<string>;
+  /** Two-phase stop: stop accepting, let work stop or re-queue it, flush and close the store. */
+  close(): Promise<void>;
+}
+
+export class InsecureListenError extends Error {
+  constructor(host: string) {
+    super(
+      `refusing to listen on ${host} without API tokens: set RFUAV_API_TOKENS, or pass --insecure (RFUAV_INSECURE=1) if this network is trusted`,
+    );
+    this.name = 'InsecureListenError';
+  }
+}
+
+/** Composition root: config → store → devices → scheduler/service → HTTP. Nothing is global. */
+export async function createService(opts: ServiceOptions): Promise<RunningService> {
+  const { config } = opts;
+  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const store = opts.store ?? new SqliteStore({ file: config.dbFile });
+  const bus = new LogBus(store);
+  const paths = new PathSandbox(config.dataRoot);
+  const metrics = new ServiceMetrics();
+  const registry = new JobRegistry();
+  for (const job of [...BUILTIN_JOBS, ...(opts.extraJobs ?? [])]) registry.register(job);
+
+  let service: TaskService | null = null;
+  const devices = new DeviceManager({
+    nvidiaSmi: config.nvidiaSmi,
+    refreshMs: config.gpuRefreshMs,
+    onChange: () => service?.devicesChanged(),
+  });
+  await devices.start();
+  const svc = new TaskService({
+    config,
+    store,
+    bus,
+    devices,
+    registry,
+    paths,
+    metrics,
+    logger,
+    now: opts.now,
+  });
+  service = svc;
+  const app = await buildApp({
+    config,
+    store,
+    bus,
+    service: svc,
+    devices,
+    cpu: new CpuMonitor(),
+    metrics,
+    registry,
+    logger,
+  });
+  await svc.start();
+  logger.info(
+    { home: config.home, dataRoot: config.dataRoot, gpus: devices.gpuCount, queued: svc.core.waitingCount },
+    'service ready',
+  );
+
+  let closing: Promise<void> | null = null;
+  return {
+    config,
+    app,
+    service: svc,
+    store,
+    logger,
+    async listen() {
+      if (!isLoopback(config.host) && config.apiTokens.length === 0 && !config.insecure) {
+        throw new InsecureListenError(config.host);
+      }
+      return app.listen({ host: config.host, port: config.port });
+    },
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await svc.stop();
+        devices.stop();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,40 @@
+import type { ResourceClass } from '../domain/task.js';
+
+/** One schedulable device of this node, as the scheduler sees it. */
+export interface DeviceInfo {
+  /** "cpu" or "cuda:N". */
+  id: string;
+  kind: 'cpu' | 'gpu';
+  index: number | null;
+  name: string;
+  totalMemoryGb: number | null;
+  /** Free memory as last reported by the driver. */
+  freeMemoryGb: number | null;
+}
+
+/** device id → resource class → maximum concurrent tasks. */
+export type Limits = Record<string, Record<ResourceClass, number>>;
+
+/**
+ * What a waiting task asks for, already resolved against this node's devices:
+ * "cpu", "cuda" (any GPU), "cuda:N", or "auto" (a GPU if one can take it now, else the CPU).
+ */
+export type DeviceRequest = string;
+
+export interface QueueEntry {
+  id: string;
+  cls: ResourceClass;
+  request: DeviceRequest;
+  /** GPU memory the task declared it needs (GB), or null. */
+  memGb: number | null;
+  priority: number;
+  /** When the task entered the queue (ms since epoch, from the scheduler's clock). */
+  enqueuedAt: number;
+}
+
+export interface Placement {
+  id: string;
+  device: string;
+  cls: ResourceClass;
+  memGb: number | null;
+}

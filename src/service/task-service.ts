@@ -1,0 +1,667 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config, LimitSpec } from '../config.js';
+import { AppError, conflict, invalidField, notFound, unavailable } from '../domain/errors.js';
+import {
+  DEFAULT_PRIORITY,
+  isTerminal,
+  listGroupOf,
+  type LogLevel,
+  type ResourceClass,
+  type TaskKind,
+  type TaskPatch,
+  type TaskRecord,
+  type TaskStatus,
+} from '../domain/task.js';
+import type { DeviceManager } from '../devices/manager.js';
+import { JobFailure, type JobDefinition, type JobRegistry, type RunContext } from '../jobs/job.js';
+import type { LogBus } from '../logbus/logbus.js';
+import type { ServiceMetrics } from '../metrics/metrics.js';
+import { SchedulerCore } from '../scheduler/core.js';
+import { effectiveLimits, mergeSpecs } from '../scheduler/limits.js';
+import type { Placement } from '../scheduler/types.js';
+import type { Store } from '../store/store.js';
+import type { PathSandbox } from '../util/sandbox.js';
+
+/** Fields every task-creating request may carry besides its kind's own. */
+export interface CommonFields {
+  task_id?: string;
+  priority?: number;
+  name?: string | null;
+  description?: string | null;
+  device?: string;
+  gpu_memory_gb?: number;
+}
+
+export interface SubmitMeta {
+  /** Unknown request fields that were dropped; noted in the task log. */
+  ignoredFields?: string[];
+}
+
+export type TaskView = Omit<TaskRecord, 'params' | 'enqueued_at'> & {
+  parameters: Record<string, unknown>;
+  queue_position?: number;
+  pending_reason?: string;
+  effective_priority?: number;
+};
+
+interface RunningJob {
+  controller: AbortController;
+  /** Why the work is being stopped, if it is. */
+  stopReason: 'cancel' | 'shutdown' | null;
+  done: Promise<void>;
+}
+
+export interface TaskServiceDeps {
+  config: Config;
+  store: Store;
+  bus: LogBus;
+  devices: DeviceManager;
+  registry: JobRegistry;
+  paths: PathSandbox;
+  metrics: ServiceMetrics;
+  logger: Logger;
+  /** Milliseconds since the epoch; injectable so tests can fake time. */
+  now?: () => number;
+}
+
+const PROGRESS_WRITE_MS = 250;
+
+/**
+ * Owns the life of every task: acceptance, queueing, dispatch onto device slots, running the job,
+ * cancellation, recovery after a restart, and graceful stop. The scheduling decisions themselves
+ * are made by the pure SchedulerCore; this class performs the I/O around them and is woken only by
+ * events (submission, completion, cancellation, limit or device changes).
+ */
+export class TaskService {
+  readonly core: SchedulerCore;
+  private readonly deps: TaskServiceDeps;
+  private readonly now: () => number;
+  private readonly running = new Map<string, RunningJob>();
+  /** Tasks accepted as `pending` and not yet marked `queued` or started. */
+  private readonly freshPending = new Set<string>();
+  /** Counts by kind and status, kept in step with every committed transition. */
+  private readonly counts = new Map<string, number>();
+  private limitOverrides: LimitSpec = {};
+  private dispatchScheduled = false;
+  private dispatchTriggeredAt = 0;
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+
+  constructor(deps: TaskServiceDeps) {
+    this.deps = deps;
+    this.now = deps.now ?? Date.now;
+    this.core = new SchedulerCore({
+      devices: deps.devices.devices(),
+      limits: {},
+      agingIntervalMs: deps.config.agingIntervalMs,
+    });
+  }
+
+  get accepting(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Loads limits and counts, re-queues what a previous run left unfinished, and dispatches. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') return;
+    const { store } = this.deps;
+    this.limitOverrides = (await store.getLimitOverrides()) as LimitSpec;
+    this.applyLimits();
+    for (const c of await store.countByKindAndStatus()) this.counts.set(key(c.task_type, c.status), c.n);
+    await this.recover();
+    this.state = 'running';
+    this.requestDispatch();
+  }
+
+  /** Called by the device manager when GPUs or their memory changed. */
+  devicesChanged(): void {
+    this.core.setDevices(this.deps.devices.devices());
+    this.applyLimits();
+    this.requestDispatch();
+  }
+
+  // ----- submission -----
+
+  async submit(
+    kind: string,
+    body: Record<string, unknown> & CommonFields,
+    meta: SubmitMeta = {},
+  ): Promise<TaskView> {
+    if (this.state !== 'running') throw unavailable('the service is shutting down');
+    const def = this.deps.registry.get(kind);
+    if (!def) throw new AppError('bad_request', `unknown task kind '${kind}'`);
+    const taskId = body.task_id ?? randomUUID();
+    const priority = body.priority ?? DEFAULT_PRIORITY[def.resourceClass];
+    const notes: string[] = [];
+    const placement = this.resolveRequest(def.resourceClass, body.device, body.gpu_memory_gb ?? null, notes);
+    const prepared = await def.validate(body as never, { paths: this.deps.paths });
+    const task = await this.deps.store.createTask({
+      task_id: taskId,
+      task_type: kind as TaskKind,
+      priority,
+      device_request: def.resourceClass === 'preprocessing' ? 'cpu' : (body.device ?? 'cuda'),
+      gpu_memory_gb: placement.memGb,
+      name: body.name ?? null,
+      description: body.description ?? null,
+      params: prepared.params,
+      input_path: prepared.input_path,
+      output_path: prepared.output_path,
+      total_epochs: prepared.total_epochs ?? null,
+      message: 'accepted',
+    });
+    this.bump(kind, null, 'pending');
+    this.log(
+      taskId,
+      `Task accepted: ${kind}, priority ${priority}, device ${placement.request}${placement.memGb ? `, needs ${placement.memGb} GB of GPU memory` : ''}`,
+    );
+    for (const n of [...notes, ...(prepared.notes ?? [])]) this.log(taskId, n, 'warning');
+    if (meta.ignoredFields?.length) {
+      this.log(taskId, `Ignored unknown request field(s): ${meta.ignoredFields.join(', ')}`, 'warning');
+    }
+    this.core.enqueue({
+      id: taskId,
+      cls: def.resourceClass,
+      request: placement.request,
+      memGb: placement.memGb,
+      priority,
+      enqueuedAt: Date.parse(task.enqueued_at),
+    });
+    this.freshPending.add(taskId);
+    this.requestDispatch();
+    return this.view(task);
+  }
+
+  /**
+   * Resolves a device request against this node (SPEC §1): cpu, cuda (any GPU), cuda:N, auto.
+   * `cuda` on a node without GPUs falls back to the CPU (noted in the log) unless configured to
+   * reject; `cuda:N` out of range is a 422.
+   */
+  private resolveRequest(
+    cls: ResourceClass,
+    device: string | undefined,
+    memGb: number | null,
+    notes: string[],
+  ): { request: string; memGb: number | null } {
+    if (cls === 'preprocessing') return { request: 'cpu', memGb: null };
+    const gpus = this.deps.devices.readings();
+    const want = device ?? 'cuda';
+    let request: string;
+    if (want === 'cpu') request = 'cpu';
+    else if (want === 'auto') request = gpus.length > 0 ? 'auto' : 'cpu';
+    else if (want === 'cuda') {
+      if (gpus.length > 0) request = 'cuda';
+      else if (this.deps.config.cudaFallback === 'reject') {
+        throw invalidField('device', "'cuda' was requested but this node has no GPU");
+      } else {
+        request = 'cpu';
+        notes.push("Device 'cuda' was requested but this node has no GPU: the task will run on cpu");
+      }
+    } else {
+      const m = /^cuda:(\d+)$/.exec(want);
+      if (!m) throw invalidField('device', `'${want}' is not one of cpu, cuda, cuda:N, auto`);
+      const n = Number(m[1]);
+      if (n >= gpus.length) {
+        throw invalidField(
+          'device',
+          `${want} is out of range: this node has ${gpus.length} GPU${gpus.length === 1 ? '' : 's'}`,
+        );
+      }
+      request = want;
+    }
+    if (request === 'cpu') return { request, memGb: null };
+    if (memGb != null) {
+      const eligible = request.startsWith('cuda:') ? gpus.filter((g) => `cuda:${g.index}` === request) : gpus;
+      const largest = Math.max(0, ...eligible.map((g) => g.totalMemoryGb));
+      if (memGb > largest && request !== 'auto') {
+        throw invalidField(
+          'gpu_memory_gb',
+          `${memGb} GB can never fit: the largest eligible GPU has ${Math.round(largest * 10) / 10} GB in all`,
+        );
+      }
+    }
+    return { request, memGb };
+  }
+
+  // ----- reading -----
+
+  async get(id: string): Promise<TaskView> {
+    const t = await this.deps.store.getTask(id);
+    if (!t) throw notFound(`task '${id}' not found`);
+    return this.view(t);
+  }
+
+  async getRecord(id: string): Promise<TaskRecord> {
+    const t = await this.deps.store.getTask(id);
+    if (!t) throw notFound(`task '${id}' not found`);
+    return t;
+  }
+
+  async list(filter: { status?: TaskStatus; task_type?: string; limit: number }) {
+    const groups = { training: [] as string[], inference: [] as string[], other: [] as string[] };
+    for (const kind of this.deps.registry.kinds()) {
+      if (filter.task_type && kind !== filter.task_type) continue;
+      groups[listGroupOf(kind as TaskKind)].push(kind);
+    }
+    const fetch = async (kinds: string[]) =>
+      kinds.length === 0
+        ? []
+        : (
+            await this.deps.store.listTasks({
+              status: filter.status,
+              kinds: kinds as TaskKind[],
+              limit: filter.limit,
+            })
+          ).map((t) => this.view(t));
+    const total = (kinds: string[]) => {
+      let n = 0;
+      for (const [k, v] of this.counts) {
+        const [kind, status] = k.split('\u0000');
+        if (kinds.includes(kind as string) && (!filter.status || status === filter.status)) n += v;
+      }
+      return n;
+    };
+    const [training, inference, other] = await Promise.all([
+      fetch(groups.training),
+      fetch(groups.inference),
+      fetch(groups.other),
+    ]);
+    return {
+      training_tasks: training,
+      inference_tasks: inference,
+      other_tasks: other,
+      total_training: total(groups.training),
+      total_inference: total(groups.inference),
+      total_other: total(groups.other),
+    };
+  }
+
+  view(t: TaskRecord): TaskView {
+    const { params, enqueued_at: _e, ...rest } = t;
+    const v: TaskView = { ...rest, parameters: params };
+    if (t.status === 'pending' || t.status === 'queued') {
+      const pos = this.core.queuePosition(t.task_id);
+      if (pos !== undefined) {
+        v.queue_position = pos;
+        v.pending_reason = this.core.pendingReason(t.task_id) ?? 'waiting for the scheduler';
+        v.effective_priority = this.core.effectivePriority(t.task_id, this.now()) ?? t.priority;
+      }
+    }
+    return v;
+  }
+
+  /** Number of stored tasks of a kind (any status). */
+  countKind(kind: string): number {
+    let n = 0;
+    for (const [k, v] of this.counts) if (k.startsWith(`${kind}\u0000`)) n += v;
+    return n;
+  }
+
+  countsByKindAndStatus(): { kind: string; status: string; n: number }[] {
+    return [...this.counts].map(([k, n]) => {
+      const [kind, status] = k.split('\u0000') as [string, string];
+      return { kind, status, n };
+    });
+  }
+
+  // ----- cancel / delete -----
+
+  async cancel(
+    id: string,
+    waitMs = 10_000,
+  ): Promise<{ status: 'success'; message: string; task_id: string }> {
+    const t = await this.deps.store.getTask(id);
+    if (!t) throw notFound(`task '${id}' not found`);
+    if (isTerminal(t.status)) throw conflict(`task '${id}' has already finished (${t.status})`);
+    if (this.core.isWaiting(id)) {
+      this.core.remove(id);
+      this.freshPending.delete(id);
+      const done = await this.deps.store.updateTask(
+        id,
+        { status: 'cancelled', message: 'cancelled before it started', finished_at: this.iso() },
+        ['pending', 'queued'],
+      );
+      if (done) {
+        this.bump(t.task_type, t.status, 'cancelled');
+        this.log(id, 'Cancelled while waiting; it never started');
+        void this.deps.bus.finish(id, { status: 'cancelled', message: done.message });
+        this.requestDispatch();
+        return { status: 'success', message: 'Task cancelled before it started', task_id: id };
+      }
+    }
+    const job = this.running.get(id);
+    if (!job) {
+      const again = await this.deps.store.getTask(id);
+      throw conflict(`task '${id}' is ${again?.status ?? 'gone'} and not running on this node`);
+    }
+    if (job.stopReason === null) {
+      job.stopReason = 'cancel';
+      this.log(id, 'Cancellation requested; stopping the work');
+      job.controller.abort(new CancelledError());
+    }
+    const stopped = await Promise.race([
+      job.done.then(() => true),
+      new Promise<boolean>((r) => setTimeout(r, waitMs, false).unref()),
+    ]);
+    return {
+      status: 'success',
+      message: stopped
+        ? 'Task cancelled'
+        : 'Cancellation requested; the slot is released when the work has stopped',
+      task_id: id,
+    };
+  }
+
+  async delete(id: string): Promise<{ status: 'success'; message: string; task_id: string }> {
+    const t = await this.deps.store.getTask(id);
+    if (!t) throw notFound(`task '${id}' not found`);
+    if (!isTerminal(t.status)) throw conflict(`task '${id}' is ${t.status}; cancel it before deleting it`);
+    if (await this.deps.store.deleteTask(id)) this.bump(t.task_type, t.status, null);
+    return { status: 'success', message: 'Task deleted', task_id: id };
+  }
+
+  // ----- limits -----
+
+  limits() {
+    return this.core.getLimits();
+  }
+
+  async changeLimits(change: LimitSpec) {
+    const next = mergeSpecs(this.limitOverrides, change);
+    await this.deps.store.setLimitOverrides(next as Record<string, Record<string, number>>);
+    this.limitOverrides = next;
+    this.applyLimits();
+    this.requestDispatch();
+    return this.core.getLimits();
+  }
+
+  private applyLimits(): void {
+    const devices = this.deps.devices.devices();
+    this.core.setLimits(effectiveLimits(devices, this.deps.config.startupLimits, this.limitOverrides));
+  }
+
+  /** Waiting tasks per kind, from the committed counts. */
+  queueByKind(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const { kind, status, n } of this.countsByKindAndStatus()) {
+      if ((status === 'pending' || status === 'queued') && n > 0) out[kind] = (out[kind] ?? 0) + n;
+    }
+    return out;
+  }
+
+  activeTasks(): Record<string, { id: string; type: string }[]> {
+    const out: Record<string, { id: string; type: string }[]> = {};
+    for (const d of this.core.getDevices()) {
+      out[d.id] = this.core.runningOn(d.id).map((p) => ({ id: p.id, type: p.cls }));
+    }
+    return out;
+  }
+
+  // ----- dispatch and running -----
+
+  /** Coalesces wake-ups: many events in one turn of the event loop cause one dispatch pass. */
+  requestDispatch(): void {
+    if (this.dispatchScheduled || this.state === 'stopping' || this.state === 'stopped') return;
+    this.dispatchScheduled = true;
+    this.dispatchTriggeredAt = performance.now();
+    setImmediate(() => this.dispatchNow());
+  }
+
+  private dispatchNow(): void {
+    this.dispatchScheduled = false;
+    if (this.state !== 'running') return;
+    const triggeredAt = this.dispatchTriggeredAt;
+    const placements = this.core.dispatch();
+    for (const p of placements) {
+      this.freshPending.delete(p.id);
+      // The job exists from the moment of placement, so a cancel that arrives before the task is
+      // marked running still finds something to abort.
+      let resolveDone!: () => void;
+      const job: RunningJob = {
+        controller: new AbortController(),
+        stopReason: null,
+        done: new Promise<void>((r) => (resolveDone = r)),
+      };
+      this.running.set(p.id, job);
+      void this.startTask(p, job, triggeredAt).finally(() => {
+        this.running.delete(p.id);
+        this.core.release(p.id);
+        this.requestDispatch();
+        resolveDone();
+      });
+    }
+    if (this.freshPending.size > 0) void this.markQueued([...this.freshPending]);
+    this.freshPending.clear();
+  }
+
+  private async markQueued(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      const t = await this.deps.store.updateTask(id, { status: 'queued', message: 'waiting for a slot' }, [
+        'pending',
+      ]);
+      if (t) this.bump(t.task_type, 'pending', 'queued');
+    }
+  }
+
+  private async startTask(p: Placement, job: RunningJob, triggeredAt: number): Promise<void> {
+    const { store } = this.deps;
+    let task: TaskRecord | undefined;
+    try {
+      const before = await store.getTask(p.id);
+      if (!before) return;
+      task = await store.updateTask(
+        p.id,
+        {
+          status: 'running',
+          device: p.device,
+          started_at: this.iso(),
+          attempts: before.attempts + 1,
+          progress: 0,
+          message: `running on ${p.device}`,
+          error: null,
+        },
+        ['pending', 'queued'],
+      );
+      if (!task) return;
+      this.bump(task.task_type, before.status, 'running');
+      this.deps.metrics.dispatchLatency.observe((performance.now() - triggeredAt) / 1000);
+    } catch (err) {
+      this.deps.logger.error({ err, task: p.id }, 'could not start task');
+      return;
+    }
+    const def = this.deps.registry.get(task.task_type) as JobDefinition;
+    this.log(p.id, `Started on ${p.device} (attempt ${task.attempts})`);
+    await this.runJob(def, task, p, job);
+  }
+
+  private async runJob(def: JobDefinition, task: TaskRecord, p: Placement, job: RunningJob): Promise<void> {
+    const id = task.task_id;
+    let lastWrite = 0;
+    let lastPct = -1;
+    let pendingWrite: Promise<unknown> = Promise.resolve();
+    const ctx: RunContext = {
+      task,
+      signal: job.controller.signal,
+      device: p.device,
+      paths: this.deps.paths,
+      log: (message, level = 'info', extra = {}) => this.log(id, message, level, extra),
+      progress: (percent, message) => {
+        const pct = Math.max(0, Math.min(100, Math.floor(percent)));
+        const t = this.now();
+        if (pct === lastPct || t - lastWrite < PROGRESS_WRITE_MS) return;
+        lastPct = pct;
+        lastWrite = t;
+        const patch: TaskPatch = { progress: pct };
+        if (message) patch.message = message;
+        pendingWrite = pendingWrite
+          .then(() => this.deps.store.updateTask(id, patch, ['running']))
+          .catch(() => undefined);
+      },
+    };
+    let patch: TaskPatch;
+    let level: LogLevel = 'info';
+    let line: string;
+    try {
+      const out = await def.run(task.params, ctx);
+      if (job.controller.signal.aborted) throw job.controller.signal.reason;
+      patch = {
+        status: 'completed',
+        progress: 100,
+        message: out.message ?? 'completed',
+        stats: out.stats ?? null,
+        result: out.result ?? null,
+        finished_at: this.iso(),
+      };
+      line = `Completed: ${patch.message}`;
+    } catch (err) {
+      if (job.stopReason === 'shutdown') {
+        patch = { status: 'queued', message: 'interrupted by a shutdown; it will run again', device: null };
+        line = 'Interrupted by a service shutdown; re-queued to run again';
+        level = 'warning';
+      } else if (job.stopReason === 'cancel') {
+        patch = { status: 'cancelled', message: 'cancelled while running', finished_at: this.iso() };
+        line = 'Cancelled; the work has stopped';
+      } else {
+        const msg = err instanceof Error ? err.message : String(err);
+        patch = { status: 'failed', message: 'failed', error: msg, finished_at: this.iso() };
+        if (err instanceof JobFailure && err.stats) patch.stats = err.stats;
+        line = `Failed: ${msg}`;
+        level = 'error';
+      }
+    }
+    await pendingWrite;
+    try {
+      const saved = await this.deps.store.updateTask(id, patch, ['running']);
+      if (saved) this.bump(saved.task_type, 'running', saved.status);
+      this.log(id, line, level, patch.status === 'completed' ? { stage: 'completed' } : {});
+      if (saved && isTerminal(saved.status)) {
+        void this.deps.bus.finish(id, { status: saved.status, message: saved.error ?? saved.message });
+      }
+    } catch (err) {
+      this.deps.logger.error({ err, task: id }, 'could not record the end of a task');
+    }
+  }
+
+  /** Appends to the task log; a failed write is reported in the service log, never thrown. */
+  log(
+    taskId: string,
+    message: string,
+    level: LogLevel = 'info',
+    extra: { stage?: string; step?: number; metrics?: Record<string, unknown> } = {},
+  ): void {
+    this.deps.bus.append(taskId, { level, message, ...extra }).catch((err: unknown) => {
+      this.deps.logger.warn({ err, task: taskId }, 'could not write a task log entry');
+    });
+  }
+
+  // ----- recovery and shutdown -----
+
+  /** After a crash: running tasks go back to the queue (attempt count and log say so). */
+  private async recover(): Promise<void> {
+    const { store } = this.deps;
+    for (const t of await store.listUnfinished()) {
+      let task: TaskRecord | undefined = t;
+      if (t.status === 'running') {
+        task = await store.updateTask(
+          t.task_id,
+          { status: 'queued', message: 're-queued after a restart', device: null },
+          ['running'],
+        );
+        if (!task) continue;
+        this.bump(t.task_type, 'running', 'queued');
+        this.log(
+          t.task_id,
+          `The service stopped while this task was running (attempt ${t.attempts} on ${t.device ?? 'unknown device'}); re-queued to run again`,
+          'warning',
+        );
+      }
+      const def = this.deps.registry.get(t.task_type);
+      try {
+        if (!def) throw new Error(`task kind '${t.task_type}' is not available on this node`);
+        const notes: string[] = [];
+        const placement = this.resolveRequest(
+          def.resourceClass,
+          t.device_request ?? undefined,
+          t.gpu_memory_gb,
+          notes,
+        );
+        for (const n of notes) this.log(t.task_id, n, 'warning');
+        this.core.enqueue({
+          id: t.task_id,
+          cls: def.resourceClass,
+          request: placement.request,
+          memGb: placement.memGb,
+          priority: t.priority,
+          enqueuedAt: Date.parse(task.enqueued_at),
+        });
+        if (task.status === 'pending') this.freshPending.add(t.task_id);
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        const failed = await store.updateTask(
+          t.task_id,
+          {
+            status: 'failed',
+            message: 'failed',
+            error: `cannot run after restart: ${msg}`,
+            finished_at: this.iso(),
+          },
+          ['pending', 'queued'],
+        );
+        if (failed) {
+          this.bump(t.task_type, task.status, 'failed');
+          this.log(t.task_id, `Cannot run after restart: ${msg}`, 'error');
+        }
+      }
+    }
+  }
+
+  /**
+   * Two-phase stop: no new dispatch; running work is asked to stop and, if it does within the
+   * grace period, re-queued (it runs again after the next start). Work that does not stop in time
+   * is left as `running` in the store and re-queued by the next start's recovery.
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    const jobs = [...this.running.values()];
+    for (const job of jobs) {
+      if (job.stopReason === null) {
+        job.stopReason = 'shutdown';
+        job.controller.abort(new ShutdownError());
+      }
+    }
+    const grace = this.deps.config.shutdownGraceMs;
+    await Promise.race([
+      Promise.all(jobs.map((j) => j.done)),
+      new Promise((r) => setTimeout(r, grace).unref()),
+    ]);
+    await this.deps.bus.flush();
+    this.state = 'stopped';
+  }
+
+  private bump(kind: string, from: TaskStatus | null, to: TaskStatus | null): void {
+    if (from) this.counts.set(key(kind, from), Math.max(0, (this.counts.get(key(kind, from)) ?? 0) - 1));
+    if (to) this.counts.set(key(kind, to), (this.counts.get(key(kind, to)) ?? 0) + 1);
+  }
+
+  private iso(): string {
+    return new Date(this.now()).toISOString();
+  }
+}
+
+function key(kind: string, status: string): string {
+  return `${kind}\u0000${status}`;
+}
+
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+export class ShutdownError extends Error {
+  constructor() {
+    super('service shutting down');
+    this.name = 'ShutdownError';
+  }
+}

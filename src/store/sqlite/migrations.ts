@@ -1,0 +1,78 @@
+/**
+ * Versioned schema for the SQLite store. Each migration runs once, in order, inside a
+ * transaction, and is recorded in schema_migrations. Never edit a released migration: add one.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'tasks, logs, metrics, limits',
+    sql: `
+      CREATE TABLE tasks (
+        task_id        TEXT PRIMARY KEY,
+        task_type      TEXT NOT NULL,
+        status         TEXT NOT NULL,
+        priority       INTEGER NOT NULL,
+        device_request TEXT,
+        device         TEXT,
+        gpu_memory_gb  REAL,
+        name           TEXT,
+        description    TEXT,
+        message        TEXT,
+        progress       INTEGER NOT NULL DEFAULT 0,
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        params         TEXT NOT NULL DEFAULT '{}',
+        input_path     TEXT,
+        output_path    TEXT,
+        stats          TEXT,
+        result         TEXT,
+        error          TEXT,
+        current_epoch  INTEGER,
+        total_epochs   INTEGER,
+        latest_metrics TEXT,
+        created_at     TEXT NOT NULL,
+        updated_at     TEXT NOT NULL,
+        enqueued_at    TEXT NOT NULL,
+        started_at     TEXT,
+        finished_at    TEXT,
+        -- rowid order is submission order; listing is newest first
+        created_seq    INTEGER NOT NULL
+      );
+      -- newest-first listing, optionally filtered by status or kind
+      CREATE INDEX tasks_created ON tasks (created_seq DESC);
+      CREATE INDEX tasks_status_created ON tasks (status, created_seq DESC);
+      CREATE INDEX tasks_type_created ON tasks (task_type, created_seq DESC);
+
+      CREATE TABLE task_logs (
+        task_id   TEXT NOT NULL,
+        seq       INTEGER NOT NULL,
+        timestamp TEXT NOT NULL,
+        level     TEXT NOT NULL,
+        message   TEXT NOT NULL,
+        metrics   TEXT,
+        step      INTEGER,
+        stage     TEXT,
+        PRIMARY KEY (task_id, seq)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE task_metrics (
+        task_id TEXT NOT NULL,
+        epoch   INTEGER NOT NULL,
+        metrics TEXT NOT NULL,
+        PRIMARY KEY (task_id, epoch)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE resource_limits (
+        device_key TEXT NOT NULL,
+        resource_class TEXT NOT NULL,
+        max_concurrent INTEGER NOT NULL,
+        PRIMARY KEY (device_key, resource_class)
+      );
+    `,
+  },
+];

@@ -1,0 +1,71 @@
+import type {
+  EpochMetrics,
+  LogEntry,
+  NewLogEntry,
+  NewTask,
+  TaskKind,
+  TaskPatch,
+  TaskRecord,
+  TaskStatus,
+} from '../domain/task.js';
+
+export interface TaskFilter {
+  status?: TaskStatus;
+  kinds?: readonly TaskKind[];
+  limit: number;
+}
+
+export interface KindStatusCount {
+  task_type: TaskKind;
+  status: TaskStatus;
+  n: number;
+}
+
+/** Persisted overrides of the slot limits: device key ("cpu", "cuda:0", "gpu") → class → n. */
+export type LimitOverrides = Record<string, Record<string, number>>;
+
+/**
+ * The narrow seam between the service and its database. Every method commits before it resolves,
+ * so a status change that a caller reports has already been written. Implementations: SQLite
+ * (embedded, default) and PostgreSQL (cluster); both must pass test/store-conformance.ts.
+ */
+export interface Store {
+  readonly dialect: string;
+  /** Creates the task; rejects with a `conflict` AppError when the id already exists. */
+  createTask(task: NewTask): Promise<TaskRecord>;
+  getTask(id: string): Promise<TaskRecord | undefined>;
+  /**
+   * Applies `patch` when the task's current status is one of `fromStatuses` (any status when
+   * omitted). Returns the updated task, or undefined when the task is missing or in another status:
+   * this compare-and-set is what keeps two racing transitions from both winning.
+   */
+  updateTask(
+    id: string,
+    patch: TaskPatch,
+    fromStatuses?: readonly TaskStatus[],
+  ): Promise<TaskRecord | undefined>;
+  listTasks(filter: TaskFilter): Promise<TaskRecord[]>;
+  /** Tasks in pending, queued or running, oldest first: what a restart must pick up again. */
+  listUnfinished(): Promise<TaskRecord[]>;
+  countByKindAndStatus(): Promise<KindStatusCount[]>;
+  /** Deletes a task with its logs and metrics; false when it did not exist. */
+  deleteTask(id: string): Promise<boolean>;
+
+  /** Appends a log entry and returns it with its per-task sequence number (1, 2, 3, …). */
+  appendLog(taskId: string, entry: NewLogEntry): Promise<LogEntry>;
+  /** Entries with seq > afterSeq, in order, at most `limit`. */
+  readLogs(taskId: string, afterSeq: number, limit: number): Promise<LogEntry[]>;
+
+  /** Records one epoch's metrics; writing the same epoch again replaces it (resume is idempotent). */
+  putEpochMetrics(taskId: string, metrics: EpochMetrics): Promise<void>;
+  /** Removes epochs after `lastEpoch` (used when a resumed run restarts from an earlier checkpoint). */
+  truncateEpochMetrics(taskId: string, lastEpoch: number): Promise<void>;
+  getEpochMetrics(taskId: string): Promise<EpochMetrics[]>;
+
+  getLimitOverrides(): Promise<LimitOverrides>;
+  setLimitOverrides(overrides: LimitOverrides): Promise<void>;
+
+  /** Resolves when the store answers; rejects otherwise (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,63 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { badPath } from '../domain/errors.js';
+
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.gif', '.bmp', '.tiff', '.tif', '.webp']);
+
+export function isImageFile(name: string): boolean {
+  return !name.startsWith('.') && IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase());
+}
+
+export async function statOrNull(p: string) {
+  try {
+    return await fs.stat(p);
+  } catch {
+    return null;
+  }
+}
+
+/** Requires an existing directory, else a 400 naming the field. */
+export async function requireDir(p: string, field: string, shown: string): Promise<void> {
+  const st = await statOrNull(p);
+  if (!st) throw badPath(`${field}: '${shown}' does not exist`, { field });
+  if (!st.isDirectory()) throw badPath(`${field}: '${shown}' is not a folder`, { field });
+}
+
+/** Sub-folders (not hidden), sorted by name: the classes of an ImageFolder root. */
+export async function classFolders(root: string): Promise<string[]> {
+  const entries = await fs.readdir(root, { withFileTypes: true });
+  return entries
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort();
+}
+
+/** Image files directly inside `dir`, sorted by name so seeded shuffles are reproducible. */
+export async function imagesIn(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && isImageFile(e.name))
+    .map((e) => e.name)
+    .sort();
+}
+
+/** Image files under `dir` at any depth, as paths relative to it, sorted. */
+export async function imagesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    const entries = await fs.readdir(path.join(dir, rel), { withFileTypes: true });
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const r = rel ? path.join(rel, e.name) : e.name;
+      if (e.isDirectory()) await walk(r);
+      else if (e.isFile() && isImageFile(e.name)) out.push(r);
+    }
+  };
+  await walk('');
+  return out.sort();
+}
+
+export function isInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}

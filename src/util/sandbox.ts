@@ -1,0 +1,83 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { badPath } from '../domain/errors.js';
+
+/**
+ * The one gate for every path a request names. Paths are read relative to the data root (an
+ * absolute path is accepted only if it lies inside it); `..` segments, NUL bytes and symlinks that
+ * lead outside the root are refused with 400. Returns the resolved real path (symlinks inside the
+ * root are followed), so callers never act on a path that was not checked.
+ */
+export class PathSandbox {
+  readonly root: string;
+  private readonly realRoot: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    fs.mkdirSync(this.root, { recursive: true });
+    this.realRoot = fs.realpathSync(this.root);
+  }
+
+  resolve(input: string, field: string): string {
+    if (typeof input !== 'string' || input.trim() === '')
+      throw badPath(`${field}: a path is required`, { field });
+    if (input.includes('\0')) throw badPath(`${field}: the path contains a NUL byte`, { field });
+    if (input.split(/[\\/]+/).includes('..')) {
+      throw badPath(`${field}: '..' is not allowed in paths`, { field, path: input });
+    }
+    const joined = path.isAbsolute(input) ? path.resolve(input) : path.resolve(this.root, input);
+    if (!this.inside(joined, this.root) && !this.inside(joined, this.realRoot)) {
+      throw badPath(`${field}: '${input}' is outside the data root`, { field, path: input });
+    }
+    // Follow symlinks on the longest existing prefix; the rest does not exist yet.
+    let existing = joined;
+    const rest: string[] = [];
+    for (;;) {
+      try {
+        const real = fs.realpathSync(existing);
+        const resolved = rest.length ? path.join(real, ...rest.reverse()) : real;
+        if (!this.inside(resolved, this.realRoot)) {
+          throw badPath(`${field}: '${input}' leads outside the data root through a symbolic link`, {
+            field,
+            path: input,
+          });
+        }
+        return resolved;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'bad_path') throw err;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+          throw badPath(`${field}: '${input}' cannot be resolved (${code ?? 'error'})`, {
+            field,
+            path: input,
+          });
+        }
+        // A dangling symlink also lands here: refuse it if it points outside.
+        try {
+          const target = fs.readlinkSync(existing);
+          const abs = path.resolve(path.dirname(existing), target);
+          if (!this.inside(abs, this.realRoot) && !this.inside(abs, this.root)) {
+            throw badPath(`${field}: '${input}' leads outside the data root through a symbolic link`, {
+              field,
+              path: input,
+            });
+          }
+        } catch (e) {
+          if ((e as { code?: string }).code === 'bad_path') throw e;
+        }
+        rest.push(path.basename(existing));
+        existing = path.dirname(existing);
+      }
+    }
+  }
+
+  /** The path as shown to clients: relative to the data root. */
+  display(resolved: string): string {
+    const base = this.inside(resolved, this.realRoot) ? this.realRoot : this.root;
+    return path.relative(base, resolved) || '.';
+  }
+
+  private inside(p: string, root: string): boolean {
+    return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+  }
+}
