@@ -41,6 +41,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       const field = fieldOf(issue, err.validationContext);
       let why = issue.message ?? 'is invalid';
       if (issue.keyword === 'required') why = 'is required';
+      if (issue.keyword === 'not') why = 'is not a known field here';
       if (issue.keyword === 'enum')
         why = `must be one of ${(issue.params?.allowedValues as unknown[]).join(', ')}`;
       return reply.status(422).send(

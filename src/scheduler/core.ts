@@ -157,7 +157,7 @@ export class SchedulerCore {
         }
         best = { lane, device };
       }
-      // Every non-empty lane is now blocked (and has a fresh reason) or was placed from.
+      // Every non-empty lane is now blocked or was placed from.
       if (!best) break;
       const head = best.lane.entries.shift() as Entry;
       if (best.lane.entries.length === 0) this.lanes.delete(best.lane.name);
@@ -166,6 +166,10 @@ export class SchedulerCore {
       this.running.set(head.id, p);
       (this.holders.get(best.device) as Record<ResourceClass, Set<string>>)[head.cls].add(head.id);
       placed.push(p);
+    }
+    // Placements later in the pass may have changed why an earlier-blocked lane waits.
+    if (placed.length > 0) {
+      for (const lane of blocked) if (lane.entries[0]) lane.blockedReason = this.explain(lane.entries[0]);
     }
     return placed;
   }

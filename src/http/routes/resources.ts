@@ -11,7 +11,8 @@ const ClassLimits = Type.Object(
     inference: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
     preprocessing: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
   },
-  { additionalProperties: false, minProperties: 1 },
+  // Unknown class names are an error here (not silently dropped): a typo must not read as success.
+  { additionalProperties: Type.Never(), minProperties: 1 },
 );
 
 const ConfigBody = Type.Object(
@@ -70,7 +71,8 @@ export function resourceRoutes(deps: AppDeps) {
       '/api/v2/resources/gpu',
       { schema: { tags: ['resources'], summary: 'GPUs as nvidia-smi reports them' } },
       async () => {
-        const list = await gpuView(500);
+        // Always a fresh reading; concurrent callers share one nvidia-smi run.
+      const list = await gpuView(0);
         return { available: list.length > 0, count: list.length, devices: list };
       },
     );

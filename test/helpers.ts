@@ -1,0 +1,87 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after } from 'node:test';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../src/config.js';
+import type { JobDefinition } from '../src/jobs/job.js';
+import { createService, type RunningService } from '../src/main.js';
+
+/** A temp folder removed when the test file ends. */
+export function tmpDir(prefix = 'rfuav-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface FakeGpu {
+  name?: string;
+  totalMiB: number;
+  usedMiB?: number;
+  util?: number;
+}
+
+/**
+ * Writes a fake `nvidia-smi` that prints the CSV the service asks for. The GPU list is read from
+ * a file beside it on every call, so a test can change memory figures while the service runs.
+ */
+export function fakeNvidiaSmi(dir: string, gpus: FakeGpu[]): { path: string; set(gpus: FakeGpu[]): void } {
+  const csv = path.join(dir, 'gpus.csv');
+  const script = path.join(dir, 'nvidia-smi');
+  const set = (list: FakeGpu[]) =>
+    fs.writeFileSync(
+      csv,
+      list
+        .map((g, i) => {
+          const used = g.usedMiB ?? 0;
+          return `${i}, ${g.name ?? `NVIDIA Fake ${i}`}, ${g.totalMiB}, ${used}, ${g.totalMiB - used}, ${g.util ?? 0}\n`;
+        })
+        .join(''),
+    );
+  set(gpus);
+  fs.writeFileSync(script, `#!/bin/sh\ncat "${csv}"\n`, { mode: 0o755 });
+  return { path: script, set };
+}
+
+export function testConfig(dir: string, env: Record<string, string> = {}): Config {
+  return loadConfig(
+    {
+      RFUAV_HOME: path.join(dir, 'home'),
+      RFUAV_DATA_ROOT: path.join(dir, 'data'),
+      RFUAV_PORT: '0',
+      RFUAV_NVIDIA_SMI: path.join(dir, 'no-such-nvidia-smi'),
+      RFUAV_LOG_LEVEL: 'silent',
+      RFUAV_SHUTDOWN_GRACE_S: '5',
+      ...env,
+    },
+    {},
+    dir,
+  );
+}
+
+/** Starts a service in this process (not listening unless asked); closed when the file ends. */
+export async function startService(
+  dir: string,
+  opts: { env?: Record<string, string>; extraJobs?: JobDefinition[]; listen?: boolean } = {},
+): Promise<RunningService & { url: string }> {
+  const svc = await createService({
+    config: testConfig(dir, opts.env),
+    extraJobs: opts.extraJobs,
+    logger: pino({ level: 'silent' }),
+  });
+  let url = '';
+  if (opts.listen) url = await svc.listen();
+  after(() => svc.close());
+  return Object.assign(svc, { url });
+}
+
+/** Resolves when `check` returns truthy; event-driven code under test is given up to `ms`. */
+export async function waitFor<T>(check: () => T | Promise<T>, ms = 5000, what = 'condition'): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,299 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import sharp from 'sharp';
+import { Gates } from '../gate-job.js';
+import { startService, tmpDir, waitFor } from '../helpers.js';
+
+async function makeDataset(root: string, classes: string[], perClass: number): Promise<void> {
+  for (const [ci, cls] of classes.entries()) {
+    fs.mkdirSync(path.join(root, cls), { recursive: true });
+    for (let i = 0; i < perClass; i++) {
+      await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: ci * 80, g: i * 20, b: 90 } } })
+        .png()
+        .toFile(path.join(root, cls, `img_${String(i).padStart(2, '0')}.png`));
+    }
+  }
+}
+
+describe('HTTP API', async () => {
+  const dir = tmpDir();
+  const gates = new Gates();
+  const svc = await startService(dir, { extraJobs: [gates.job('gate', 'preprocessing', 'gate')] });
+  const app = svc.app;
+  const dataRoot = svc.config.dataRoot;
+  await makeDataset(path.join(dataRoot, 'ds'), ['alpha', 'beta', 'gamma'], 10);
+  const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
+  const json = (r: { body: string }) => JSON.parse(r.body);
+
+  const waitDone = (id: string) =>
+    waitFor(async () => {
+      const t = json(await app.inject({ method: 'GET', url: `/api/v2/tasks/${id}` }));
+      return ['completed', 'failed', 'cancelled'].includes(t.status) ? t : null;
+    }, 10_000, `task ${id} to finish`);
+
+  it('GET /api/v1/health, /info, / and /metrics answer with their documented shapes', async () => {
+    const h = json(await app.inject({ url: '/api/v1/health' }));
+    assert.equal(h.status, 'healthy');
+    for (const k of ['timestamp', 'version', 'training_tasks', 'inference_tasks', 'active_log_streams', 'resource_status']) {
+      assert.ok(k in h, k);
+    }
+    const ready = await app.inject({ url: '/api/v1/health/ready' });
+    assert.equal(ready.statusCode, 200);
+    const info = json(await app.inject({ url: '/api/v1/info' }));
+    assert.equal(info.app_name, 'RFUAV Model Service');
+    assert.equal(info.supported_models.length, 14);
+    assert.equal(info.gpu_available, false);
+    assert.deepEqual(info.resource_limits.cpu, { training: 2, inference: 4, preprocessing: 2 });
+    const root = json(await app.inject({ url: '/', headers: { accept: 'application/json' } }));
+    assert.equal(root.name, 'RFUAV Model Service');
+    assert.ok(root.endpoints.docs);
+    const html = await app.inject({ url: '/', headers: { accept: 'text/html' } });
+    assert.match(html.headers['content-type'] as string, /text\/html/);
+    assert.match(html.body, /RFUAV Model Service/);
+    const metrics = await app.inject({ url: '/metrics' });
+    assert.match(metrics.body, /rfuav_http_request_duration_seconds_bucket\{.*route="\/api\/v1\/health"/);
+    assert.match(metrics.body, /rfuav_queue_length \d+/);
+    assert.match(metrics.body, /rfuav_slots_in_use\{device="cpu",class="preprocessing"\}/);
+  });
+
+  it('serves /openapi.json generated from the route schemas, and the /docs UI', async () => {
+    const doc = json(await app.inject({ url: '/openapi.json' }));
+    const split = doc.paths['/api/v2/preprocessing/split'].post;
+    const props = split.requestBody.content['application/json'].schema.properties;
+    assert.ok(props.train_ratio && props.input_path && props.task_id);
+    assert.equal(props.train_ratio.maximum, 0.9);
+    assert.ok(doc.paths['/api/v2/resources/config']);
+    const ui = await app.inject({ url: '/docs/' });
+    assert.equal(ui.statusCode, 200);
+    assert.match(ui.body, /swagger/i);
+  });
+
+  it('runs a three-way split end to end with the stats of SPEC §2.5, reproducibly for a seed', async () => {
+    const r = await post('/api/v2/preprocessing/split', {
+      input_path: 'ds',
+      output_path: 'splits/s1',
+      train_ratio: 0.6,
+      val_ratio: 0.2,
+      seed: 11,
+      task_id: 'split-1',
+      description: 'three way',
+    });
+    assert.equal(r.statusCode, 200, r.body);
+    const t = json(r);
+    assert.equal(t.task_id, 'split-1');
+    assert.equal(t.task_type, 'dataset_split');
+    assert.ok(['pending', 'queued', 'running', 'completed'].includes(t.status));
+    const done = await waitDone('split-1');
+    assert.equal(done.status, 'completed', done.error);
+    assert.equal(done.progress, 100);
+    assert.equal(done.device, 'cpu');
+    assert.equal(done.attempts, 1);
+    assert.deepEqual(
+      { ...done.stats, per_class: undefined, class_names: undefined, seed: undefined },
+      { total_images: 30, train_images: 18, val_images: 6, test_images: 6, classes: 3, per_class: undefined, class_names: undefined, seed: undefined },
+    );
+    const out = path.join(dataRoot, 'splits/s1');
+    for (const s of ['train', 'valid', 'test']) {
+      assert.deepEqual(fs.readdirSync(path.join(out, s)).sort(), ['alpha', 'beta', 'gamma']);
+    }
+    assert.equal(fs.readdirSync(path.join(out, 'train', 'beta')).length, 6);
+    // same seed → same split; the preprocessing route serves it too
+    await post('/api/v2/preprocessing/split', { input_path: 'ds', output_path: 'splits/s2', train_ratio: 0.6, val_ratio: 0.2, seed: 11, task_id: 'split-2' });
+    await waitDone('split-2');
+    for (const cls of ['alpha', 'beta', 'gamma']) {
+      assert.deepEqual(
+        fs.readdirSync(path.join(dataRoot, 'splits/s2/test', cls)).sort(),
+        fs.readdirSync(path.join(out, 'test', cls)).sort(),
+      );
+    }
+    const viaPre = json(await app.inject({ url: '/api/v2/preprocessing/split-1' }));
+    assert.equal(viaPre.status, 'completed');
+  });
+
+  it('crops a folder, reporting images outside the crop per file without failing the task', async () => {
+    fs.mkdirSync(path.join(dataRoot, 'mixed'), { recursive: true });
+    await sharp({ create: { width: 100, height: 100, channels: 3, background: '#336699' } }).png().toFile(path.join(dataRoot, 'mixed/big.png'));
+    await sharp({ create: { width: 20, height: 20, channels: 3, background: '#996633' } }).png().toFile(path.join(dataRoot, 'mixed/small.png'));
+    fs.writeFileSync(path.join(dataRoot, 'mixed/broken.jpg'), 'not really a jpeg');
+    const r = await post('/api/v2/preprocessing/crop', { input_path: 'mixed', output_path: 'cropped', x: 10, y: 10, width: 50, height: 40 });
+    assert.equal(r.statusCode, 200, r.body);
+    const done = await waitDone(json(r).task_id);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.stats.total_images, 3);
+    assert.equal(done.stats.success, 1);
+    assert.equal(done.stats.failed, 2);
+    assert.match(JSON.stringify(done.stats.failures), /small\.png.*falls outside the 20x20 image/);
+    const meta = await sharp(path.join(dataRoot, 'cropped/big.png')).metadata();
+    assert.deepEqual([meta.width, meta.height], [50, 40]);
+  });
+
+  it('answers malformed and hostile requests with 4xx JSON errors naming the problem', async () => {
+    const cases: [unknown, number, RegExp][] = [
+      [{ output_path: 'x' }, 422, /input_path: is required/],
+      [{ input_path: 'ds', output_path: 'x', train_ratio: 1.5 }, 422, /train_ratio: must be <= 0.9/],
+      [{ input_path: 'ds', output_path: 'x', train_ratio: '0.5' }, 422, /train_ratio: must be number/],
+      [{ input_path: 'ds', output_path: 'x', val_ratio: 0.3 }, 422, /val_ratio: train_ratio \+ val_ratio must be below 1/],
+      [{ input_path: 'ds', output_path: 'x', priority: 0 }, 422, /priority: must be >= 1/],
+      [{ input_path: 'ds', output_path: 'x', task_id: 'has space' }, 422, /task_id: must match pattern/],
+      [{ input_path: '../../etc', output_path: 'x' }, 400, /input_path: '\.\.' is not allowed/],
+      [{ input_path: '/etc', output_path: 'x' }, 400, /input_path: '\/etc' is outside the data root/],
+      [{ input_path: 'ds', output_path: '/tmp/evil' }, 400, /output_path: '\/tmp\/evil' is outside the data root/],
+      [{ input_path: 'missing', output_path: 'x' }, 400, /input_path: 'missing' does not exist/],
+      [{ input_path: 'ds', output_path: 'ds/inner' }, 400, /output_path: must not be inside input_path/],
+      [[1, 2, 3], 422, /body/],
+      ['"just a string"', 422, /body/],
+    ];
+    for (const [payload, code, re] of cases) {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/api/v2/preprocessing/split',
+        headers: { 'content-type': 'application/json' },
+        payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+      });
+      assert.equal(r.statusCode, code, `${JSON.stringify(payload)} → ${r.body}`);
+      const b = json(r);
+      assert.equal(b.status, 'error');
+      assert.match(b.message, re);
+      assert.ok(b.timestamp);
+      assert.ok(!/at .*\.ts:\d+/.test(r.body), 'no stack traces');
+    }
+    const bad = await app.inject({ method: 'POST', url: '/api/v2/preprocessing/split', headers: { 'content-type': 'application/json' }, payload: '{"input_path": ' });
+    assert.equal(bad.statusCode, 400);
+    assert.match(json(bad).message, /not valid JSON/);
+    const xml = await app.inject({ method: 'POST', url: '/api/v2/preprocessing/split', headers: { 'content-type': 'application/xml' }, payload: '<a/>' });
+    assert.equal(xml.statusCode, 415);
+    assert.match(json(xml).message, /unsupported content type/);
+    const big = await app.inject({ method: 'POST', url: '/api/v2/preprocessing/split', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ input_path: 'x'.repeat(2 * 1024 * 1024) }) });
+    assert.equal(big.statusCode, 413);
+    assert.equal(json(big).status, 'error');
+    const crop = await post('/api/v2/preprocessing/crop', { input_path: 'ds', output_path: 'c', x: -1, y: 0, width: 0, height: 5 });
+    assert.equal(crop.statusCode, 422);
+    const nothing = await app.inject({ url: '/api/v2/nope' });
+    assert.equal(nothing.statusCode, 404);
+    assert.equal(json(nothing).status, 'error');
+    // the server is still fine
+    assert.equal((await app.inject({ url: '/api/v1/health' })).statusCode, 200);
+  });
+
+  it('refuses a reused task_id with 409 and leaves the first task untouched', async () => {
+    const a = await post('/api/v2/preprocessing/gate', { task_id: 'same-id', label: 'first' });
+    assert.equal(a.statusCode, 200);
+    const b = await post('/api/v2/preprocessing/gate', { task_id: 'same-id', label: 'second' });
+    assert.equal(b.statusCode, 409);
+    assert.match(json(b).message, /task_id 'same-id' is already in use/);
+    const t = json(await app.inject({ url: '/api/v2/tasks/same-id' }));
+    assert.deepEqual(t.parameters, { label: 'first' });
+    await waitFor(() => gates.isRunning('same-id'));
+    gates.release('same-id');
+    await waitDone('same-id');
+  });
+
+  it('ignores unknown body fields consistently and notes them in the task log', async () => {
+    const r = await post('/api/v2/preprocessing/gate', { task_id: 'extra-fields', label: 'x', colour: 'blue' });
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(json(r).parameters, { label: 'x' });
+    await waitFor(() => gates.isRunning('extra-fields'));
+    gates.release('extra-fields');
+    await waitDone('extra-fields');
+    const logs = await svc.store.readLogs('extra-fields', 0, 100);
+    assert.ok(logs.some((l) => /Ignored unknown request field\(s\): colour/.test(l.message)));
+  });
+
+  it('lists tasks in the reference shape, newest first, filtered and limited', async () => {
+    const list = json(await app.inject({ url: '/api/v2/tasks?limit=2' }));
+    for (const k of ['training_tasks', 'inference_tasks', 'other_tasks', 'total_training', 'total_inference', 'total_other']) {
+      assert.ok(k in list, k);
+    }
+    assert.equal(list.other_tasks.length, 2);
+    assert.ok(list.total_other >= 5);
+    const newest = list.other_tasks[0].created_at;
+    assert.ok(newest >= list.other_tasks[1].created_at);
+    const splits = json(await app.inject({ url: '/api/v2/tasks?task_type=dataset_split&status=completed' }));
+    assert.ok(splits.other_tasks.every((t: { task_type: string }) => t.task_type === 'dataset_split'));
+    assert.equal(splits.total_other, splits.other_tasks.length);
+    const bad = await app.inject({ url: '/api/v2/tasks?status=sleeping' });
+    assert.equal(bad.statusCode, 422);
+    assert.match(json(bad).message, /status/);
+  });
+
+  it('cancels waiting and running tasks; 404 for unknown ids, 409 once finished; deletes finished ones', async () => {
+    await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { cpu: { preprocessing: 1 } } } });
+    await post('/api/v2/preprocessing/gate', { task_id: 'run-me' });
+    await post('/api/v2/preprocessing/gate', { task_id: 'wait-me' });
+    await waitFor(() => gates.isRunning('run-me'));
+    const waiting = await waitFor(async () => {
+      const t = json(await app.inject({ url: '/api/v2/tasks/wait-me' }));
+      return t.status === 'queued' ? t : null;
+    });
+    assert.equal(waiting.queue_position, 1);
+    assert.match(waiting.pending_reason, /waiting for a preprocessing slot on cpu \(cpu 1\/1 in use, held by task run-me\)/);
+    const c1 = await app.inject({ method: 'POST', url: '/api/v2/tasks/wait-me/cancel' });
+    assert.equal(c1.statusCode, 200);
+    assert.equal(json(c1).status, 'success');
+    assert.equal(json(await app.inject({ url: '/api/v2/tasks/wait-me' })).status, 'cancelled');
+    const c2 = await app.inject({ method: 'POST', url: '/api/v2/tasks/run-me/cancel' });
+    assert.equal(json(c2).message, 'Task cancelled');
+    assert.ok(gates.stopped.includes('run-me'));
+    const t = json(await app.inject({ url: '/api/v2/tasks/run-me' }));
+    assert.equal(t.status, 'cancelled');
+    assert.ok(t.finished_at);
+    assert.equal((await app.inject({ method: 'POST', url: '/api/v2/tasks/run-me/cancel' })).statusCode, 409);
+    assert.equal((await app.inject({ method: 'POST', url: '/api/v2/tasks/ghost/cancel' })).statusCode, 404);
+    assert.equal((await app.inject({ url: '/api/v2/tasks/ghost' })).statusCode, 404);
+    await post('/api/v2/preprocessing/gate', { task_id: 'busy' });
+    await waitFor(() => gates.isRunning('busy'));
+    const del409 = await app.inject({ method: 'DELETE', url: '/api/v2/tasks/busy' });
+    assert.equal(del409.statusCode, 409);
+    gates.release('busy');
+    await waitDone('busy');
+    const del = await app.inject({ method: 'DELETE', url: '/api/v2/tasks/run-me' });
+    assert.equal(del.statusCode, 200);
+    assert.equal((await app.inject({ url: '/api/v2/tasks/run-me' })).statusCode, 404);
+    assert.deepEqual(await svc.store.readLogs('run-me', 0, 10), []);
+  });
+
+  it('reports resources, CPU and GPU information', async () => {
+    const r = json(await app.inject({ url: '/api/v2/resources' }));
+    for (const k of ['device_usage', 'active_tasks', 'limits', 'gpu_info', 'queue']) assert.ok(k in r, k);
+    assert.deepEqual(Object.keys(r.device_usage), ['cpu']);
+    assert.equal(typeof r.queue.length, 'number');
+    const cpu = json(await app.inject({ url: '/api/v2/resources/cpu' }));
+    for (const k of ['percent', 'per_cpu_percent', 'cores', 'physical_cores', 'freq_mhz', 'load_avg', 'memory_percent']) {
+      assert.ok(k in cpu, k);
+    }
+    assert.ok(cpu.cores >= 1);
+    const gpu = json(await app.inject({ url: '/api/v2/resources/gpu' }));
+    assert.deepEqual(gpu, { available: false, count: 0, devices: [] });
+  });
+
+  it('changes limits live: validated, persisted, and waiting work starts at once', async () => {
+    await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { cpu: { preprocessing: 0 } } } });
+    await post('/api/v2/preprocessing/gate', { task_id: 'held-1' });
+    await post('/api/v2/preprocessing/gate', { task_id: 'held-2' });
+    const w = await waitFor(async () => {
+      const t = json(await app.inject({ url: '/api/v2/tasks/held-2' }));
+      return t.status === 'queued' ? t : null;
+    });
+    assert.match(w.pending_reason, /limit 0/);
+    const bad = await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { 'cuda:0': { training: 1 } } } });
+    assert.equal(bad.statusCode, 422);
+    assert.match(json(bad).message, /max_concurrent.cuda:0: this node has no device cuda:0/);
+    const bad2 = await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { cpu: { training: -1 } } } });
+    assert.equal(bad2.statusCode, 422);
+    const bad3 = await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { cpu: { rendering: 1 } } } });
+    assert.equal(bad3.statusCode, 422);
+    assert.match(json(bad3).message, /max_concurrent.cpu.rendering: is not a known field here/);
+    const ok = await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { cpu: { preprocessing: 2 } } } });
+    assert.equal(ok.statusCode, 200);
+    assert.equal(json(ok).current_config.cpu.preprocessing, 2);
+    await waitFor(() => gates.isRunning('held-1') && gates.isRunning('held-2'), 2000, 'both to start');
+    assert.deepEqual(await svc.store.getLimitOverrides(), { cpu: { preprocessing: 2 } });
+    gates.release('held-1');
+    gates.release('held-2', 'fail');
+    const failed = await waitDone('held-2');
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.error, 'gate job failed on purpose');
+  });
+});

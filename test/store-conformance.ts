@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AppError } from '../src/domain/errors.js';
+import type { NewTask } from '../src/domain/task.js';
+import type { Store } from '../src/store/store.js';
+
+export function newTask(id: string, over: Partial<NewTask> = {}): NewTask {
+  return {
+    task_id: id,
+    task_type: 'dataset_split',
+    priority: 5,
+    device_request: 'cpu',
+    gpu_memory_gb: null,
+    name: null,
+    description: null,
+    params: { input_path: 'a', nested: { x: [1, 2] } },
+    input_path: 'a',
+    output_path: 'b',
+    total_epochs: null,
+    ...over,
+  };
+}
+
+/**
+ * The contract every Store implementation must meet. Run against SQLite here, and against
+ * PostgreSQL by the cluster store, unchanged. `open` returns a fresh, empty store; `reopen` (when
+ * given) opens the same database again, to check durability.
+ */
+export function storeConformance(
+  name: string,
+  open: () => Promise<Store>,
+  reopen?: (s: Store) => Promise<Store>,
+): void {
+  describe(`Store conformance: ${name}`, () => {
+    it('creates and reads a task with every field, JSON columns round-tripped', async () => {
+      const s = await open();
+      const t = await s.createTask(newTask('t1', { total_epochs: 3, gpu_memory_gb: 1.5, name: 'n', description: 'd' }));
+      assert.equal(t.status, 'pending');
+      assert.equal(t.progress, 0);
+      assert.equal(t.attempts, 0);
+      assert.deepEqual(t.params, { input_path: 'a', nested: { x: [1, 2] } });
+      assert.equal(t.created_at, t.enqueued_at);
+      const again = await s.getTask('t1');
+      assert.deepEqual(again, t);
+      assert.equal(await s.getTask('nope'), undefined);
+      await s.close();
+    });
+
+    it('refuses a reused task_id with a conflict instead of overwriting', async () => {
+      const s = await open();
+      await s.createTask(newTask('dup', { description: 'first' }));
+      await assert.rejects(
+        s.createTask(newTask('dup', { description: 'second' })),
+        (e: unknown) => e instanceof AppError && e.statusCode === 409,
+      );
+      assert.equal((await s.getTask('dup'))?.description, 'first');
+      await s.close();
+    });
+
+    it('updates only from the expected statuses (compare-and-set)', async () => {
+      const s = await open();
+      await s.createTask(newTask('c1'));
+      const q = await s.updateTask('c1', { status: 'queued' }, ['pending']);
+      assert.equal(q?.status, 'queued');
+      assert.equal(await s.updateTask('c1', { status: 'running' }, ['pending']), undefined);
+      const r = await s.updateTask('c1', { status: 'running', device: 'cpu', attempts: 1, stats: { a: 1 } }, ['queued']);
+      assert.equal(r?.status, 'running');
+      assert.deepEqual(r?.stats, { a: 1 });
+      const n = await s.updateTask('c1', { stats: null, result: { ok: true } });
+      assert.equal(n?.stats, null);
+      assert.deepEqual(n?.result, { ok: true });
+      assert.equal(await s.updateTask('missing', { progress: 3 }), undefined);
+      await s.close();
+    });
+
+    it('lists newest first, filtered by status and kinds, limited; counts by kind and status', async () => {
+      const s = await open();
+      for (let i = 0; i < 6; i++) {
+        await s.createTask(newTask(`l${i}`, { task_type: i % 2 ? 'training' : 'image_crop' }));
+      }
+      await s.updateTask('l4', { status: 'queued' });
+      assert.deepEqual(
+        (await s.listTasks({ limit: 3 })).map((t) => t.task_id),
+        ['l5', 'l4', 'l3'],
+      );
+      assert.deepEqual(
+        (await s.listTasks({ limit: 10, kinds: ['training'] })).map((t) => t.task_id),
+        ['l5', 'l3', 'l1'],
+      );
+      assert.deepEqual(
+        (await s.listTasks({ limit: 10, status: 'queued' })).map((t) => t.task_id),
+        ['l4'],
+      );
+      assert.deepEqual(await s.listTasks({ limit: 10, kinds: [] }), []);
+      const counts = (await s.countByKindAndStatus()).sort((a, b) =>
+        `${a.task_type}${a.status}`.localeCompare(`${b.task_type}${b.status}`),
+      );
+      assert.deepEqual(counts, [
+        { task_type: 'image_crop', status: 'pending', n: 2 },
+        { task_type: 'image_crop', status: 'queued', n: 1 },
+        { task_type: 'training', status: 'pending', n: 3 },
+      ]);
+      await s.close();
+    });
+
+    it('lists unfinished tasks oldest first', async () => {
+      const s = await open();
+      for (const id of ['u1', 'u2', 'u3', 'u4']) await s.createTask(newTask(id));
+      await s.updateTask('u1', { status: 'running' });
+      await s.updateTask('u2', { status: 'completed' });
+      await s.updateTask('u3', { status: 'queued' });
+      assert.deepEqual(
+        (await s.listUnfinished()).map((t) => `${t.task_id}:${t.status}`),
+        ['u1:running', 'u3:queued', 'u4:pending'],
+      );
+      await s.close();
+    });
+
+    it('numbers log entries per task from 1 without gaps, even when appended concurrently', async () => {
+      const s = await open();
+      await s.createTask(newTask('g1'));
+      await s.createTask(newTask('g2'));
+      const appends = [];
+      for (let i = 0; i < 50; i++) {
+        appends.push(s.appendLog(i % 2 ? 'g1' : 'g2', { level: 'info', message: `m${i}` }));
+      }
+      const entries = await Promise.all(appends);
+      const seqs = (id: number) => entries.filter((_, i) => i % 2 === id).map((e) => e.seq).sort((a, b) => a - b);
+      assert.deepEqual(seqs(1), Array.from({ length: 25 }, (_, i) => i + 1));
+      assert.deepEqual(seqs(0), Array.from({ length: 25 }, (_, i) => i + 1));
+      const e = await s.appendLog('g1', {
+        level: 'warning',
+        message: 'epoch done',
+        metrics: { loss: 0.5 },
+        step: 3,
+        stage: 'epoch_end',
+      });
+      assert.equal(e.seq, 26);
+      const tail = await s.readLogs('g1', 24, 100);
+      assert.deepEqual(
+        tail.map((x) => x.seq),
+        [25, 26],
+      );
+      assert.deepEqual(tail[1], e);
+      assert.equal((await s.readLogs('g1', 0, 5)).length, 5);
+      await s.close();
+    });
+
+    it('deletes a task with its logs and metrics', async () => {
+      const s = await open();
+      await s.createTask(newTask('d1'));
+      await s.appendLog('d1', { level: 'info', message: 'x' });
+      await s.putEpochMetrics('d1', { epoch: 1, loss: 1 });
+      assert.equal(await s.deleteTask('d1'), true);
+      assert.equal(await s.deleteTask('d1'), false);
+      assert.equal(await s.getTask('d1'), undefined);
+      assert.deepEqual(await s.readLogs('d1', 0, 10), []);
+      assert.deepEqual(await s.getEpochMetrics('d1'), []);
+      await s.close();
+    });
+
+    it('keeps one metrics row per epoch (a rewrite replaces it) and truncates after a resume point', async () => {
+      const s = await open();
+      await s.createTask(newTask('m1'));
+      for (const epoch of [1, 2, 3]) await s.putEpochMetrics('m1', { epoch, train_loss: 1 / epoch });
+      await s.putEpochMetrics('m1', { epoch: 2, train_loss: 0.25 });
+      assert.deepEqual(
+        (await s.getEpochMetrics('m1')).map((m) => [m.epoch, m.train_loss]),
+        [
+          [1, 1],
+          [2, 0.25],
+          [3, 1 / 3],
+        ],
+      );
+      await s.truncateEpochMetrics('m1', 1);
+      assert.deepEqual(
+        (await s.getEpochMetrics('m1')).map((m) => m.epoch),
+        [1],
+      );
+      await s.close();
+    });
+
+    it('stores and replaces limit overrides', async () => {
+      const s = await open();
+      assert.deepEqual(await s.getLimitOverrides(), {});
+      await s.setLimitOverrides({ cpu: { training: 1 }, gpu: { inference: 2, training: 1 } });
+      assert.deepEqual(await s.getLimitOverrides(), { cpu: { training: 1 }, gpu: { inference: 2, training: 1 } });
+      await s.setLimitOverrides({ cpu: { preprocessing: 3 } });
+      assert.deepEqual(await s.getLimitOverrides(), { cpu: { preprocessing: 3 } });
+      await s.ping();
+      await s.close();
+    });
+
+    if (reopen) {
+      it('keeps everything committed across a reopen', async () => {
+        const s = await open();
+        await s.createTask(newTask('p1'));
+        await s.updateTask('p1', { status: 'running', attempts: 1 });
+        await s.appendLog('p1', { level: 'info', message: 'hello' });
+        await s.setLimitOverrides({ cpu: { training: 0 } });
+        const s2 = await reopen(s);
+        assert.equal((await s2.getTask('p1'))?.status, 'running');
+        assert.equal((await s2.readLogs('p1', 0, 10))[0]?.message, 'hello');
+        assert.deepEqual(await s2.getLimitOverrides(), { cpu: { training: 0 } });
+        const next = await s2.appendLog('p1', { level: 'info', message: 'again' });
+        assert.equal(next.seq, 2);
+        await s2.close();
+      });
+    }
+  });
+}

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig, parseLimitSpec } from '../../src/config.js';
+import { canTransition } from '../../src/domain/task.js';
+import { parseNvidiaSmi, toDevices } from '../../src/devices/gpu.js';
+import { splitCounts } from '../../src/jobs/split.js';
+import { effectiveLimits, mergeSpecs } from '../../src/scheduler/limits.js';
+import { mulberry32, shuffle } from '../../src/util/random.js';
+
+describe('nvidia-smi parsing', () => {
+  it('reads index, name, memory (MiB → GB) and utilization; skips junk lines', () => {
+    const gpus = parseNvidiaSmi(
+      '1, NVIDIA A100-SXM4-40GB, 40960, 1024, 39936, 7\nnot a gpu line\n0, NVIDIA GeForce RTX 4090, 24564, 0, 24564, [N/A]\n',
+    );
+    assert.equal(gpus.length, 2);
+    assert.deepEqual(gpus[0], {
+      index: 0,
+      name: 'NVIDIA GeForce RTX 4090',
+      totalMemoryGb: 24564 / 1024,
+      usedMemoryGb: 0,
+      freeMemoryGb: 24564 / 1024,
+      utilization: null,
+    });
+    assert.equal(gpus[1]?.utilization, 7);
+    assert.deepEqual(
+      toDevices(gpus).map((d) => d.id),
+      ['cpu', 'cuda:0', 'cuda:1'],
+    );
+  });
+});
+
+describe('limits', () => {
+  const devices = toDevices(parseNvidiaSmi('0, G0, 1000, 0, 1000, 0\n1, G1, 1000, 0, 1000, 0\n'));
+  it('defaults to SPEC §1 and layers overrides, generic GPU key before a specific one', () => {
+    const l = effectiveLimits(devices, { gpu: { inference: 5 }, 'cuda:1': { inference: 1 } }, { cpu: { training: 0 } });
+    assert.deepEqual(l.cpu, { training: 0, inference: 4, preprocessing: 2 });
+    assert.deepEqual(l['cuda:0'], { training: 1, inference: 5, preprocessing: 0 });
+    assert.deepEqual(l['cuda:1'], { training: 1, inference: 1, preprocessing: 0 });
+  });
+  it('a later generic change supersedes earlier per-GPU values for the same class', () => {
+    const merged = mergeSpecs({ 'cuda:1': { inference: 1, training: 2 } }, { gpu: { inference: 2 } });
+    assert.deepEqual(merged, { 'cuda:1': { training: 2 }, gpu: { inference: 2 } });
+    assert.equal(effectiveLimits(devices, merged)['cuda:1']?.inference, 2);
+  });
+  it('rejects malformed limit specs with a clear message', () => {
+    assert.throws(() => parseLimitSpec('{"tpu":{"training":1}}', 'X'), /unknown device 'tpu'/);
+    assert.throws(() => parseLimitSpec('{"cpu":{"training":-1}}', 'X'), /integer 0–1000/);
+    assert.throws(() => parseLimitSpec('nope', 'X'), ConfigError);
+  });
+});
+
+describe('config', () => {
+  it('validates numbers and enumerations once, with the variable named', () => {
+    assert.throws(() => loadConfig({ RFUAV_PORT: 'eighty' }), /RFUAV_PORT must be a number/);
+    assert.throws(() => loadConfig({ RFUAV_CUDA_FALLBACK: 'maybe' }), /RFUAV_CUDA_FALLBACK/);
+    const c = loadConfig({ RFUAV_API_TOKENS: ' a, b ,', RFUAV_AGING_INTERVAL_S: '2' }, {}, '/srv');
+    assert.deepEqual(c.apiTokens, ['a', 'b']);
+    assert.equal(c.agingIntervalMs, 2000);
+    assert.equal(c.home, '/srv/.rfuav');
+    assert.equal(c.dataRoot, '/srv/data');
+  });
+});
+
+describe('task status transitions', () => {
+  it('only moves forward, except running → queued for a re-queue', () => {
+    assert.ok(canTransition('pending', 'queued'));
+    assert.ok(canTransition('running', 'queued'));
+    assert.ok(!canTransition('completed', 'running'));
+    assert.ok(!canTransition('queued', 'completed'));
+    assert.ok(!canTransition('cancelled', 'queued'));
+  });
+});
+
+describe('split arithmetic and seeded shuffle', () => {
+  it('gives every split at least one image when there are enough', () => {
+    assert.deepEqual(splitCounts(10, 0.8, null), [8, 2, 0]);
+    assert.deepEqual(splitCounts(10, 0.7, 0.2), [7, 2, 1]);
+    assert.deepEqual(splitCounts(2, 0.9, null), [1, 1, 0]);
+    assert.deepEqual(splitCounts(3, 0.9, 0.05), [1, 1, 1]);
+    assert.deepEqual(splitCounts(1, 0.8, null), [1, 0, 0]);
+    assert.deepEqual(splitCounts(0, 0.8, 0.1), [0, 0, 0]);
+    for (let n = 0; n < 60; n++) {
+      const [a, b, c] = splitCounts(n, 0.65, 0.2);
+      assert.equal(a + b + c, n);
+    }
+  });
+  it('shuffles reproducibly for a seed and differently for another', () => {
+    const items = Array.from({ length: 50 }, (_, i) => i);
+    const a = shuffle([...items], mulberry32(7));
+    assert.deepEqual(shuffle([...items], mulberry32(7)), a);
+    assert.notDeepEqual(shuffle([...items], mulberry32(8)), a);
+    assert.deepEqual([...a].sort((x, y) => x - y), items);
+  });
+});

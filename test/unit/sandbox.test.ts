@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { AppError } from '../../src/domain/errors.js';
+import { PathSandbox } from '../../src/util/sandbox.js';
+import { tmpDir } from '../helpers.js';
+
+function rejects(fn: () => unknown, re: RegExp) {
+  assert.throws(fn, (err: unknown) => err instanceof AppError && err.statusCode === 400 && re.test(err.message));
+}
+
+describe('path sandbox', () => {
+  const dir = tmpDir();
+  const root = path.join(dir, 'root');
+  const box = new PathSandbox(root);
+  fs.mkdirSync(path.join(root, 'in', 'deep'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'outside'));
+  fs.symlinkSync(path.join(dir, 'outside'), path.join(root, 'escape'));
+  fs.symlinkSync(path.join(root, 'in'), path.join(root, 'alias'));
+  fs.symlinkSync(path.join(dir, 'nowhere'), path.join(root, 'dangling-out'));
+
+  it('resolves relative paths inside the root, existing or not', () => {
+    assert.equal(box.resolve('in/deep', 'p'), path.join(fs.realpathSync(root), 'in', 'deep'));
+    assert.equal(box.resolve('new/folder/x.png', 'p'), path.join(fs.realpathSync(root), 'new', 'folder', 'x.png'));
+    assert.equal(box.resolve('./in', 'p'), path.join(fs.realpathSync(root), 'in'));
+  });
+
+  it('accepts absolute paths only inside the root', () => {
+    assert.equal(box.resolve(path.join(root, 'in'), 'p'), path.join(fs.realpathSync(root), 'in'));
+    rejects(() => box.resolve('/etc/passwd', 'input_path'), /input_path: '\/etc\/passwd' is outside the data root/);
+    rejects(() => box.resolve(`${root}-sibling/x`, 'p'), /outside the data root/);
+  });
+
+  it("rejects '..' anywhere, NUL bytes and empty paths", () => {
+    rejects(() => box.resolve('../x', 'save_path'), /save_path: '\.\.' is not allowed/);
+    rejects(() => box.resolve('in/../../x', 'p'), /'\.\.' is not allowed/);
+    rejects(() => box.resolve('in\\..\\x', 'p'), /'\.\.' is not allowed/);
+    rejects(() => box.resolve('in/a\0b', 'p'), /NUL/);
+    rejects(() => box.resolve('  ', 'p'), /required/);
+  });
+
+  it('follows symlinks inside the root and refuses those that lead out', () => {
+    assert.equal(box.resolve('alias/deep', 'p'), path.join(fs.realpathSync(root), 'in', 'deep'));
+    rejects(() => box.resolve('escape', 'p'), /symbolic link/);
+    rejects(() => box.resolve('escape/new-file', 'p'), /symbolic link/);
+    rejects(() => box.resolve('dangling-out/x', 'p'), /symbolic link/);
+  });
+
+  it('shows paths relative to the root', () => {
+    assert.equal(box.display(box.resolve('in/deep', 'p')), path.join('in', 'deep'));
+    assert.equal(box.display(box.resolve('.', 'p')), '.');
+  });
+});
