@@ -34,7 +34,9 @@ export function storeConformance(
   describe(`Store conformance: ${name}`, () => {
     it('creates and reads a task with every field, JSON columns round-tripped', async () => {
       const s = await open();
-      const t = await s.createTask(newTask('t1', { total_epochs: 3, gpu_memory_gb: 1.5, name: 'n', description: 'd' }));
+      const t = await s.createTask(
+        newTask('t1', { total_epochs: 3, gpu_memory_gb: 1.5, name: 'n', description: 'd' }),
+      );
       assert.equal(t.status, 'pending');
       assert.equal(t.progress, 0);
       assert.equal(t.attempts, 0);
@@ -63,7 +65,9 @@ export function storeConformance(
       const q = await s.updateTask('c1', { status: 'queued' }, ['pending']);
       assert.equal(q?.status, 'queued');
       assert.equal(await s.updateTask('c1', { status: 'running' }, ['pending']), undefined);
-      const r = await s.updateTask('c1', { status: 'running', device: 'cpu', attempts: 1, stats: { a: 1 } }, ['queued']);
+      const r = await s.updateTask('c1', { status: 'running', device: 'cpu', attempts: 1, stats: { a: 1 } }, [
+        'queued',
+      ]);
       assert.equal(r?.status, 'running');
       assert.deepEqual(r?.stats, { a: 1 });
       const n = await s.updateTask('c1', { stats: null, result: { ok: true } });
@@ -125,9 +129,19 @@ export function storeConformance(
         appends.push(s.appendLog(i % 2 ? 'g1' : 'g2', { level: 'info', message: `m${i}` }));
       }
       const entries = await Promise.all(appends);
-      const seqs = (id: number) => entries.filter((_, i) => i % 2 === id).map((e) => e.seq).sort((a, b) => a - b);
-      assert.deepEqual(seqs(1), Array.from({ length: 25 }, (_, i) => i + 1));
-      assert.deepEqual(seqs(0), Array.from({ length: 25 }, (_, i) => i + 1));
+      const seqs = (id: number) =>
+        entries
+          .filter((_, i) => i % 2 === id)
+          .map((e) => e.seq)
+          .sort((a, b) => a - b);
+      assert.deepEqual(
+        seqs(1),
+        Array.from({ length: 25 }, (_, i) => i + 1),
+      );
+      assert.deepEqual(
+        seqs(0),
+        Array.from({ length: 25 }, (_, i) => i + 1),
+      );
       const e = await s.appendLog('g1', {
         level: 'warning',
         message: 'epoch done',
@@ -184,7 +198,10 @@ export function storeConformance(
       const s = await open();
       assert.deepEqual(await s.getLimitOverrides(), {});
       await s.setLimitOverrides({ cpu: { training: 1 }, gpu: { inference: 2, training: 1 } });
-      assert.deepEqual(await s.getLimitOverrides(), { cpu: { training: 1 }, gpu: { inference: 2, training: 1 } });
+      assert.deepEqual(await s.getLimitOverrides(), {
+        cpu: { training: 1 },
+        gpu: { inference: 2, training: 1 },
+      });
       await s.setLimitOverrides({ cpu: { preprocessing: 3 } });
       assert.deepEqual(await s.getLimitOverrides(), { cpu: { preprocessing: 3 } });
       await s.ping();

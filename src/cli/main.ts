@@ -207,7 +207,9 @@ async function serve(args: string[]): Promise<number> {
   const svc = await createService({ config });
   try {
     const address = await svc.listen();
-    svc.logger.info(`listening on ${address} (data root ${config.dataRoot})`);
+    process.stdout.write(
+      `RFUAV Model Service listening on ${address} (home ${config.home}, data root ${config.dataRoot})\n`,
+    );
   } catch (err) {
     await svc.close();
     throw err;

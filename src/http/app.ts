@@ -11,7 +11,7 @@ import rateLimit from '@fastify/rate-limit';
 import Ajv from 'ajv';
 import { VERSION } from '../config.js';
 import { AppError } from '../domain/errors.js';
-import type { AppDeps } from './deps.js';
+import type { AppDeps, HttpShared } from './deps.js';
 import { errorBody, installErrorHandling } from './errors.js';
 import { resourceRoutes } from './routes/resources.js';
 import { systemRoutes } from './routes/system.js';
@@ -146,9 +146,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  await app.register(systemRoutes(deps, streams));
-  await app.register(taskRoutes(deps, streams));
-  await app.register(preprocessingRoutes(deps, streams));
+  // One limiter instance (one counter store) for all task-creating routes.
+  const shared: HttpShared = {
+    streams,
+    creationHooks:
+      config.rateLimitMax > 0
+        ? [app.rateLimit({ max: config.rateLimitMax, timeWindow: config.rateLimitWindowMs })]
+        : [],
+  };
+  await app.register(systemRoutes(deps, shared));
+  await app.register(taskRoutes(deps, shared));
+  await app.register(preprocessingRoutes(deps, shared));
   await app.register(resourceRoutes(deps));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

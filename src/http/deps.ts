@@ -1,3 +1,4 @@
+import type { onRequestHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { CpuMonitor } from '../devices/cpu.js';
@@ -7,6 +8,7 @@ import type { LogBus } from '../logbus/logbus.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import type { TaskService } from '../service/task-service.js';
 import type { Store } from '../store/store.js';
+import type { SseStreams } from './sse.js';
 
 /** What the HTTP layer is built from (passed down from the composition root). */
 export interface AppDeps {
@@ -21,10 +23,12 @@ export interface AppDeps {
   logger: Logger;
 }
 
-/** Route config for task-creating routes: one rate limit per client shared by all of them (SPEC §5). */
-export function creationLimit(config: Config): Record<string, unknown> {
-  if (config.rateLimitMax <= 0) return {};
-  return {
-    rateLimit: { max: config.rateLimitMax, timeWindow: config.rateLimitWindowMs, groupId: 'task-creation' },
-  };
+/** Parts the HTTP layer builds once and shares between route plugins. */
+export interface HttpShared {
+  streams: SseStreams;
+  /**
+   * onRequest hooks for every task-creating route: one rate limit per client shared by all of
+   * them (SPEC §5), so spreading requests over routes does not multiply the allowance.
+   */
+  creationHooks: onRequestHookHandler[];
 }

@@ -10,7 +10,9 @@ async function makeDataset(root: string, classes: string[], perClass: number): P
   for (const [ci, cls] of classes.entries()) {
     fs.mkdirSync(path.join(root, cls), { recursive: true });
     for (let i = 0; i < perClass; i++) {
-      await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: ci * 80, g: i * 20, b: 90 } } })
+      await sharp({
+        create: { width: 40, height: 30, channels: 3, background: { r: ci * 80, g: i * 20, b: 90 } },
+      })
         .png()
         .toFile(path.join(root, cls, `img_${String(i).padStart(2, '0')}.png`));
     }
@@ -24,19 +26,31 @@ describe('HTTP API', async () => {
   const app = svc.app;
   const dataRoot = svc.config.dataRoot;
   await makeDataset(path.join(dataRoot, 'ds'), ['alpha', 'beta', 'gamma'], 10);
-  const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
+  const post = (url: string, payload: unknown) =>
+    app.inject({ method: 'POST', url, payload: payload as object });
   const json = (r: { body: string }) => JSON.parse(r.body);
 
   const waitDone = (id: string) =>
-    waitFor(async () => {
-      const t = json(await app.inject({ method: 'GET', url: `/api/v2/tasks/${id}` }));
-      return ['completed', 'failed', 'cancelled'].includes(t.status) ? t : null;
-    }, 10_000, `task ${id} to finish`);
+    waitFor(
+      async () => {
+        const t = json(await app.inject({ method: 'GET', url: `/api/v2/tasks/${id}` }));
+        return ['completed', 'failed', 'cancelled'].includes(t.status) ? t : null;
+      },
+      10_000,
+      `task ${id} to finish`,
+    );
 
   it('GET /api/v1/health, /info, / and /metrics answer with their documented shapes', async () => {
     const h = json(await app.inject({ url: '/api/v1/health' }));
     assert.equal(h.status, 'healthy');
-    for (const k of ['timestamp', 'version', 'training_tasks', 'inference_tasks', 'active_log_streams', 'resource_status']) {
+    for (const k of [
+      'timestamp',
+      'version',
+      'training_tasks',
+      'inference_tasks',
+      'active_log_streams',
+      'resource_status',
+    ]) {
       assert.ok(k in h, k);
     }
     const ready = await app.inject({ url: '/api/v1/health/ready' });
@@ -92,7 +106,16 @@ describe('HTTP API', async () => {
     assert.equal(done.attempts, 1);
     assert.deepEqual(
       { ...done.stats, per_class: undefined, class_names: undefined, seed: undefined },
-      { total_images: 30, train_images: 18, val_images: 6, test_images: 6, classes: 3, per_class: undefined, class_names: undefined, seed: undefined },
+      {
+        total_images: 30,
+        train_images: 18,
+        val_images: 6,
+        test_images: 6,
+        classes: 3,
+        per_class: undefined,
+        class_names: undefined,
+        seed: undefined,
+      },
     );
     const out = path.join(dataRoot, 'splits/s1');
     for (const s of ['train', 'valid', 'test']) {
@@ -100,7 +123,14 @@ describe('HTTP API', async () => {
     }
     assert.equal(fs.readdirSync(path.join(out, 'train', 'beta')).length, 6);
     // same seed → same split; the preprocessing route serves it too
-    await post('/api/v2/preprocessing/split', { input_path: 'ds', output_path: 'splits/s2', train_ratio: 0.6, val_ratio: 0.2, seed: 11, task_id: 'split-2' });
+    await post('/api/v2/preprocessing/split', {
+      input_path: 'ds',
+      output_path: 'splits/s2',
+      train_ratio: 0.6,
+      val_ratio: 0.2,
+      seed: 11,
+      task_id: 'split-2',
+    });
     await waitDone('split-2');
     for (const cls of ['alpha', 'beta', 'gamma']) {
       assert.deepEqual(
@@ -114,10 +144,21 @@ describe('HTTP API', async () => {
 
   it('crops a folder, reporting images outside the crop per file without failing the task', async () => {
     fs.mkdirSync(path.join(dataRoot, 'mixed'), { recursive: true });
-    await sharp({ create: { width: 100, height: 100, channels: 3, background: '#336699' } }).png().toFile(path.join(dataRoot, 'mixed/big.png'));
-    await sharp({ create: { width: 20, height: 20, channels: 3, background: '#996633' } }).png().toFile(path.join(dataRoot, 'mixed/small.png'));
+    await sharp({ create: { width: 100, height: 100, channels: 3, background: '#336699' } })
+      .png()
+      .toFile(path.join(dataRoot, 'mixed/big.png'));
+    await sharp({ create: { width: 20, height: 20, channels: 3, background: '#996633' } })
+      .png()
+      .toFile(path.join(dataRoot, 'mixed/small.png'));
     fs.writeFileSync(path.join(dataRoot, 'mixed/broken.jpg'), 'not really a jpeg');
-    const r = await post('/api/v2/preprocessing/crop', { input_path: 'mixed', output_path: 'cropped', x: 10, y: 10, width: 50, height: 40 });
+    const r = await post('/api/v2/preprocessing/crop', {
+      input_path: 'mixed',
+      output_path: 'cropped',
+      x: 10,
+      y: 10,
+      width: 50,
+      height: 40,
+    });
     assert.equal(r.statusCode, 200, r.body);
     const done = await waitDone(json(r).task_id);
     assert.equal(done.status, 'completed');
@@ -134,12 +175,20 @@ describe('HTTP API', async () => {
       [{ output_path: 'x' }, 422, /input_path: is required/],
       [{ input_path: 'ds', output_path: 'x', train_ratio: 1.5 }, 422, /train_ratio: must be <= 0.9/],
       [{ input_path: 'ds', output_path: 'x', train_ratio: '0.5' }, 422, /train_ratio: must be number/],
-      [{ input_path: 'ds', output_path: 'x', val_ratio: 0.3 }, 422, /val_ratio: train_ratio \+ val_ratio must be below 1/],
+      [
+        { input_path: 'ds', output_path: 'x', val_ratio: 0.3 },
+        422,
+        /val_ratio: train_ratio \+ val_ratio must be below 1/,
+      ],
       [{ input_path: 'ds', output_path: 'x', priority: 0 }, 422, /priority: must be >= 1/],
       [{ input_path: 'ds', output_path: 'x', task_id: 'has space' }, 422, /task_id: must match pattern/],
       [{ input_path: '../../etc', output_path: 'x' }, 400, /input_path: '\.\.' is not allowed/],
       [{ input_path: '/etc', output_path: 'x' }, 400, /input_path: '\/etc' is outside the data root/],
-      [{ input_path: 'ds', output_path: '/tmp/evil' }, 400, /output_path: '\/tmp\/evil' is outside the data root/],
+      [
+        { input_path: 'ds', output_path: '/tmp/evil' },
+        400,
+        /output_path: '\/tmp\/evil' is outside the data root/,
+      ],
       [{ input_path: 'missing', output_path: 'x' }, 400, /input_path: 'missing' does not exist/],
       [{ input_path: 'ds', output_path: 'ds/inner' }, 400, /output_path: must not be inside input_path/],
       [[1, 2, 3], 422, /body/],
@@ -159,16 +208,38 @@ describe('HTTP API', async () => {
       assert.ok(b.timestamp);
       assert.ok(!/at .*\.ts:\d+/.test(r.body), 'no stack traces');
     }
-    const bad = await app.inject({ method: 'POST', url: '/api/v2/preprocessing/split', headers: { 'content-type': 'application/json' }, payload: '{"input_path": ' });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/api/v2/preprocessing/split',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"input_path": ',
+    });
     assert.equal(bad.statusCode, 400);
     assert.match(json(bad).message, /not valid JSON/);
-    const xml = await app.inject({ method: 'POST', url: '/api/v2/preprocessing/split', headers: { 'content-type': 'application/xml' }, payload: '<a/>' });
+    const xml = await app.inject({
+      method: 'POST',
+      url: '/api/v2/preprocessing/split',
+      headers: { 'content-type': 'application/xml' },
+      payload: '<a/>',
+    });
     assert.equal(xml.statusCode, 415);
     assert.match(json(xml).message, /unsupported content type/);
-    const big = await app.inject({ method: 'POST', url: '/api/v2/preprocessing/split', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ input_path: 'x'.repeat(2 * 1024 * 1024) }) });
+    const big = await app.inject({
+      method: 'POST',
+      url: '/api/v2/preprocessing/split',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ input_path: 'x'.repeat(2 * 1024 * 1024) }),
+    });
     assert.equal(big.statusCode, 413);
     assert.equal(json(big).status, 'error');
-    const crop = await post('/api/v2/preprocessing/crop', { input_path: 'ds', output_path: 'c', x: -1, y: 0, width: 0, height: 5 });
+    const crop = await post('/api/v2/preprocessing/crop', {
+      input_path: 'ds',
+      output_path: 'c',
+      x: -1,
+      y: 0,
+      width: 0,
+      height: 5,
+    });
     assert.equal(crop.statusCode, 422);
     const nothing = await app.inject({ url: '/api/v2/nope' });
     assert.equal(nothing.statusCode, 404);
@@ -191,7 +262,11 @@ describe('HTTP API', async () => {
   });
 
   it('ignores unknown body fields consistently and notes them in the task log', async () => {
-    const r = await post('/api/v2/preprocessing/gate', { task_id: 'extra-fields', label: 'x', colour: 'blue' });
+    const r = await post('/api/v2/preprocessing/gate', {
+      task_id: 'extra-fields',
+      label: 'x',
+      colour: 'blue',
+    });
     assert.equal(r.statusCode, 200);
     assert.deepEqual(json(r).parameters, { label: 'x' });
     await waitFor(() => gates.isRunning('extra-fields'));
@@ -203,7 +278,14 @@ describe('HTTP API', async () => {
 
   it('lists tasks in the reference shape, newest first, filtered and limited', async () => {
     const list = json(await app.inject({ url: '/api/v2/tasks?limit=2' }));
-    for (const k of ['training_tasks', 'inference_tasks', 'other_tasks', 'total_training', 'total_inference', 'total_other']) {
+    for (const k of [
+      'training_tasks',
+      'inference_tasks',
+      'other_tasks',
+      'total_training',
+      'total_inference',
+      'total_other',
+    ]) {
       assert.ok(k in list, k);
     }
     assert.equal(list.other_tasks.length, 2);
@@ -219,7 +301,11 @@ describe('HTTP API', async () => {
   });
 
   it('cancels waiting and running tasks; 404 for unknown ids, 409 once finished; deletes finished ones', async () => {
-    await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { cpu: { preprocessing: 1 } } } });
+    await app.inject({
+      method: 'POST',
+      url: '/api/v2/resources/config',
+      payload: { max_concurrent: { cpu: { preprocessing: 1 } } },
+    });
     await post('/api/v2/preprocessing/gate', { task_id: 'run-me' });
     await post('/api/v2/preprocessing/gate', { task_id: 'wait-me' });
     await waitFor(() => gates.isRunning('run-me'));
@@ -228,7 +314,10 @@ describe('HTTP API', async () => {
       return t.status === 'queued' ? t : null;
     });
     assert.equal(waiting.queue_position, 1);
-    assert.match(waiting.pending_reason, /waiting for a preprocessing slot on cpu \(cpu 1\/1 in use, held by task run-me\)/);
+    assert.match(
+      waiting.pending_reason,
+      /waiting for a preprocessing slot on cpu \(cpu 1\/1 in use, held by task run-me\)/,
+    );
     const c1 = await app.inject({ method: 'POST', url: '/api/v2/tasks/wait-me/cancel' });
     assert.equal(c1.statusCode, 200);
     assert.equal(json(c1).status, 'success');
@@ -260,7 +349,15 @@ describe('HTTP API', async () => {
     assert.deepEqual(Object.keys(r.device_usage), ['cpu']);
     assert.equal(typeof r.queue.length, 'number');
     const cpu = json(await app.inject({ url: '/api/v2/resources/cpu' }));
-    for (const k of ['percent', 'per_cpu_percent', 'cores', 'physical_cores', 'freq_mhz', 'load_avg', 'memory_percent']) {
+    for (const k of [
+      'percent',
+      'per_cpu_percent',
+      'cores',
+      'physical_cores',
+      'freq_mhz',
+      'load_avg',
+      'memory_percent',
+    ]) {
       assert.ok(k in cpu, k);
     }
     assert.ok(cpu.cores >= 1);
@@ -269,7 +366,11 @@ describe('HTTP API', async () => {
   });
 
   it('changes limits live: validated, persisted, and waiting work starts at once', async () => {
-    await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { cpu: { preprocessing: 0 } } } });
+    await app.inject({
+      method: 'POST',
+      url: '/api/v2/resources/config',
+      payload: { max_concurrent: { cpu: { preprocessing: 0 } } },
+    });
     await post('/api/v2/preprocessing/gate', { task_id: 'held-1' });
     await post('/api/v2/preprocessing/gate', { task_id: 'held-2' });
     const w = await waitFor(async () => {
@@ -277,15 +378,31 @@ describe('HTTP API', async () => {
       return t.status === 'queued' ? t : null;
     });
     assert.match(w.pending_reason, /limit 0/);
-    const bad = await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { 'cuda:0': { training: 1 } } } });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/api/v2/resources/config',
+      payload: { max_concurrent: { 'cuda:0': { training: 1 } } },
+    });
     assert.equal(bad.statusCode, 422);
     assert.match(json(bad).message, /max_concurrent.cuda:0: this node has no device cuda:0/);
-    const bad2 = await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { cpu: { training: -1 } } } });
+    const bad2 = await app.inject({
+      method: 'POST',
+      url: '/api/v2/resources/config',
+      payload: { max_concurrent: { cpu: { training: -1 } } },
+    });
     assert.equal(bad2.statusCode, 422);
-    const bad3 = await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { cpu: { rendering: 1 } } } });
+    const bad3 = await app.inject({
+      method: 'POST',
+      url: '/api/v2/resources/config',
+      payload: { max_concurrent: { cpu: { rendering: 1 } } },
+    });
     assert.equal(bad3.statusCode, 422);
     assert.match(json(bad3).message, /max_concurrent.cpu.rendering: is not a known field here/);
-    const ok = await app.inject({ method: 'POST', url: '/api/v2/resources/config', payload: { max_concurrent: { cpu: { preprocessing: 2 } } } });
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/api/v2/resources/config',
+      payload: { max_concurrent: { cpu: { preprocessing: 2 } } },
+    });
     assert.equal(ok.statusCode, 200);
     assert.equal(json(ok).current_config.cpu.preprocessing, 2);
     await waitFor(() => gates.isRunning('held-1') && gates.isRunning('held-2'), 2000, 'both to start');

@@ -25,24 +25,30 @@ describe('scheduling on devices (fake nvidia-smi)', () => {
     await waitFor(() => gates.started.length === 2);
     assert.deepEqual(gates.started.map((s) => s.device).sort(), ['cuda:0', 'cuda:1']);
     const t3 = await waitFor(async () => ((await task('t3')).status === 'queued' ? task('t3') : null));
-    assert.match(t3.pending_reason ?? '', /waiting for a training slot on any GPU \(cuda:0 1\/1 in use, held by task t\d; cuda:1 1\/1 in use/);
+    assert.match(
+      t3.pending_reason ?? '',
+      /waiting for a training slot on any GPU \(cuda:0 1\/1 in use, held by task t\d; cuda:1 1\/1 in use/,
+    );
     assert.equal((await task('t1')).device, gates.started.find((s) => s.id === 't1')?.device);
     gates.release('t2');
     await waitFor(() => gates.isRunning('t3'));
-    assert.equal(gates.started.find((s) => s.id === 't3')?.device, gates.started.find((s) => s.id === 't2')?.device);
+    assert.equal(
+      gates.started.find((s) => s.id === 't3')?.device,
+      gates.started.find((s) => s.id === 't2')?.device,
+    );
   });
 
   it("honours 'cuda:N', rejects it out of range at submission, and never double-books a training GPU", async () => {
     const { gates, submit, task } = await gpuService([{ totalMiB: 8 * GB }, { totalMiB: 8 * GB }]);
-    await assert.rejects(submit('train_gate', { device: 'cuda:2' }), /device: cuda:2 is out of range: this node has 2 GPUs/);
+    await assert.rejects(
+      submit('train_gate', { device: 'cuda:2' }),
+      /device: cuda:2 is out of range: this node has 2 GPUs/,
+    );
     await submit('train_gate', { task_id: 'a', device: 'cuda:1' });
     await submit('train_gate', { task_id: 'b', device: 'cuda:1' });
     await submit('train_gate', { task_id: 'c', device: 'cuda:0' });
     await waitFor(() => gates.started.length === 2);
-    assert.deepEqual(
-      gates.started.map((s) => `${s.id}@${s.device}`).sort(),
-      ['a@cuda:1', 'c@cuda:0'],
-    );
+    assert.deepEqual(gates.started.map((s) => `${s.id}@${s.device}`).sort(), ['a@cuda:1', 'c@cuda:0']);
     const b = await waitFor(async () => ((await task('b')).status === 'queued' ? task('b') : null));
     assert.match(b.pending_reason ?? '', /training slot on cuda:1 \(cuda:1 1\/1 in use, held by task a\)/);
   });
@@ -71,14 +77,20 @@ describe('scheduling on devices (fake nvidia-smi)', () => {
       { totalMiB: 24 * GB, usedMiB: 20 * GB },
       { totalMiB: 24 * GB, usedMiB: 16 * GB },
     ]);
-    await assert.rejects(submit('infer_gate', { device: 'cuda', gpu_memory_gb: 30 }), /gpu_memory_gb: 30 GB can never fit/);
+    await assert.rejects(
+      submit('infer_gate', { device: 'cuda', gpu_memory_gb: 30 }),
+      /gpu_memory_gb: 30 GB can never fit/,
+    );
     await submit('infer_gate', { task_id: 'big', device: 'cuda', gpu_memory_gb: 18 });
     await submit('infer_gate', { task_id: 'small', device: 'cuda', gpu_memory_gb: 6 });
     await waitFor(() => gates.isRunning('small'));
     assert.equal(gates.started.find((s) => s.id === 'small')?.device, 'cuda:1');
     const big = await waitFor(async () => ((await task('big')).status === 'queued' ? task('big') : null));
     assert.equal(big.pending_reason, 'no GPU has 18 GB free (most free: cuda:0 with 4 GB)');
-    smi.set([{ totalMiB: 24 * GB, usedMiB: 2 * GB }, { totalMiB: 24 * GB, usedMiB: 16 * GB }]);
+    smi.set([
+      { totalMiB: 24 * GB, usedMiB: 2 * GB },
+      { totalMiB: 24 * GB, usedMiB: 16 * GB },
+    ]);
     // Reading /gpu re-reads the driver; a change wakes the scheduler.
     const refreshed = await svc.app.inject({ url: '/api/v2/resources/gpu' });
     assert.equal(JSON.parse(refreshed.body).devices[0].free_memory_gb, 22);
@@ -133,7 +145,10 @@ describe('scheduling without GPUs', () => {
     assert.equal((await svc.service.get('fb')).device, 'cpu');
     const logs = await svc.store.readLogs('fb', 0, 20);
     assert.ok(logs.some((l) => l.level === 'warning' && /no GPU: the task will run on cpu/.test(l.message)));
-    await assert.rejects(svc.service.submit('train_gate', { device: 'cuda:0' }), /cuda:0 is out of range: this node has 0 GPUs/);
+    await assert.rejects(
+      svc.service.submit('train_gate', { device: 'cuda:0' }),
+      /cuda:0 is out of range: this node has 0 GPUs/,
+    );
   });
 
   it('rejects cuda at submission when configured to', async () => {
@@ -143,7 +158,10 @@ describe('scheduling without GPUs', () => {
       env: { RFUAV_CUDA_FALLBACK: 'reject' },
       extraJobs: [gates.job('train_gate', 'training')],
     });
-    await assert.rejects(svc.service.submit('train_gate', { device: 'cuda' }), /device: 'cuda' was requested but this node has no GPU/);
+    await assert.rejects(
+      svc.service.submit('train_gate', { device: 'cuda' }),
+      /device: 'cuda' was requested but this node has no GPU/,
+    );
     await svc.service.submit('train_gate', { task_id: 'on-cpu', device: 'cpu' });
     await waitFor(() => gates.isRunning('on-cpu'));
   });
@@ -161,7 +179,11 @@ describe('scheduling without GPUs', () => {
     await waitFor(() => gates.isRunning('slow-stop'));
     const cancel = svc.service.cancel('slow-stop');
     await new Promise((r) => setTimeout(r, 200));
-    assert.equal(gates.isRunning('next'), false, 'the next task started while the cancelled work was still running');
+    assert.equal(
+      gates.isRunning('next'),
+      false,
+      'the next task started while the cancelled work was still running',
+    );
     assert.equal((await svc.service.get('slow-stop')).status, 'running');
     assert.equal((await cancel).message, 'Task cancelled');
     assert.equal((await svc.service.get('slow-stop')).status, 'cancelled');
@@ -186,7 +208,9 @@ describe('scheduling without GPUs', () => {
       }
       gates.release(`q${i}`);
     }
-    const done = await waitFor(async () => ((await svc.service.get('q4')).status === 'completed' ? true : null));
+    const done = await waitFor(async () =>
+      (await svc.service.get('q4')).status === 'completed' ? true : null,
+    );
     assert.ok(done);
     // the scheduler's own measure: every start followed its triggering event within 50 ms
     const metrics = (await svc.app.inject({ url: '/metrics' })).body;

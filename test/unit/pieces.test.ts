@@ -32,7 +32,11 @@ describe('nvidia-smi parsing', () => {
 describe('limits', () => {
   const devices = toDevices(parseNvidiaSmi('0, G0, 1000, 0, 1000, 0\n1, G1, 1000, 0, 1000, 0\n'));
   it('defaults to SPEC §1 and layers overrides, generic GPU key before a specific one', () => {
-    const l = effectiveLimits(devices, { gpu: { inference: 5 }, 'cuda:1': { inference: 1 } }, { cpu: { training: 0 } });
+    const l = effectiveLimits(
+      devices,
+      { gpu: { inference: 5 }, 'cuda:1': { inference: 1 } },
+      { cpu: { training: 0 } },
+    );
     assert.deepEqual(l.cpu, { training: 0, inference: 4, preprocessing: 2 });
     assert.deepEqual(l['cuda:0'], { training: 1, inference: 5, preprocessing: 0 });
     assert.deepEqual(l['cuda:1'], { training: 1, inference: 1, preprocessing: 0 });
@@ -89,6 +93,9 @@ describe('split arithmetic and seeded shuffle', () => {
     const a = shuffle([...items], mulberry32(7));
     assert.deepEqual(shuffle([...items], mulberry32(7)), a);
     assert.notDeepEqual(shuffle([...items], mulberry32(8)), a);
-    assert.deepEqual([...a].sort((x, y) => x - y), items);
+    assert.deepEqual(
+      [...a].sort((x, y) => x - y),
+      items,
+    );
   });
 });

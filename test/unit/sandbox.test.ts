@@ -7,7 +7,10 @@ import { PathSandbox } from '../../src/util/sandbox.js';
 import { tmpDir } from '../helpers.js';
 
 function rejects(fn: () => unknown, re: RegExp) {
-  assert.throws(fn, (err: unknown) => err instanceof AppError && err.statusCode === 400 && re.test(err.message));
+  assert.throws(
+    fn,
+    (err: unknown) => err instanceof AppError && err.statusCode === 400 && re.test(err.message),
+  );
 }
 
 describe('path sandbox', () => {
@@ -22,13 +25,19 @@ describe('path sandbox', () => {
 
   it('resolves relative paths inside the root, existing or not', () => {
     assert.equal(box.resolve('in/deep', 'p'), path.join(fs.realpathSync(root), 'in', 'deep'));
-    assert.equal(box.resolve('new/folder/x.png', 'p'), path.join(fs.realpathSync(root), 'new', 'folder', 'x.png'));
+    assert.equal(
+      box.resolve('new/folder/x.png', 'p'),
+      path.join(fs.realpathSync(root), 'new', 'folder', 'x.png'),
+    );
     assert.equal(box.resolve('./in', 'p'), path.join(fs.realpathSync(root), 'in'));
   });
 
   it('accepts absolute paths only inside the root', () => {
     assert.equal(box.resolve(path.join(root, 'in'), 'p'), path.join(fs.realpathSync(root), 'in'));
-    rejects(() => box.resolve('/etc/passwd', 'input_path'), /input_path: '\/etc\/passwd' is outside the data root/);
+    rejects(
+      () => box.resolve('/etc/passwd', 'input_path'),
+      /input_path: '\/etc\/passwd' is outside the data root/,
+    );
     rejects(() => box.resolve(`${root}-sibling/x`, 'p'), /outside the data root/);
   });
 

@@ -6,7 +6,14 @@ import { effectiveLimits } from '../../src/scheduler/limits.js';
 import type { DeviceInfo, Placement } from '../../src/scheduler/types.js';
 import { mulberry32 } from '../../src/util/random.js';
 
-const cpu: DeviceInfo = { id: 'cpu', kind: 'cpu', index: null, name: 'cpu', totalMemoryGb: null, freeMemoryGb: null };
+const cpu: DeviceInfo = {
+  id: 'cpu',
+  kind: 'cpu',
+  index: null,
+  name: 'cpu',
+  totalMemoryGb: null,
+  freeMemoryGb: null,
+};
 const gpu = (i: number, totalGb = 24, freeGb = totalGb): DeviceInfo => ({
   id: `cuda:${i}`,
   kind: 'gpu',
@@ -77,7 +84,10 @@ describe('scheduler core: ordering', () => {
     const placed = c.dispatch().map((p) => p.id);
     assert.deepEqual(placed.sort(), ['c1', 'g1']);
     assert.ok(c.isWaiting('g2'));
-    assert.match(c.pendingReason('g2') ?? '', /training slot on cuda:0 \(cuda:0 1\/1 in use, held by task g1\)/);
+    assert.match(
+      c.pendingReason('g2') ?? '',
+      /training slot on cuda:0 \(cuda:0 1\/1 in use, held by task g1\)/,
+    );
   });
 
   it('reports queue positions across lanes and counts earlier tasks with the same needs', () => {
@@ -86,7 +96,10 @@ describe('scheduler core: ordering', () => {
     c.enqueue(entry('preprocessing', 'cpu', { id: 'y', priority: 4 }));
     c.enqueue(entry('training', 'cpu', { id: 'z', priority: 5 }));
     c.dispatch();
-    assert.deepEqual(['x', 'y', 'z'].map((id) => c.queuePosition(id)), [1, 2, 3]);
+    assert.deepEqual(
+      ['x', 'y', 'z'].map((id) => c.queuePosition(id)),
+      [1, 2, 3],
+    );
     assert.match(c.pendingReason('z') ?? '', /^1 earlier task with the same needs goes first; .*limit 0/);
   });
 
@@ -207,14 +220,23 @@ describe('scheduler core: randomized invariants', () => {
           touched.add(`${p.device}|${p.cls}`);
           const want = requested.get(p.id);
           const allowed =
-            want === 'cpu' ? p.device === 'cpu' : want === 'cuda' ? p.device.startsWith('cuda:') : want === 'auto' ? true : p.device === want;
+            want === 'cpu'
+              ? p.device === 'cpu'
+              : want === 'cuda'
+                ? p.device.startsWith('cuda:')
+                : want === 'auto'
+                  ? true
+                  : p.device === want;
           assert.ok(allowed, `${p.id} asked for ${want} and was placed on ${p.device}`);
         }
         // A lowered limit never evicts running work, but nothing new is placed past a limit.
         const usage = c.usage();
         for (const k of touched) {
           const [dev, cls] = k.split('|') as [string, ResourceClass];
-          assert.ok((usage[dev]?.[cls] ?? 0) <= (limits[dev]?.[cls] ?? 0), `${dev}/${cls} placed over its limit`);
+          assert.ok(
+            (usage[dev]?.[cls] ?? 0) <= (limits[dev]?.[cls] ?? 0),
+            `${dev}/${cls} placed over its limit`,
+          );
         }
         for (const d of devices.filter((x) => x.kind === 'gpu')) {
           const onDev = [...running.values()].filter((p) => p.device === d.id);
@@ -256,14 +278,26 @@ describe('scheduler core: randomized invariants', () => {
     const running: string[] = [];
     let next = 0;
     for (let step = 0; step < 300; step++) {
-      if (rand() < 0.6) c.enqueue({ id: String(next++), cls: 'training', request: 'cpu', memGb: null, priority: 4, enqueuedAt: step });
-      if (running.length && rand() < 0.5) c.release(running.splice(Math.floor(rand() * running.length), 1)[0] as string);
+      if (rand() < 0.6)
+        c.enqueue({
+          id: String(next++),
+          cls: 'training',
+          request: 'cpu',
+          memGb: null,
+          priority: 4,
+          enqueuedAt: step,
+        });
+      if (running.length && rand() < 0.5)
+        c.release(running.splice(Math.floor(rand() * running.length), 1)[0] as string);
       for (const p of c.dispatch()) {
         started.push(Number(p.id));
         running.push(p.id);
       }
     }
     assert.ok(started.length > 50);
-    assert.deepEqual(started, [...started].sort((a, b) => a - b));
+    assert.deepEqual(
+      started,
+      [...started].sort((a, b) => a - b),
+    );
   });
 });

@@ -1,13 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { notFound } from '../../domain/errors.js';
-import { creationLimit, type AppDeps } from '../deps.js';
+import type { AppDeps, HttpShared } from '../deps.js';
 import { ErrorSchema, LogQuery, TaskIdParams, TaskSchema, taskBody } from '../schemas.js';
-import type { SseStreams } from '../sse.js';
 import { logStream } from './tasks.js';
 
 /** POST /api/v2/preprocessing/<route> for every registered preprocessing job, plus reads. */
-export function preprocessingRoutes(deps: AppDeps, streams: SseStreams) {
+export function preprocessingRoutes(deps: AppDeps, { streams, creationHooks }: HttpShared) {
   return async (app: FastifyInstance) => {
     const { service, registry } = deps;
     const defs = registry
@@ -21,7 +20,7 @@ export function preprocessingRoutes(deps: AppDeps, streams: SseStreams) {
       app.post(
         `/api/v2/preprocessing/${def.route}`,
         {
-          config: creationLimit(deps.config),
+          onRequest: creationHooks,
           schema: {
             tags: ['preprocessing'],
             summary: `Queue a ${def.kind} task`,

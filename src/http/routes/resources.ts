@@ -72,7 +72,7 @@ export function resourceRoutes(deps: AppDeps) {
       { schema: { tags: ['resources'], summary: 'GPUs as nvidia-smi reports them' } },
       async () => {
         // Always a fresh reading; concurrent callers share one nvidia-smi run.
-      const list = await gpuView(0);
+        const list = await gpuView(0);
         return { available: list.length > 0, count: list.length, devices: list };
       },
     );

@@ -2,8 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { VERSION } from '../../config.js';
 import { unavailable } from '../../domain/errors.js';
-import type { AppDeps } from '../deps.js';
-import type { SseStreams } from '../sse.js';
+import type { AppDeps, HttpShared } from '../deps.js';
 import { renderOverviewPage } from '../overview-page.js';
 
 export const SUPPORTED_MODELS = [
@@ -24,7 +23,7 @@ export const SUPPORTED_MODELS = [
 ] as const;
 
 /** Health reads only in-memory counters: its cost does not grow with the number of stored tasks. */
-export function systemRoutes(deps: AppDeps, streams: SseStreams) {
+export function systemRoutes(deps: AppDeps, { streams }: HttpShared) {
   return async (app: FastifyInstance) => {
     const { service, metrics } = deps;
     metrics.attach({

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { notFound } from '../../domain/errors.js';
 import { TASK_STATUSES, type TaskStatus } from '../../domain/task.js';
-import type { AppDeps } from '../deps.js';
+import type { AppDeps, HttpShared } from '../deps.js';
 import { ActionResult, ErrorSchema, LogQuery, TaskIdParams, TaskSchema } from '../schemas.js';
 import { resumePoint, streamTaskLog, type SseStreams } from '../sse.js';
 
@@ -14,7 +14,7 @@ const ListQuery = Type.Object({
 
 const errors = { 404: ErrorSchema, 409: ErrorSchema };
 
-export function taskRoutes(deps: AppDeps, streams: SseStreams) {
+export function taskRoutes(deps: AppDeps, { streams }: HttpShared) {
   return async (app: FastifyInstance) => {
     const { service } = deps;
 

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { tmpDir } from '../helpers.js';
+import { spawnServer } from '../process.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const BIN = path.join(ROOT, 'bin/rfuav.js');
+
+function rfuav(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, cwd: ROOT });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}
+
+describe('rfuav CLI against a real server', () => {
+  before(() => {
+    // The CLI runs from dist/ (built by `npm ci` and by `npm test`); build it when missing.
+    if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js')))
+      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
+  });
+
+  it('serves, splits and crops with progress, lists, shows logs, and reports errors with exit codes', async () => {
+    const dir = tmpDir();
+    const data = path.join(dir, 'data');
+    for (const cls of ['c0', 'c1']) {
+      fs.mkdirSync(path.join(data, 'ds', cls), { recursive: true });
+      for (let i = 0; i < 6; i++) {
+        await sharp({
+          create: { width: 32, height: 32, channels: 3, background: { r: i * 40, g: 10, b: 10 } },
+        })
+          .png()
+          .toFile(path.join(data, 'ds', cls, `${i}.png`));
+      }
+    }
+    const server = await spawnServer({ RFUAV_LOG_LEVEL: 'warn' }, [
+      BIN,
+      'serve',
+      '--port',
+      '0',
+      '--home',
+      path.join(dir, 'home'),
+      '--data-root',
+      data,
+    ]);
+    assert.match(server.output(), /RFUAV Model Service listening on http:\/\/127\.0\.0\.1:\d+/);
+    const s = ['--server', server.url];
+
+    const split = await rfuav([
+      'split',
+      ...s,
+      '--input',
+      'ds',
+      '--output',
+      'split',
+      '--seed',
+      '5',
+      '--task-id',
+      'cli-split',
+    ]);
+    assert.equal(split.code, 0, split.err);
+    assert.match(split.out, /Submitted dataset_split task cli-split/);
+    assert.match(split.out, /Splitting 12 images of 2 classes into train\/valid \(seed 5\)/);
+    assert.match(split.out, /Task cli-split completed: split 12 images/);
+    assert.match(split.out, /stats: \{"total_images":12,"train_images":10,"val_images":2/);
+    assert.match(split.err, /progress 100%/);
+    assert.equal(fs.readdirSync(path.join(data, 'split/train/c0')).length, 5);
+
+    const crop = await rfuav([
+      'crop',
+      ...s,
+      '--input',
+      'ds/c0/1.png',
+      '--output',
+      'crop',
+      '--x',
+      '30',
+      '--y',
+      '0',
+      '--width',
+      '8',
+      '--height',
+      '8',
+    ]);
+    assert.equal(crop.code, 1);
+    assert.match(
+      crop.out,
+      /failed: no image could be cropped; 1\.png: the crop 8x8 at \(30, 0\) falls outside the 32x32 image/,
+    );
+
+    const okCrop = await rfuav([
+      'crop',
+      ...s,
+      '--input',
+      'ds',
+      '--output',
+      'crop2',
+      '--x',
+      '0',
+      '--y',
+      '0',
+      '--width',
+      '8',
+      '--height',
+      '8',
+      '--no-follow',
+    ]);
+    assert.equal(okCrop.code, 0);
+    assert.match(okCrop.out, /Submitted image_crop task/);
+
+    const tasks = await rfuav(['tasks', ...s]);
+    assert.equal(tasks.code, 0);
+    assert.match(tasks.out, /TASK_ID\s+TYPE\s+STATUS/);
+    assert.match(tasks.out, /cli-split\s+dataset_split\s+completed\s+100%\s+cpu/);
+    assert.match(tasks.out, /training 0, inference 0, other 3/);
+
+    const logs = await rfuav(['logs', ...s, 'cli-split']);
+    assert.equal(logs.code, 0);
+    assert.match(logs.out, /Task accepted: dataset_split/);
+    assert.match(logs.out, /Task cli-split completed/);
+    const follow = await rfuav(['logs', '-f', ...s, 'cli-split']);
+    assert.equal(follow.code, 0);
+    assert.match(follow.out, /Task cli-split completed/);
+
+    const cancel = await rfuav(['cancel', ...s, 'cli-split']);
+    assert.equal(cancel.code, 1);
+    assert.match(cancel.err, /409: task 'cli-split' has already finished \(completed\)/);
+    const missing = await rfuav(['cancel', ...s, 'nope']);
+    assert.match(missing.err, /404/);
+
+    const usage = await rfuav(['split', ...s, '--output', 'x']);
+    assert.equal(usage.code, 2);
+    assert.match(usage.err, /--input is required/);
+    const badPath = await rfuav(['split', ...s, '--input', '../outside', '--output', 'x']);
+    assert.equal(badPath.code, 1);
+    assert.match(badPath.err, /400: input_path: '\.\.' is not allowed in paths/);
+    const down = await rfuav(['tasks', '--server', 'http://127.0.0.1:9']);
+    assert.equal(down.code, 1);
+    assert.match(down.err, /cannot reach the service/);
+  });
+
+  it("refuses 'serve --host 0.0.0.0' without tokens, with a message saying how to proceed", async () => {
+    const dir = tmpDir();
+    const r = await rfuav(
+      [
+        'serve',
+        '--host',
+        '0.0.0.0',
+        '--port',
+        '0',
+        '--home',
+        path.join(dir, 'h'),
+        '--data-root',
+        path.join(dir, 'd'),
+      ],
+      {
+        RFUAV_API_TOKENS: '',
+        RFUAV_LOG_LEVEL: 'silent',
+      },
+    );
+    assert.equal(r.code, 2);
+    assert.match(r.err, /refusing to listen on 0\.0\.0\.0 without API tokens/);
+  });
+});

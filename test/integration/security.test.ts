@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import { createService, InsecureListenError } from '../../src/main.js';
+import { Gates } from '../gate-job.js';
+import { startService, testConfig, tmpDir } from '../helpers.js';
+
+describe('security', () => {
+  it('requires a bearer token on /api/* (health stays open) when tokens are configured', async () => {
+    const dir = tmpDir();
+    const svc = await startService(dir, { env: { RFUAV_API_TOKENS: 'alpha-token,beta-token' } });
+    const get = (url: string, token?: string) =>
+      svc.app.inject({ url, headers: token ? { authorization: `Bearer ${token}` } : {} });
+    assert.equal((await get('/api/v1/health')).statusCode, 200);
+    assert.equal((await get('/api/v1/health/ready')).statusCode, 200);
+    const denied = await get('/api/v2/tasks');
+    assert.equal(denied.statusCode, 401);
+    assert.equal(denied.headers['www-authenticate'], 'Bearer');
+    assert.match(JSON.parse(denied.body).message, /bearer token is required/);
+    assert.equal((await get('/api/v2/tasks', 'wrong')).statusCode, 401);
+    assert.equal((await get('/api/v2/tasks', 'alpha-tok')).statusCode, 401);
+    assert.equal((await get('/api/v2/tasks', 'alpha-token')).statusCode, 200);
+    assert.equal((await get('/api/v2/tasks', 'beta-token')).statusCode, 200);
+    assert.equal((await get('/metrics')).statusCode, 401);
+    assert.equal((await get('/metrics', 'beta-token')).statusCode, 200);
+    const post = await svc.app.inject({ method: 'POST', url: '/api/v2/preprocessing/split', payload: {} });
+    assert.equal(post.statusCode, 401, 'auth is checked before the body');
+  });
+
+  it('refuses to listen on a non-loopback address without tokens unless told it is insecure', async () => {
+    const dir = tmpDir();
+    const open = await createService({
+      config: testConfig(dir, { RFUAV_HOST: '0.0.0.0' }),
+      logger: pino({ level: 'silent' }),
+    });
+    await assert.rejects(open.listen(), InsecureListenError);
+    await open.close();
+    const tokens = await createService({
+      config: testConfig(tmpDir(), { RFUAV_HOST: '0.0.0.0', RFUAV_API_TOKENS: 't' }),
+      logger: pino({ level: 'silent' }),
+    });
+    assert.match(await tokens.listen(), /:\d+$/);
+    await tokens.close();
+    const insecure = await createService({
+      config: testConfig(tmpDir(), { RFUAV_HOST: '0.0.0.0', RFUAV_INSECURE: '1' }),
+      logger: pino({ level: 'silent' }),
+    });
+    assert.match(await insecure.listen(), /:\d+$/);
+    await insecure.close();
+  });
+
+  it('rate-limits task creation per client with 429 and Retry-After, leaving reads alone', async () => {
+    const dir = tmpDir();
+    const gates = new Gates();
+    const svc = await startService(dir, {
+      env: { RFUAV_RATE_LIMIT: '5', RFUAV_RATE_WINDOW_S: '60' },
+      extraJobs: [gates.job('gate', 'preprocessing', 'gate')],
+    });
+    const codes: number[] = [];
+    let last;
+    for (let i = 0; i < 8; i++) {
+      last = await svc.app.inject({ method: 'POST', url: '/api/v2/preprocessing/gate', payload: {} });
+      codes.push(last.statusCode);
+    }
+    assert.deepEqual(codes, [200, 200, 200, 200, 200, 429, 429, 429]);
+    assert.ok(Number(last?.headers['retry-after']) > 0);
+    const body = JSON.parse(last?.body ?? '{}');
+    assert.equal(body.status, 'error');
+    assert.match(body.message, /too many tasks created; retry in \d+ s/);
+    // the limit is shared across task-creating routes, per client
+    const split = await svc.app.inject({
+      method: 'POST',
+      url: '/api/v2/preprocessing/split',
+      payload: { input_path: 'a', output_path: 'b' },
+    });
+    assert.equal(split.statusCode, 429);
+    const other = await svc.app.inject({
+      method: 'POST',
+      url: '/api/v2/preprocessing/gate',
+      payload: {},
+      remoteAddress: '127.0.0.2',
+    });
+    assert.equal(other.statusCode, 200);
+    assert.equal((await svc.app.inject({ url: '/api/v2/tasks' })).statusCode, 200);
+    assert.match(
+      (await svc.app.inject({ url: '/metrics' })).body,
+      /rfuav_http_rejected_total\{reason="rate_limited"\} [1-9]/,
+    );
+  });
+});
