@@ -231,6 +231,8 @@ async function serve(args: string[]): Promise<number> {
       },
     );
   };
+  // A stray rejection is a bug to log, not a reason to drop every client and running task.
+  process.on('unhandledRejection', (err) => svc.logger.error({ err }, 'unhandled promise rejection'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
   return new Promise<number>(() => undefined);

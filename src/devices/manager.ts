@@ -25,6 +25,7 @@ export class DeviceManager {
     this.gpus = await probeGpus(this.opts.nvidiaSmi);
     this.lastReadAt = Date.now();
     if (this.gpus.length > 0 && this.opts.refreshMs > 0) {
+      // probeGpus never rejects (a failing nvidia-smi reads as no GPUs)
       this.timer = setInterval(() => void this.refresh(), this.opts.refreshMs);
       this.timer.unref();
     }

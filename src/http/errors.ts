@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AppError } from '../domain/errors.js';
+import { isStoreUnavailable } from '../store/store.js';
 
 export interface ErrorBody {
   status: 'error';
@@ -72,6 +73,10 @@ export function installErrorHandling(app: FastifyInstance): void {
               ? `the request body is not valid JSON: ${err.message}`
               : err.message;
       return reply.status(status).send(errorBody(message, err.code ? { code: err.code } : null));
+    }
+    if (isStoreUnavailable(err)) {
+      request.log.error({ err }, 'store unavailable');
+      return reply.status(503).send(errorBody('the task store is unavailable; try again shortly'));
     }
     request.log.error({ err }, 'unhandled error');
     return reply.status(500).send(errorBody('internal error; the service log has the details'));

@@ -323,7 +323,7 @@ export class TaskService {
       if (done) {
         this.bump(t.task_type, t.status, 'cancelled');
         this.log(id, 'Cancelled while waiting; it never started');
-        void this.deps.bus.finish(id, { status: 'cancelled', message: done.message });
+        this.finishStream(id, 'cancelled', done.message);
         this.requestDispatch();
         return { status: 'success', message: 'Task cancelled before it started', task_id: id };
       }
@@ -422,14 +422,20 @@ export class TaskService {
         done: new Promise<void>((r) => (resolveDone = r)),
       };
       this.running.set(p.id, job);
-      void this.startTask(p, job, triggeredAt).finally(() => {
-        this.running.delete(p.id);
-        this.core.release(p.id);
-        this.requestDispatch();
-        resolveDone();
-      });
+      void this.startTask(p, job, triggeredAt)
+        .catch((err: unknown) => this.deps.logger.error({ err, task: p.id }, 'task run failed unexpectedly'))
+        .finally(() => {
+          this.running.delete(p.id);
+          this.core.release(p.id);
+          this.requestDispatch();
+          resolveDone();
+        });
     }
-    if (this.freshPending.size > 0) void this.markQueued([...this.freshPending]);
+    if (this.freshPending.size > 0) {
+      this.markQueued([...this.freshPending]).catch((err: unknown) =>
+        this.deps.logger.error({ err }, 'could not mark tasks queued'),
+      );
+    }
     this.freshPending.clear();
   }
 
@@ -534,11 +540,18 @@ export class TaskService {
       if (saved) this.bump(saved.task_type, 'running', saved.status);
       this.log(id, line, level, patch.status === 'completed' ? { stage: 'completed' } : {});
       if (saved && isTerminal(saved.status)) {
-        void this.deps.bus.finish(id, { status: saved.status, message: saved.error ?? saved.message });
+        this.finishStream(id, saved.status, saved.error ?? saved.message);
       }
     } catch (err) {
       this.deps.logger.error({ err, task: id }, 'could not record the end of a task');
     }
+  }
+
+  /** Tells log followers the task ended (after its last entry). */
+  private finishStream(id: string, status: TaskStatus, message: string | null): void {
+    this.deps.bus.finish(id, { status, message }).catch((err: unknown) => {
+      this.deps.logger.warn({ err, task: id }, 'could not notify log followers');
+    });
   }
 
   /** Appends to the task log; a failed write is reported in the service log, never thrown. */

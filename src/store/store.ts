@@ -69,3 +69,17 @@ export interface Store {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * True for driver errors that mean "the database cannot serve now" (locked, I/O error, disk full,
+ * connection lost) rather than a bug: the HTTP layer answers these with 503.
+ */
+export function isStoreUnavailable(err: unknown): boolean {
+  if (err instanceof Error && /database connection is not open/.test(err.message)) return true;
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code !== 'string') return false;
+  return (
+    /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|NOTADB|CORRUPT)/.test(code) ||
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '08000', '08003', '08006'].includes(code)
+  );
+}

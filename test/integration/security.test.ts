@@ -87,4 +87,14 @@ describe('security', () => {
       /rfuav_http_rejected_total\{reason="rate_limited"\} [1-9]/,
     );
   });
+
+  it('answers 503 (not 500) while the store is unreachable; health stays up, readiness fails', async () => {
+    const svc = await startService(tmpDir());
+    await svc.store.close();
+    const read = await svc.app.inject({ url: '/api/v2/tasks/anything' });
+    assert.equal(read.statusCode, 503);
+    assert.match(JSON.parse(read.body).message, /task store is unavailable/);
+    assert.equal((await svc.app.inject({ url: '/api/v1/health/ready' })).statusCode, 503);
+    assert.equal((await svc.app.inject({ url: '/api/v1/health' })).statusCode, 200);
+  });
 });
