@@ -3,6 +3,16 @@ import { TASK_ID_PATTERN, TASK_STATUSES } from '../domain/task.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
+/**
+ * Nullable scalars for response schemas in the OpenAPI 3.0 style (`nullable: true`), which
+ * fast-json-stringify serialises directly; an anyOf union costs it ~50% more per task object.
+ */
+const Maybe = {
+  string: () => Type.Unsafe<string | null>({ type: 'string', nullable: true }),
+  integer: () => Type.Unsafe<number | null>({ type: 'integer', nullable: true }),
+  number: () => Type.Unsafe<number | null>({ type: 'number', nullable: true }),
+};
+
 export const ErrorSchema = Type.Object(
   {
     status: Type.Literal('error'),
@@ -44,30 +54,30 @@ export const TaskSchema = Type.Object(
     task_id: Type.String(),
     task_type: Type.String(),
     status: Type.Union(TASK_STATUSES.map((s) => Type.Literal(s))),
-    message: Type.Union([Type.String(), Type.Null()]),
+    message: Maybe.string(),
     progress: Type.Integer(),
-    device: Type.Union([Type.String(), Type.Null()]),
-    device_request: Type.Union([Type.String(), Type.Null()]),
+    device: Maybe.string(),
+    device_request: Maybe.string(),
     priority: Type.Integer(),
     effective_priority: Type.Optional(Type.Integer()),
     created_at: Type.String(),
     updated_at: Type.String(),
-    started_at: Type.Union([Type.String(), Type.Null()]),
-    finished_at: Type.Union([Type.String(), Type.Null()]),
-    name: Type.Union([Type.String(), Type.Null()]),
-    description: Type.Union([Type.String(), Type.Null()]),
+    started_at: Maybe.string(),
+    finished_at: Maybe.string(),
+    name: Maybe.string(),
+    description: Maybe.string(),
     queue_position: Type.Optional(Type.Integer()),
     pending_reason: Type.Optional(Type.String()),
     attempts: Type.Integer(),
-    gpu_memory_gb: Type.Union([Type.Number(), Type.Null()]),
-    current_epoch: Type.Union([Type.Integer(), Type.Null()]),
-    total_epochs: Type.Union([Type.Integer(), Type.Null()]),
+    gpu_memory_gb: Maybe.number(),
+    current_epoch: Maybe.integer(),
+    total_epochs: Maybe.integer(),
     latest_metrics: Type.Unknown(),
-    input_path: Type.Union([Type.String(), Type.Null()]),
-    output_path: Type.Union([Type.String(), Type.Null()]),
+    input_path: Maybe.string(),
+    output_path: Maybe.string(),
     stats: Type.Unknown(),
     result: Type.Unknown(),
-    error: Type.Union([Type.String(), Type.Null()]),
+    error: Maybe.string(),
     parameters: Type.Unknown(),
   },
   { additionalProperties: true },

@@ -19,7 +19,7 @@ import type { LogBus } from '../logbus/logbus.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import { SchedulerCore } from '../scheduler/core.js';
 import { effectiveLimits, mergeSpecs } from '../scheduler/limits.js';
-import type { Placement } from '../scheduler/types.js';
+import type { Placement, QueueEntry } from '../scheduler/types.js';
 import type { Store } from '../store/store.js';
 import type { PathSandbox } from '../util/sandbox.js';
 
@@ -571,15 +571,17 @@ export class TaskService {
   /** After a crash: running tasks go back to the queue (attempt count and log say so). */
   private async recover(): Promise<void> {
     const { store } = this.deps;
+    const entries: QueueEntry[] = [];
     for (const t of await store.listUnfinished()) {
-      let task: TaskRecord | undefined = t;
+      let status = t.status;
       if (t.status === 'running') {
-        task = await store.updateTask(
+        const requeued = await store.updateTask(
           t.task_id,
           { status: 'queued', message: 're-queued after a restart', device: null },
           ['running'],
         );
-        if (!task) continue;
+        if (!requeued) continue;
+        status = 'queued';
         this.bump(t.task_type, 'running', 'queued');
         this.log(
           t.task_id,
@@ -590,23 +592,22 @@ export class TaskService {
       const def = this.deps.registry.get(t.task_type);
       try {
         if (!def) throw new Error(`task kind '${t.task_type}' is not available on this node`);
-        const notes: string[] = [];
+        // Notes (e.g. the CPU fallback) were logged at acceptance; not again on every restart.
         const placement = this.resolveRequest(
           def.resourceClass,
           t.device_request ?? undefined,
           t.gpu_memory_gb,
-          notes,
+          [],
         );
-        for (const n of notes) this.log(t.task_id, n, 'warning');
-        this.core.enqueue({
+        entries.push({
           id: t.task_id,
           cls: def.resourceClass,
           request: placement.request,
           memGb: placement.memGb,
           priority: t.priority,
-          enqueuedAt: Date.parse(task.enqueued_at),
+          enqueuedAt: Date.parse(t.enqueued_at),
         });
-        if (task.status === 'pending') this.freshPending.add(t.task_id);
+        if (status === 'pending') this.freshPending.add(t.task_id);
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         const failed = await store.updateTask(
@@ -620,11 +621,12 @@ export class TaskService {
           ['pending', 'queued'],
         );
         if (failed) {
-          this.bump(t.task_type, task.status, 'failed');
+          this.bump(t.task_type, status, 'failed');
           this.log(t.task_id, `Cannot run after restart: ${msg}`, 'error');
         }
       }
     }
+    this.core.enqueueMany(entries);
   }
 
   /**

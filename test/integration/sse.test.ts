@@ -111,6 +111,7 @@ describe('task log streams (SSE)', async () => {
     const first = await collect(api, '/api/v2/tasks/s2/logs', 5);
     assert.deepEqual(first.ids, [1, 2, 3, 4, 5]);
     for (let i = 0; i < 10; i++) svc.service.log('s2', `later ${i}`);
+    await waitFor(async () => (await svc.store.readLogs('s2', 0, 100)).some((e) => e.message === 'later 9'));
     // reconnect with the header, as EventSource does
     const res = await fetch(`${svc.url}/api/v2/tasks/s2/logs?follow=false`, {
       headers: { 'last-event-id': '5' },

@@ -301,3 +301,32 @@ describe('scheduler core: randomized invariants', () => {
     );
   });
 });
+
+describe('scheduler core: bulk enqueue (recovery)', () => {
+  it('orders exactly as one-by-one enqueueing does', () => {
+    const rand = mulberry32(99);
+    const list = Array.from({ length: 500 }, (_, i) => ({
+      id: `r${i}`,
+      cls: RESOURCE_CLASSES[i % 3] as ResourceClass,
+      request: 'cpu',
+      memGb: null,
+      priority: 1 + Math.floor(rand() * 10),
+      enqueuedAt: Math.floor(rand() * 100_000),
+    }));
+    const a = core([cpu], 1000, { cpu: { training: 0, inference: 0, preprocessing: 0 } });
+    const b = core([cpu], 1000, { cpu: { training: 0, inference: 0, preprocessing: 0 } });
+    for (const e of list) a.enqueue(e);
+    b.enqueueMany(list);
+    assert.deepEqual(
+      list.map((e) => b.queuePosition(e.id)),
+      list.map((e) => a.queuePosition(e.id)),
+    );
+    const limits = { cpu: { training: 500, inference: 500, preprocessing: 500 } };
+    a.setLimits(limits);
+    b.setLimits(limits);
+    assert.deepEqual(
+      b.dispatch().map((p) => p.id),
+      a.dispatch().map((p) => p.id),
+    );
+  });
+});
