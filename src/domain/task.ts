@@ -111,7 +111,15 @@ export type NewTask = Pick<
   | 'input_path'
   | 'output_path'
   | 'total_epochs'
-> & { message?: string | null };
+> & {
+  message?: string | null;
+  /**
+   * `pending` (accepted, not yet in a node's queue) or `queued`. A single node queues a task in
+   * the same step that accepts it, so it stores `queued` directly; `pending` is for a shared
+   * queue where acceptance and queueing happen on different nodes.
+   */
+  status?: 'pending' | 'queued';
+};
 
 export type TaskPatch = Partial<
   Pick<

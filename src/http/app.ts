@@ -112,6 +112,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Record (then let the schema drop) body fields the route does not know.
   app.addHook('preValidation', async (request) => {
     const body = request.body;
+    if (body === undefined) return;
     const schema = request.routeOptions.schema?.body as { properties?: Record<string, unknown> } | undefined;
     if (!schema?.properties || typeof body !== 'object' || body === null || Array.isArray(body)) return;
     const extra = Object.keys(body).filter((k) => !(k in (schema.properties as object)));

@@ -80,7 +80,9 @@ export const TaskSchema = Type.Object(
     error: Maybe.string(),
     parameters: Type.Unknown(),
   },
-  { additionalProperties: true },
+  // Closed on purpose: fast-json-stringify serialises a closed object several times faster.
+  // A new task field must be added here to reach clients.
+  { additionalProperties: false },
 );
 
 export const TaskIdParams = Type.Object({ task_id: Type.String({ maxLength: 200 }) });

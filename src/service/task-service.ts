@@ -78,8 +78,6 @@ export class TaskService {
   private readonly deps: TaskServiceDeps;
   private readonly now: () => number;
   private readonly running = new Map<string, RunningJob>();
-  /** Tasks accepted as `pending` and not yet marked `queued` or started. */
-  private readonly freshPending = new Set<string>();
   /** Counts by kind and status, kept in step with every committed transition. */
   private readonly counts = new Map<string, number>();
   private limitOverrides: LimitSpec = {};
@@ -147,9 +145,10 @@ export class TaskService {
       input_path: prepared.input_path,
       output_path: prepared.output_path,
       total_epochs: prepared.total_epochs ?? null,
-      message: 'accepted',
+      message: 'waiting for a slot',
+      status: 'queued',
     });
-    this.bump(kind, null, 'pending');
+    this.bump(kind, null, 'queued');
     this.log(
       taskId,
       `Task accepted: ${kind}, priority ${priority}, device ${placement.request}${placement.memGb ? `, needs ${placement.memGb} GB of GPU memory` : ''}`,
@@ -166,7 +165,6 @@ export class TaskService {
       priority,
       enqueuedAt: Date.parse(task.enqueued_at),
     });
-    this.freshPending.add(taskId);
     this.requestDispatch();
     return this.view(task);
   }
@@ -314,7 +312,6 @@ export class TaskService {
     if (isTerminal(t.status)) throw conflict(`task '${id}' has already finished (${t.status})`);
     if (this.core.isWaiting(id)) {
       this.core.remove(id);
-      this.freshPending.delete(id);
       const done = await this.deps.store.updateTask(
         id,
         { status: 'cancelled', message: 'cancelled before it started', finished_at: this.iso() },
@@ -412,7 +409,6 @@ export class TaskService {
     const triggeredAt = this.dispatchTriggeredAt;
     const placements = this.core.dispatch();
     for (const p of placements) {
-      this.freshPending.delete(p.id);
       // The job exists from the moment of placement, so a cancel that arrives before the task is
       // marked running still finds something to abort.
       let resolveDone!: () => void;
@@ -430,21 +426,6 @@ export class TaskService {
           this.requestDispatch();
           resolveDone();
         });
-    }
-    if (this.freshPending.size > 0) {
-      this.markQueued([...this.freshPending]).catch((err: unknown) =>
-        this.deps.logger.error({ err }, 'could not mark tasks queued'),
-      );
-    }
-    this.freshPending.clear();
-  }
-
-  private async markQueued(ids: string[]): Promise<void> {
-    for (const id of ids) {
-      const t = await this.deps.store.updateTask(id, { status: 'queued', message: 'waiting for a slot' }, [
-        'pending',
-      ]);
-      if (t) this.bump(t.task_type, 'pending', 'queued');
     }
   }
 
@@ -572,6 +553,7 @@ export class TaskService {
   private async recover(): Promise<void> {
     const { store } = this.deps;
     const entries: QueueEntry[] = [];
+    const pending: string[] = [];
     for (const t of await store.listUnfinished()) {
       let status = t.status;
       if (t.status === 'running') {
@@ -607,7 +589,7 @@ export class TaskService {
           priority: t.priority,
           enqueuedAt: Date.parse(t.enqueued_at),
         });
-        if (status === 'pending') this.freshPending.add(t.task_id);
+        if (status === 'pending') pending.push(t.task_id);
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         const failed = await store.updateTask(
@@ -627,6 +609,11 @@ export class TaskService {
       }
     }
     this.core.enqueueMany(entries);
+    // Tasks another node accepted but none queued yet (cluster store): this node queues them.
+    for (const id of pending) {
+      const t = await store.updateTask(id, { status: 'queued', message: 'waiting for a slot' }, ['pending']);
+      if (t) this.bump(t.task_type, 'pending', 'queued');
+    }
   }
 
   /**

@@ -18,6 +18,8 @@ import { SQLITE_MIGRATIONS } from './migrations.js';
 export interface SqliteStoreOptions {
   /** Database file; ':memory:' is accepted for throwaway use. */
   file: string;
+  /** Task records kept in memory for reads (default 20 000). */
+  cacheSize?: number;
   now?: () => Date;
 }
 
@@ -52,6 +54,14 @@ export class SqliteStore implements Store {
     getMetrics: Stmt;
     getLimits: Stmt;
   };
+  /**
+   * Recently read or written tasks. This connection is the only writer of its file (one service
+   * process per home), so every change passes through here and the cache cannot go stale.
+   * Materialising a 26-column row costs ~23 µs here; a hit costs ~1 µs. Records are frozen
+   * because they are shared between callers.
+   */
+  private readonly cache = new Map<string, TaskRecord>();
+  private readonly cacheMax: number;
   private batchOpen = false;
   private batch: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   private readonly deleteTx: (id: string) => boolean;
@@ -59,6 +69,7 @@ export class SqliteStore implements Store {
 
   constructor(opts: SqliteStoreOptions) {
     this.now = opts.now ?? (() => new Date());
+    this.cacheMax = opts.cacheSize ?? 20_000;
     if (opts.file !== ':memory:') fs.mkdirSync(path.dirname(opts.file), { recursive: true });
     this.db = new Database(opts.file);
     this.db.pragma('journal_mode = WAL');
@@ -71,9 +82,7 @@ export class SqliteStore implements Store {
         INSERT INTO tasks (task_id, task_type, status, priority, device_request, gpu_memory_gb, name,
           description, message, progress, attempts, params, input_path, output_path, total_epochs,
           created_at, updated_at, enqueued_at)
-        VALUES (@task_id, @task_type, 'pending', @priority, @device_request, @gpu_memory_gb, @name,
-          @description, @message, 0, 0, @params, @input_path, @output_path, @total_epochs,
-          @now, @now, @now)`),
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?)`),
       getTask: db.prepare('SELECT * FROM tasks WHERE task_id = ?'),
       unfinished: db.prepare(
         `SELECT task_id, task_type, status, priority, device_request, device, gpu_memory_gb, attempts, enqueued_at
@@ -137,6 +146,14 @@ export class SqliteStore implements Store {
     }
   }
 
+  private remember(t: TaskRecord): TaskRecord {
+    Object.freeze(t);
+    this.cache.delete(t.task_id);
+    this.cache.set(t.task_id, t);
+    if (this.cache.size > this.cacheMax) this.cache.delete(this.cache.keys().next().value as string);
+    return t;
+  }
+
   /** Runs `fn` inside the current batch transaction; resolves once the batch has committed. */
   private write<T>(fn: () => T): Promise<T> {
     if (!this.db.open) return Promise.reject(new TypeError('The database connection is not open'));
@@ -168,6 +185,7 @@ export class SqliteStore implements Store {
       } catch {
         // nothing more to undo
       }
+      this.cache.clear(); // it may hold rows of the batch that was rolled back
       for (const w of waiters) w.reject(err);
       return;
     }
@@ -199,7 +217,7 @@ export class SqliteStore implements Store {
 
   async createTask(task: NewTask): Promise<TaskRecord> {
     try {
-      return await this.write(() => rowToTask(this.insertTaskRow(task)));
+      return await this.write(() => this.remember(this.insertTask(task)));
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
         throw conflict(`task_id '${task.task_id}' is already in use`, { field: 'task_id' });
@@ -210,30 +228,71 @@ export class SqliteStore implements Store {
 
   // No RETURNING anywhere: measured here, RETURNING adds ~35 µs to a write (5× the write itself),
   // and .get() on a RETURNING statement leaves it unfinished, holding a read snapshot that keeps
-  // the WAL from ever being reset. A write then a primary-key read is far cheaper.
-  private insertTaskRow(task: NewTask): TaskRow {
-    this.s.insertTask.run({
+  // the WAL from ever being reset. An insert builds its record from what it wrote; an update
+  // reads the row back by primary key.
+  private insertTask(task: NewTask): TaskRecord {
+    const now = this.now().toISOString();
+    const record: TaskRecord = {
       task_id: task.task_id,
       task_type: task.task_type,
+      status: task.status ?? 'pending',
       priority: task.priority,
       device_request: task.device_request,
+      device: null,
       gpu_memory_gb: task.gpu_memory_gb,
       name: task.name,
       description: task.description,
       message: task.message ?? null,
-      params: JSON.stringify(task.params),
+      progress: 0,
+      attempts: 0,
+      params: task.params,
       input_path: task.input_path,
       output_path: task.output_path,
+      stats: null,
+      result: null,
+      error: null,
+      current_epoch: null,
       total_epochs: task.total_epochs,
-      now: this.now().toISOString(),
-    });
-    return this.s.getTask.get(task.task_id) as TaskRow;
+      latest_metrics: null,
+      created_at: now,
+      updated_at: now,
+      enqueued_at: now,
+      started_at: null,
+      finished_at: null,
+    };
+    const params = JSON.stringify(task.params);
+    // Positional binding: ~6 µs cheaper per insert than named parameters here.
+    this.s.insertTask.run(
+      record.task_id,
+      record.task_type,
+      record.status,
+      record.priority,
+      record.device_request,
+      record.gpu_memory_gb,
+      record.name,
+      record.description,
+      record.message,
+      params,
+      record.input_path,
+      record.output_path,
+      record.total_epochs,
+      now,
+      now,
+      now,
+    );
+    // A private copy of params: the caller's object must not alias the cached record.
+    record.params = JSON.parse(params) as Record<string, unknown>;
+    return record;
   }
 
   async getTask(id: string): Promise<TaskRecord | undefined> {
+    const hit = this.cache.get(id);
+    if (hit && !this.batchOpen) return hit;
     return this.read(() => {
+      const cached = this.cache.get(id);
+      if (cached) return cached;
       const row = this.s.getTask.get(id) as TaskRow | undefined;
-      return row && rowToTask(row);
+      return row && this.remember(rowToTask(row));
     });
   }
 
@@ -256,7 +315,7 @@ export class SqliteStore implements Store {
     const update = stmt;
     return this.write(() => {
       const changed = update.run(...values, this.now().toISOString(), id, ...(fromStatuses ?? [])).changes;
-      return changed === 0 ? undefined : rowToTask(this.s.getTask.get(id) as TaskRow);
+      return changed === 0 ? undefined : this.remember(rowToTask(this.s.getTask.get(id) as TaskRow));
     });
   }
 
@@ -285,7 +344,10 @@ export class SqliteStore implements Store {
   }
 
   async deleteTask(id: string): Promise<boolean> {
-    return this.write(() => this.deleteTx(id));
+    return this.write(() => {
+      this.cache.delete(id);
+      return this.deleteTx(id);
+    });
   }
 
   async appendLog(taskId: string, entry: NewLogEntry): Promise<LogEntry> {
