@@ -51,9 +51,17 @@ export class InsecureListenError extends Error {
   }
 }
 
+function assertSafeListen(config: Config): void {
+  if (!isLoopback(config.host) && config.apiTokens.length === 0 && !config.insecure) {
+    throw new InsecureListenError(config.host);
+  }
+}
+
 /** Composition root: config → store → devices → scheduler/service → HTTP. Nothing is global. */
 export async function createService(opts: ServiceOptions): Promise<RunningService> {
   const { config } = opts;
+  // Checked before the store is opened or any task recovered, so a refused start touches nothing.
+  assertSafeListen(config);
   const logger = opts.logger ?? pino({ level: config.logLevel });
   const store = opts.store ?? new SqliteStore({ file: config.dbFile });
   const bus = new LogBus(store);
@@ -106,13 +114,13 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
     store,
     logger,
     async listen() {
-      if (!isLoopback(config.host) && config.apiTokens.length === 0 && !config.insecure) {
-        throw new InsecureListenError(config.host);
-      }
+      assertSafeListen(config);
       return app.listen({ host: config.host, port: config.port });
     },
     close() {
       closing ??= (async () => {
+        // Stop starting work first, then let in-flight requests finish, then stop running work.
+        svc.beginShutdown();
         await app.close();
         await svc.stop();
         devices.stop();

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
 import { createService, InsecureListenError } from '../main.js';
+import { StoreLockedError } from '../store/sqlite/sqlite-store.js';
 import { ApiClient, ApiError } from './client.js';
 import { ProgressBar } from './progress.js';
 
@@ -391,7 +392,11 @@ export async function run(argv: string[]): Promise<void> {
     if (err instanceof UsageError) {
       process.stderr.write(`rfuav: ${err.message}\n\n${USAGE}\n`);
       process.exitCode = 2;
-    } else if (err instanceof ConfigError || err instanceof InsecureListenError) {
+    } else if (
+      err instanceof ConfigError ||
+      err instanceof InsecureListenError ||
+      err instanceof StoreLockedError
+    ) {
       process.stderr.write(`rfuav: ${err.message}\n`);
       process.exitCode = 2;
     } else if (err instanceof ApiError) {

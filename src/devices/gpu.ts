@@ -38,14 +38,14 @@ export function parseNvidiaSmi(text: string): GpuReading[] {
   return out.sort((a, b) => a.index - b.index);
 }
 
-/** Asks the driver; an absent or failing nvidia-smi means "no GPUs", never an error. */
-export function probeGpus(nvidiaSmi: string, timeoutMs = 5000): Promise<GpuReading[]> {
+/** Asks the driver; null when nvidia-smi is absent or fails (never an exception). */
+export function probeGpus(nvidiaSmi: string, timeoutMs = 5000): Promise<GpuReading[] | null> {
   return new Promise((resolve) => {
     execFile(
       nvidiaSmi,
       [`--query-gpu=${QUERY}`, '--format=csv,noheader,nounits'],
       { timeout: timeoutMs, windowsHide: true },
-      (err, stdout) => resolve(err ? [] : parseNvidiaSmi(String(stdout))),
+      (err, stdout) => resolve(err ? null : parseNvidiaSmi(String(stdout))),
     );
   });
 }

@@ -17,12 +17,13 @@ export class DeviceManager {
   private gpus: GpuReading[] = [];
   private timer: NodeJS.Timeout | null = null;
   private lastReadAt = 0;
-  private refreshing: Promise<GpuReading[]> | null = null;
+  private refreshing: Promise<GpuReading[] | null> | null = null;
 
   constructor(private readonly opts: DeviceManagerOptions) {}
 
   async start(): Promise<void> {
-    this.gpus = await probeGpus(this.opts.nvidiaSmi);
+    // No nvidia-smi (or a failing one) at start: a node without GPUs.
+    this.gpus = (await probeGpus(this.opts.nvidiaSmi)) ?? [];
     this.lastReadAt = Date.now();
     if (this.gpus.length > 0 && this.opts.refreshMs > 0) {
       // probeGpus never rejects (a failing nvidia-smi reads as no GPUs)
@@ -55,6 +56,9 @@ export class DeviceManager {
       this.refreshing = null;
     });
     const next = await this.refreshing;
+    // A probe that fails later (driver busy, timeout) keeps the last good reading: GPUs do not
+    // vanish from the scheduler because one nvidia-smi call went wrong.
+    if (next === null) return this.readings();
     this.lastReadAt = Date.now();
     const changed = JSON.stringify(next) !== JSON.stringify(this.gpus);
     this.gpus = next;

@@ -29,14 +29,16 @@ declare module 'fastify' {
 /** Routes open without a token even when tokens are configured. */
 const OPEN_API_ROUTES = new Set(['/api/v1/health', '/api/v1/health/ready']);
 
-function bearerOk(request: FastifyRequest, tokens: Buffer[]): boolean {
+/** Index of the configured token the request carries, or -1. Constant time per token. */
+function bearerIndex(request: FastifyRequest, tokens: Buffer[]): number {
   const h = request.headers.authorization;
-  if (!h || !h.startsWith('Bearer ')) return false;
+  if (!h || !h.startsWith('Bearer ')) return -1;
   const given = Buffer.from(h.slice(7).trim());
-  // Compare against every token in constant time per token, so timing reveals nothing.
-  let ok = false;
-  for (const t of tokens) if (t.length === given.length && timingSafeEqual(t, given)) ok = true;
-  return ok;
+  let found = -1;
+  tokens.forEach((t, i) => {
+    if (t.length === given.length && timingSafeEqual(t, given)) found = i;
+  });
+  return found;
 }
 
 /**
@@ -53,7 +55,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // No per-request child logger (a pino child per request showed up in profiles); request
     // logging is off, and errors are logged with their own context.
     childLoggerFactory: (logger) => logger,
-    return503OnClosing: true,
+    // While closing, requests still in flight on open connections reach the routes, where the
+    // service's own 503 (SPEC §2.9 error body) answers anything that would start work.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 200 },
   });
@@ -78,9 +82,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   installErrorHandling(app);
   const streams = new SseStreams();
 
-  // Refuse while shutting down, before anything else.
+  // Decisions use the matched route pattern, never the raw URL: the router decodes %xx, so a
+  // check on the URL text could be walked around with /%61pi/... .
+  const routeOf = (request: FastifyRequest): string => request.routeOptions.url ?? '';
+
+  // Refuse work while shutting down, before anything else.
   app.addHook('onRequest', async (request) => {
-    if (!deps.service.accepting && request.url.startsWith('/api/') && request.method !== 'GET') {
+    if (!deps.service.accepting && routeOf(request).startsWith('/api/') && request.method !== 'GET') {
       throw new AppError('unavailable', 'the service is shutting down; try again shortly');
     }
   });
@@ -88,9 +96,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const tokens = config.apiTokens.map((t) => Buffer.from(t));
   if (tokens.length > 0) {
     app.addHook('onRequest', async (request, reply) => {
-      const url = request.url.split('?')[0] ?? '';
-      const guarded = (url.startsWith('/api/') && !OPEN_API_ROUTES.has(url)) || url === '/metrics';
-      if (guarded && !bearerOk(request, tokens)) {
+      const route = routeOf(request);
+      const guarded = (route.startsWith('/api/') && !OPEN_API_ROUTES.has(route)) || route === '/metrics';
+      if (guarded && bearerIndex(request, tokens) < 0) {
         metrics.rejected.inc({ reason: 'unauthorized' });
         reply.header('www-authenticate', 'Bearer');
         throw new AppError(
@@ -100,6 +108,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       }
     });
   }
+
+  // Empty query values (`?status=&task_type=`, as the reference's clients send them) mean "not given".
+  app.addHook('preValidation', async (request) => {
+    const q = request.query as Record<string, unknown> | undefined;
+    if (q && typeof q === 'object') for (const k of Object.keys(q)) if (q[k] === '') delete q[k];
+  });
 
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpDuration.observe(
@@ -124,7 +138,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(rateLimit, {
     global: false,
-    keyGenerator: (request) => request.headers.authorization ?? request.ip,
+    // Per client: the token it authenticated with when tokens are configured (however the header
+    // is spelled), else its address. A made-up Authorization header buys no fresh allowance.
+    keyGenerator: (request) => {
+      const i = tokens.length > 0 ? bearerIndex(request, tokens) : -1;
+      return i >= 0 ? `token:${i}` : `ip:${request.ip}`;
+    },
     errorResponseBuilder: (_request, ctx) => {
       metrics.rejected.inc({ reason: 'rate_limited' });
       return new AppError('rate_limited', `too many tasks created; retry in ${Math.ceil(ctx.ttl / 1000)} s`, {

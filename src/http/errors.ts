@@ -74,6 +74,15 @@ export function installErrorHandling(app: FastifyInstance): void {
               : err.message;
       return reply.status(status).send(errorBody(message, err.code ? { code: err.code } : null));
     }
+    const sys = err as FastifyError & { syscall?: string };
+    if (typeof sys.syscall === 'string' && /^E[A-Z]+$/.test(err.code ?? '')) {
+      // A filesystem error while looking at a path the request named (unreadable folder, ...).
+      return reply.status(400).send(
+        errorBody(`cannot access a path named in the request (${err.code} during ${sys.syscall})`, {
+          code: err.code,
+        }),
+      );
+    }
     if (isStoreUnavailable(err)) {
       request.log.error({ err }, 'store unavailable');
       return reply.status(503).send(errorBody('the task store is unavailable; try again shortly'));

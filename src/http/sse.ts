@@ -67,10 +67,11 @@ export async function streamTaskLog(opts: {
   let pendingFinal: FinalStatus | null = null;
   const buffered: LogEntry[] = [];
 
-  const emit = (e: LogEntry) => {
-    if (ended || e.seq <= last) return;
+  /** Writes an entry once; returns false when the socket buffer is full. */
+  const emit = (e: LogEntry): boolean => {
+    if (ended || e.seq <= last) return true;
     last = e.seq;
-    raw.write(`id: ${e.seq}\ndata: ${entryData(e)}\n\n`);
+    return raw.write(`id: ${e.seq}\ndata: ${entryData(e)}\n\n`);
   };
   const finish = (f: FinalStatus | null) => {
     if (ended) return;
@@ -92,7 +93,10 @@ export async function streamTaskLog(opts: {
     unsubscribe();
     untrack();
   }
-  request.raw.on('close', cleanup);
+  // The response's 'close' fires when the client goes away (or the stream ends); a client that
+  // left before we got here is caught by the destroyed check.
+  raw.on('close', cleanup);
+  if (raw.destroyed) cleanup();
 
   reply.hijack();
   raw.writeHead(200, {
@@ -106,7 +110,10 @@ export async function streamTaskLog(opts: {
   try {
     for (;;) {
       const page = await store.readLogs(taskId, last, PAGE);
-      for (const e of page) emit(e);
+      for (const e of page) {
+        // History can be long: wait for a slow client instead of buffering all of it.
+        if (!emit(e) && !ended) await new Promise((r) => raw.once('drain', r).once('close', r));
+      }
       if (page.length < PAGE || ended) break;
     }
     for (const e of buffered) emit(e);

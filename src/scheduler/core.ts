@@ -182,7 +182,15 @@ export class SchedulerCore {
       const head = best.lane.entries.shift() as Entry;
       if (best.lane.entries.length === 0) this.lanes.delete(best.lane.name);
       this.waiting.delete(head.id);
-      const p: Placement = { id: head.id, device: best.device, cls: head.cls, memGb: head.memGb };
+      const p: Placement = {
+        id: head.id,
+        cls: head.cls,
+        request: head.request,
+        memGb: head.memGb,
+        priority: head.priority,
+        enqueuedAt: head.enqueuedAt,
+        device: best.device,
+      };
       this.running.set(head.id, p);
       (this.holders.get(best.device) as Record<ResourceClass, Set<string>>)[head.cls].add(head.id);
       placed.push(p);

@@ -32,9 +32,7 @@ export interface QueueEntry {
   enqueuedAt: number;
 }
 
-export interface Placement {
-  id: string;
+/** A task placed on a device; it carries its queue entry so it can be queued again. */
+export interface Placement extends QueueEntry {
   device: string;
-  cls: ResourceClass;
-  memGb: number | null;
 }

@@ -311,13 +311,15 @@ export class TaskService {
     if (!t) throw notFound(`task '${id}' not found`);
     if (isTerminal(t.status)) throw conflict(`task '${id}' has already finished (${t.status})`);
     if (this.core.isWaiting(id)) {
-      this.core.remove(id);
+      // The store first: if the write fails the task is still queued in both places.
       const done = await this.deps.store.updateTask(
         id,
         { status: 'cancelled', message: 'cancelled before it started', finished_at: this.iso() },
         ['pending', 'queued'],
       );
       if (done) {
+        // A dispatch in between may have placed it; its start then finds it cancelled and stops.
+        this.core.remove(id);
         this.bump(t.task_type, t.status, 'cancelled');
         this.log(id, 'Cancelled while waiting; it never started');
         this.finishStream(id, 'cancelled', done.message);
@@ -339,13 +341,19 @@ export class TaskService {
       job.done.then(() => true),
       new Promise<boolean>((r) => setTimeout(r, waitMs, false).unref()),
     ]);
-    return {
-      status: 'success',
-      message: stopped
-        ? 'Task cancelled'
-        : 'Cancellation requested; the slot is released when the work has stopped',
-      task_id: id,
-    };
+    if (!stopped) {
+      return {
+        status: 'success',
+        message: 'Cancellation requested; the slot is released when the work has stopped',
+        task_id: id,
+      };
+    }
+    const after = await this.deps.store.getTask(id);
+    if (after && after.status !== 'cancelled') {
+      // The work ended on its own while the cancellation was on its way.
+      throw conflict(`task '${id}' finished (${after.status}) before it could be cancelled`);
+    }
+    return { status: 'success', message: 'Task cancelled', task_id: id };
   }
 
   async delete(id: string): Promise<{ status: 'success'; message: string; task_id: string }> {
@@ -452,7 +460,14 @@ export class TaskService {
       this.bump(task.task_type, before.status, 'running');
       this.deps.metrics.dispatchLatency.observe((performance.now() - triggeredAt) / 1000);
     } catch (err) {
-      this.deps.logger.error({ err, task: p.id }, 'could not start task');
+      // The store refused the start: the task is still queued there, so put it back in the
+      // queue, after a pause so a store that is down is not hammered.
+      this.deps.logger.error({ err, task: p.id }, 'could not start task; retrying in 1 s');
+      setTimeout(() => {
+        if (this.state !== 'running' || this.core.isWaiting(p.id) || this.core.isRunning(p.id)) return;
+        this.core.enqueue(p);
+        this.requestDispatch();
+      }, 1000).unref();
       return;
     }
     const def = this.deps.registry.get(task.task_type) as JobDefinition;
@@ -517,7 +532,9 @@ export class TaskService {
     }
     await pendingWrite;
     try {
-      const saved = await this.deps.store.updateTask(id, patch, ['running']);
+      // Retried: the slot is about to be freed, and a lost final write would leave the task
+      // "running" in the store until the next restart re-queues it.
+      const saved = await retry(() => this.deps.store.updateTask(id, patch, ['running']), 3, 500);
       if (saved) this.bump(saved.task_type, 'running', saved.status);
       this.log(id, line, level, patch.status === 'completed' ? { stage: 'completed' } : {});
       if (saved && isTerminal(saved.status)) {
@@ -621,8 +638,13 @@ export class TaskService {
    * grace period, re-queued (it runs again after the next start). Work that does not stop in time
    * is left as `running` in the store and re-queued by the next start's recovery.
    */
+  /** Phase one of a stop: accept no new tasks and start no waiting ones. */
+  beginShutdown(): void {
+    if (this.state === 'new' || this.state === 'running') this.state = 'stopping';
+  }
+
   async stop(): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
+    if (this.state === 'stopped') return;
     this.state = 'stopping';
     const jobs = [...this.running.values()];
     for (const job of jobs) {
@@ -647,6 +669,17 @@ export class TaskService {
 
   private iso(): string {
     return new Date(this.now()).toISOString();
+  }
+}
+
+async function retry<T>(fn: () => Promise<T>, attempts: number, delayMs: number): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, delayMs * i));
+    }
   }
 }
 

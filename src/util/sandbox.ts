@@ -52,18 +52,19 @@ export class PathSandbox {
             path: input,
           });
         }
-        // A dangling symlink also lands here: refuse it if it points outside.
+        // A dangling symlink also lands here. Where it would lead cannot be checked safely (its
+        // target may be created later, or chain through other links), so it is refused.
+        let dangling = false;
         try {
-          const target = fs.readlinkSync(existing);
-          const abs = path.resolve(path.dirname(existing), target);
-          if (!this.inside(abs, this.realRoot) && !this.inside(abs, this.root)) {
-            throw badPath(`${field}: '${input}' leads outside the data root through a symbolic link`, {
-              field,
-              path: input,
-            });
-          }
-        } catch (e) {
-          if ((e as { code?: string }).code === 'bad_path') throw e;
+          dangling = fs.lstatSync(existing).isSymbolicLink();
+        } catch {
+          // does not exist at all: fine, it will be created inside the root
+        }
+        if (dangling) {
+          throw badPath(`${field}: '${input}' goes through a symbolic link that points nowhere`, {
+            field,
+            path: input,
+          });
         }
         rest.push(path.basename(existing));
         existing = path.dirname(existing);

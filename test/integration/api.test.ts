@@ -295,6 +295,10 @@ describe('HTTP API', async () => {
     const splits = json(await app.inject({ url: '/api/v2/tasks?task_type=dataset_split&status=completed' }));
     assert.ok(splits.other_tasks.every((t: { task_type: string }) => t.task_type === 'dataset_split'));
     assert.equal(splits.total_other, splits.other_tasks.length);
+    // the reference's clients send empty filters: they mean "no filter"
+    const blank = await app.inject({ url: '/api/v2/tasks?status=&task_type=&limit=100' });
+    assert.equal(blank.statusCode, 200, blank.body);
+    assert.equal(json(blank).total_other, list.total_other);
     const bad = await app.inject({ url: '/api/v2/tasks?status=sleeping' });
     assert.equal(bad.statusCode, 422);
     assert.match(json(bad).message, /status/);
@@ -391,6 +395,21 @@ describe('HTTP API', async () => {
       payload: { max_concurrent: { cpu: { training: -1 } } },
     });
     assert.equal(bad2.statusCode, 422);
+    for (const dev of ['CPU', 'tpu', 'x']) {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/api/v2/resources/config',
+        payload: { max_concurrent: { [dev]: { training: 1 } } },
+      });
+      assert.equal(r.statusCode, 422, `${dev}: ${r.body}`);
+      assert.match(json(r).message, new RegExp(`max_concurrent.${dev}: is not a known field here`));
+    }
+    const wrongType = await app.inject({
+      method: 'POST',
+      url: '/api/v2/resources/config',
+      payload: { max_concurrent: { cpu: { training: true } } },
+    });
+    assert.equal(wrongType.statusCode, 422);
     const bad3 = await app.inject({
       method: 'POST',
       url: '/api/v2/resources/config',

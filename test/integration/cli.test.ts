@@ -56,6 +56,14 @@ describe('rfuav CLI against a real server', () => {
     ]);
     assert.match(server.output(), /RFUAV Model Service listening on http:\/\/127\.0\.0\.1:\d+/);
     const s = ['--server', server.url];
+    const second = await rfuav(
+      ['serve', '--port', '0', '--home', path.join(dir, 'home'), '--data-root', data],
+      {
+        RFUAV_LOG_LEVEL: 'silent',
+      },
+    );
+    assert.equal(second.code, 2);
+    assert.match(second.err, /another RFUAV service is already using .*rfuav\.sqlite/);
 
     const split = await rfuav([
       'split',

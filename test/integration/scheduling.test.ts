@@ -219,4 +219,31 @@ describe('scheduling without GPUs', () => {
     assert.equal(count, 5);
     assert.equal(under50, 5);
   });
+
+  it('a cancel that races the end of the work answers consistently with the final status', async () => {
+    const dir = tmpDir();
+    const gates = new Gates();
+    const svc = await startService(dir, { extraJobs: [gates.job('train_gate', 'training')] });
+    for (let i = 0; i < 10; i++) {
+      const id = `race${i}`;
+      await svc.service.submit('train_gate', { task_id: id, device: 'cpu' });
+      await waitFor(() => gates.isRunning(id));
+      if (i % 2) await new Promise((r) => setImmediate(r));
+      gates.release(id);
+      const outcome = await svc.service.cancel(id).then(
+        (r) => r.message,
+        (e: Error) => e.message,
+      );
+      const final = await waitFor(async () => {
+        const t = await svc.service.get(id);
+        return t.status === 'completed' || t.status === 'cancelled' ? t.status : null;
+      });
+      if (final === 'cancelled') assert.equal(outcome, 'Task cancelled');
+      else
+        assert.match(
+          outcome,
+          /finished \(completed\) before it could be cancelled|has already finished \(completed\)|is completed and not running/,
+        );
+    }
+  });
 });

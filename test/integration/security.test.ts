@@ -25,16 +25,22 @@ describe('security', () => {
     assert.equal((await get('/metrics', 'beta-token')).statusCode, 200);
     const post = await svc.app.inject({ method: 'POST', url: '/api/v2/preprocessing/split', payload: {} });
     assert.equal(post.statusCode, 401, 'auth is checked before the body');
+    // percent-encoded spellings of a guarded path reach the same route and the same check
+    for (const url of ['/%61pi/v2/tasks', '/api/v2/%74asks', '/%6detrics', '/api/v1/../v2/tasks']) {
+      const r = await get(url);
+      assert.ok(r.statusCode === 401 || r.statusCode === 404, `${url} answered ${r.statusCode}`);
+    }
   });
 
   it('refuses to listen on a non-loopback address without tokens unless told it is insecure', async () => {
     const dir = tmpDir();
-    const open = await createService({
-      config: testConfig(dir, { RFUAV_HOST: '0.0.0.0' }),
-      logger: pino({ level: 'silent' }),
-    });
-    await assert.rejects(open.listen(), InsecureListenError);
-    await open.close();
+    await assert.rejects(
+      createService({
+        config: testConfig(dir, { RFUAV_HOST: '0.0.0.0' }),
+        logger: pino({ level: 'silent' }),
+      }),
+      InsecureListenError,
+    );
     const tokens = await createService({
       config: testConfig(tmpDir(), { RFUAV_HOST: '0.0.0.0', RFUAV_API_TOKENS: 't' }),
       logger: pino({ level: 'silent' }),
@@ -81,6 +87,14 @@ describe('security', () => {
       remoteAddress: '127.0.0.2',
     });
     assert.equal(other.statusCode, 200);
+    // a made-up Authorization header is no new client
+    const forged = await svc.app.inject({
+      method: 'POST',
+      url: '/api/v2/preprocessing/gate',
+      payload: {},
+      headers: { authorization: 'Bearer made-up-1' },
+    });
+    assert.equal(forged.statusCode, 429);
     assert.equal((await svc.app.inject({ url: '/api/v2/tasks' })).statusCode, 200);
     assert.match(
       (await svc.app.inject({ url: '/metrics' })).body,
@@ -96,5 +110,15 @@ describe('security', () => {
     assert.match(JSON.parse(read.body).message, /task store is unavailable/);
     assert.equal((await svc.app.inject({ url: '/api/v1/health/ready' })).statusCode, 503);
     assert.equal((await svc.app.inject({ url: '/api/v1/health' })).statusCode, 200);
+  });
+
+  it('keeps one service per home: a second one on the same store is refused, the first unharmed', async () => {
+    const dir = tmpDir();
+    const first = await startService(dir);
+    await assert.rejects(
+      createService({ config: testConfig(dir), logger: pino({ level: 'silent' }) }),
+      /another RFUAV service is already using/,
+    );
+    assert.equal((await first.app.inject({ url: '/api/v1/health/ready' })).statusCode, 200);
   });
 });

@@ -22,6 +22,7 @@ describe('path sandbox', () => {
   fs.symlinkSync(path.join(dir, 'outside'), path.join(root, 'escape'));
   fs.symlinkSync(path.join(root, 'in'), path.join(root, 'alias'));
   fs.symlinkSync(path.join(dir, 'nowhere'), path.join(root, 'dangling-out'));
+  fs.symlinkSync(path.join(root, 'later'), path.join(root, 'dangling-in'));
 
   it('resolves relative paths inside the root, existing or not', () => {
     assert.equal(box.resolve('in/deep', 'p'), path.join(fs.realpathSync(root), 'in', 'deep'));
@@ -53,7 +54,8 @@ describe('path sandbox', () => {
     assert.equal(box.resolve('alias/deep', 'p'), path.join(fs.realpathSync(root), 'in', 'deep'));
     rejects(() => box.resolve('escape', 'p'), /symbolic link/);
     rejects(() => box.resolve('escape/new-file', 'p'), /symbolic link/);
-    rejects(() => box.resolve('dangling-out/x', 'p'), /symbolic link/);
+    rejects(() => box.resolve('dangling-out/x', 'p'), /symbolic link that points nowhere/);
+    rejects(() => box.resolve('dangling-in', 'p'), /symbolic link that points nowhere/);
   });
 
   it('shows paths relative to the root', () => {

@@ -21,6 +21,8 @@ const ConfigBody = Type.Object(
       description:
         'device ("cpu", "cuda:N", or "gpu" for every GPU) → resource class → maximum concurrent tasks',
       minProperties: 1,
+      // Keys that do not match the device pattern are errors, not silently ignored.
+      additionalProperties: Type.Never(),
     }),
   },
   { additionalProperties: false },

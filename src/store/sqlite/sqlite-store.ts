@@ -25,6 +25,15 @@ export interface SqliteStoreOptions {
 
 type Stmt = Database.Statement<unknown[], unknown>;
 
+export class StoreLockedError extends Error {
+  constructor(file: string) {
+    super(
+      `another RFUAV service is already using ${file}; stop it first or give this one another RFUAV_HOME`,
+    );
+    this.name = 'StoreLockedError';
+  }
+}
+
 /**
  * Embedded store on better-sqlite3. WAL with synchronous=NORMAL: a commit survives the process
  * being killed (kill -9), which is the crash this service must survive; only an OS crash may lose
@@ -74,7 +83,21 @@ export class SqliteStore implements Store {
     this.cacheMax = opts.cacheSize ?? 20_000;
     if (opts.file !== ':memory:') fs.mkdirSync(path.dirname(opts.file), { recursive: true });
     this.db = new Database(opts.file);
-    this.db.pragma('journal_mode = WAL');
+    // One service per home: this connection keeps an exclusive lock on the file for its whole
+    // life (the OS drops it if the process dies, so a kill -9 leaves nothing stale). A second
+    // service on the same home would otherwise re-queue and re-run the first one's tasks.
+    try {
+      this.db.pragma('busy_timeout = 1000');
+      this.db.pragma('journal_mode = WAL');
+      if (opts.file !== ':memory:') {
+        this.db.pragma('locking_mode = EXCLUSIVE');
+        this.db.exec('BEGIN IMMEDIATE; COMMIT');
+      }
+    } catch (err) {
+      this.db.close();
+      if (/^SQLITE_BUSY/.test((err as { code?: string }).code ?? '')) throw new StoreLockedError(opts.file);
+      throw err;
+    }
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     // 64 MiB page cache (default 2 MiB): task ids are random, so inserts touch pages all over
@@ -173,6 +196,9 @@ export class SqliteStore implements Store {
       // A failing statement (e.g. a duplicate id) is undone alone; the batch goes on.
       value = fn();
     } catch (err) {
+      // Some errors (disk full, I/O) make SQLite roll back the whole transaction: then every
+      // write of this batch is gone and must be reported as failed now, not at COMMIT.
+      if (!this.db.inTransaction) this.abandonBatch(err);
       return Promise.reject(err);
     }
     return new Promise<T>((resolve, reject) => this.batch.push({ resolve: () => resolve(value), reject }));
@@ -191,13 +217,26 @@ export class SqliteStore implements Store {
       } catch {
         // nothing more to undo
       }
-      // Both may hold state of the batch that was rolled back.
-      this.cache.clear();
-      this.lastSeq.clear();
+      this.forgetUncommitted();
       for (const w of waiters) w.reject(err);
       return;
     }
     for (const w of waiters) w.resolve();
+  }
+
+  /** The batch's transaction is gone (rolled back by SQLite): fail its writes at once. */
+  private abandonBatch(err: unknown): void {
+    const waiters = this.batch;
+    this.batch = [];
+    this.batchOpen = false;
+    this.forgetUncommitted();
+    for (const w of waiters) w.reject(err);
+  }
+
+  /** The caches may hold rows of a batch that was rolled back. */
+  private forgetUncommitted(): void {
+    this.cache.clear();
+    this.lastSeq.clear();
   }
 
   /** Reads wait for an open batch, so they only ever see committed state. */
