@@ -58,7 +58,15 @@ export const cropJob: JobDefinition<typeof CropBody> = {
         field: 'output_path',
       });
     }
-    const params: CropParams = { ...body };
+    const { x, y, width, height } = body;
+    const params: CropParams = {
+      input_path: body.input_path,
+      output_path: body.output_path,
+      x,
+      y,
+      width,
+      height,
+    };
     return { params: { ...params }, input_path: paths.display(input), output_path: paths.display(output) };
   },
 
