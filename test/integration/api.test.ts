@@ -158,8 +158,19 @@ describe('HTTP API', async () => {
       y: 10,
       width: 50,
       height: 40,
+      task_id: 'crop-1',
+      priority: 2,
     });
     assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(json(r).parameters, {
+      input_path: 'mixed',
+      output_path: 'cropped',
+      x: 10,
+      y: 10,
+      width: 50,
+      height: 40,
+    });
+    assert.equal(json(r).priority, 2);
     const done = await waitDone(json(r).task_id);
     assert.equal(done.status, 'completed');
     assert.equal(done.stats.total_images, 3);
