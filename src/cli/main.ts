@@ -17,7 +17,7 @@ Usage:
 
 Common to client commands:
   --server URL   service address (default $RFUAV_SERVER or http://127.0.0.1:8000)
-  --token T      bearer token (default $RFUAV_TOKEN)
+  --token T      bearer token (default $RFUAV_TOKEN, else the first of $RFUAV_API_TOKENS)
   --priority N, --task-id ID, --description TEXT   (submitting commands)
   --no-follow    submit and print the task id without following it
 
@@ -45,7 +45,12 @@ const SUBMIT_OPTIONS = {
 function client(v: Values): ApiClient {
   return new ApiClient({
     server: (v.server as string | undefined) ?? process.env.RFUAV_SERVER ?? 'http://127.0.0.1:8000',
-    token: (v.token as string | undefined) ?? process.env.RFUAV_TOKEN,
+    // On the server's own machine the service's token list is often in the environment already.
+    token:
+      (v.token as string | undefined) ||
+      process.env.RFUAV_TOKEN ||
+      process.env.RFUAV_API_TOKENS?.split(',')[0]?.trim() ||
+      undefined,
   });
 }
 

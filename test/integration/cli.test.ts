@@ -180,4 +180,25 @@ describe('rfuav CLI against a real server', () => {
     assert.equal(r.code, 2);
     assert.match(r.err, /refusing to listen on 0\.0\.0\.0 without API tokens/);
   });
+
+  it('sends a bearer token from --token, RFUAV_TOKEN or the first of RFUAV_API_TOKENS', async () => {
+    const dir = tmpDir();
+    const server = await spawnServer({ RFUAV_LOG_LEVEL: 'warn', RFUAV_API_TOKENS: 'tok-a,tok-b' }, [
+      BIN,
+      'serve',
+      '--port',
+      '0',
+      '--home',
+      path.join(dir, 'home'),
+      '--data-root',
+      path.join(dir, 'data'),
+    ]);
+    const s = ['--server', server.url];
+    const none = await rfuav(['tasks', ...s], { RFUAV_API_TOKENS: '', RFUAV_TOKEN: '' });
+    assert.equal(none.code, 1);
+    assert.match(none.err, /401: a valid bearer token is required/);
+    assert.equal((await rfuav(['tasks', ...s, '--token', 'tok-b'], { RFUAV_API_TOKENS: '' })).code, 0);
+    assert.equal((await rfuav(['tasks', ...s], { RFUAV_TOKEN: 'tok-a', RFUAV_API_TOKENS: '' })).code, 0);
+    assert.equal((await rfuav(['tasks', ...s], { RFUAV_API_TOKENS: 'tok-a,tok-b' })).code, 0);
+  });
 });
