@@ -39,7 +39,6 @@ export class AppError extends Error {
   }
 }
 
-export const badRequest = (message: string, detail?: unknown) => new AppError('bad_request', message, detail);
 export const badPath = (message: string, detail?: unknown) => new AppError('bad_path', message, detail);
 export const notFound = (message: string) => new AppError('not_found', message);
 export const conflict = (message: string, detail?: unknown) => new AppError('conflict', message, detail);

@@ -1,4 +1,8 @@
-/** Task kinds, statuses and the transitions between them. Pure: no I/O. */
+/**
+ * Task kinds and statuses. Pure: no I/O. Status moves only forward (pending → queued → running →
+ * completed | failed | cancelled), except running → queued when a restart or shutdown re-queues
+ * work; every move is a compare-and-set on the current status (Store.updateTask's fromStatuses).
+ */
 
 export const TASK_KINDS = [
   'training',
@@ -18,22 +22,10 @@ export const TASK_STATUSES = ['pending', 'queued', 'running', 'completed', 'fail
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled']);
-export const WAITING_STATUSES: ReadonlySet<TaskStatus> = new Set(['pending', 'queued']);
 
 export function isTerminal(status: TaskStatus): boolean {
   return TERMINAL_STATUSES.has(status);
 }
-
-/** Which slot a task kind occupies (SPEC §1). */
-export const RESOURCE_CLASS_OF: Record<TaskKind, ResourceClass> = {
-  training: 'training',
-  inference: 'inference',
-  evaluation: 'inference',
-  dataset_split: 'preprocessing',
-  data_augmentation: 'preprocessing',
-  image_crop: 'preprocessing',
-  spectrogram: 'preprocessing',
-};
 
 export const DEFAULT_PRIORITY: Record<ResourceClass, number> = {
   training: 5,
@@ -46,23 +38,6 @@ export function listGroupOf(kind: TaskKind): 'training' | 'inference' | 'other' 
   if (kind === 'training') return 'training';
   if (kind === 'inference') return 'inference';
   return 'other';
-}
-
-/**
- * Allowed status transitions. `running → queued` is the re-queue after a crash or a graceful
- * shutdown that interrupted the work; every other move goes forward only.
- */
-const TRANSITIONS: Record<TaskStatus, readonly TaskStatus[]> = {
-  pending: ['queued', 'running', 'failed', 'cancelled'],
-  queued: ['running', 'failed', 'cancelled'],
-  running: ['completed', 'failed', 'cancelled', 'queued'],
-  completed: [],
-  failed: [],
-  cancelled: [],
-};
-
-export function canTransition(from: TaskStatus, to: TaskStatus): boolean {
-  return TRANSITIONS[from].includes(to);
 }
 
 /** Fields stored for every task. JSON-valued columns are parsed objects here. */
@@ -142,7 +117,6 @@ export type TaskPatch = Partial<
 >;
 
 export const TASK_ID_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
-export const TASK_ID_RE = new RegExp(TASK_ID_PATTERN);
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
 

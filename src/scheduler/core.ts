@@ -93,10 +93,6 @@ export class SchedulerCore {
     return this.running.has(id);
   }
 
-  placementOf(id: string): Placement | undefined {
-    return this.running.get(id);
-  }
-
   enqueue(q: QueueEntry): void {
     const { entry, lane } = this.admit(q);
     lane.entries.splice(this.lowerBound(lane.entries, entry), 0, entry);

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig, parseLimitSpec } from '../../src/config.js';
-import { canTransition } from '../../src/domain/task.js';
 import { parseNvidiaSmi, toDevices } from '../../src/devices/gpu.js';
 import { splitCounts } from '../../src/jobs/split.js';
 import { effectiveLimits, mergeSpecs } from '../../src/scheduler/limits.js';
@@ -62,16 +61,6 @@ describe('config', () => {
     assert.equal(c.agingIntervalMs, 2000);
     assert.equal(c.home, '/srv/.rfuav');
     assert.equal(c.dataRoot, '/srv/data');
-  });
-});
-
-describe('task status transitions', () => {
-  it('only moves forward, except running → queued for a re-queue', () => {
-    assert.ok(canTransition('pending', 'queued'));
-    assert.ok(canTransition('running', 'queued'));
-    assert.ok(!canTransition('completed', 'running'));
-    assert.ok(!canTransition('queued', 'completed'));
-    assert.ok(!canTransition('cancelled', 'queued'));
   });
 });
 
