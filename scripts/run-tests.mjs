@@ -30,13 +30,15 @@ const child = spawn(
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
   { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RFUAV_TEST: '1' } },
 );
-let tail = '';
+// The whole output is kept: the reporter prints its summary before the details of failures,
+// which can be long, so the counts are not necessarily near the end.
+let output = '';
 child.stdout.on('data', (d) => {
   process.stdout.write(d);
-  tail = (tail + d.toString()).slice(-4000);
+  output += d.toString();
 });
 child.on('close', (code) => {
-  const num = (label) => Number(new RegExp(`ℹ ${label} (\\d+)`).exec(tail)?.[1] ?? 0);
+  const num = (label) => Number([...output.matchAll(new RegExp(`ℹ ${label} (\\d+)`, 'g'))].at(-1)?.[1] ?? 0);
   const passed = num('pass');
   const failed = num('fail');
   const skipped = num('skipped');
