@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import sharp from 'sharp';
+import { COLORMAPS } from '../../src/signal/colormap.js';
+import { colourise, renderSpectrogram } from '../../src/signal/render.js';
+import { magnitudeDb, stftPlan } from '../../src/signal/stft.js';
+
+/** A tone at +fs/4 plus weak noise: its line must sit in the upper half (positive frequency). */
+function toneIq(samples: number): Float32Array {
+  const iq = new Float32Array(2 * samples);
+  let seed = 1;
+  const noise = () => ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 0.01;
+  for (let k = 0; k < samples; k++) {
+    iq[2 * k] = Math.cos((Math.PI / 2) * k) + noise();
+    iq[2 * k + 1] = Math.sin((Math.PI / 2) * k) + noise();
+  }
+  return iq;
+}
+
+describe('spectrogram rendering', () => {
+  it('puts low frequencies at the bottom and maps the extremes to the ends of jet', () => {
+    const db = new Float32Array([0, 1, 2, 3, 4, 5]); // 3 freqs × 2 frames, row 0 = lowest
+    const rgb = colourise(db, 3, 2);
+    const px = (row: number, col: number) => [...rgb.subarray((row * 2 + col) * 3, (row * 2 + col) * 3 + 3)];
+    const jet = COLORMAPS.jet;
+    assert.deepEqual(
+      px(2, 0),
+      [...jet.subarray(0, 3)],
+      'bottom-left is the minimum (lowest frequency, first frame)',
+    );
+    assert.deepEqual(px(0, 1), [...jet.subarray(765, 768)], 'top-right is the maximum');
+  });
+
+  it('renders a tone at +fs/4 as a horizontal line in the upper half, at the requested size and format', async () => {
+    const plan = stftPlan(256);
+    const { db, freqs, frames } = magnitudeDb(toneIq(256 * 40), plan);
+    for (const format of ['png', 'jpg', 'webp'] as const) {
+      const img = await renderSpectrogram(db, freqs, frames, { width: 320, height: 240, format });
+      const meta = await sharp(img).metadata();
+      assert.deepEqual(
+        [meta.format === 'jpeg' ? 'jpg' : meta.format, meta.width, meta.height],
+        [format, 320, 240],
+      );
+    }
+    const png = await renderSpectrogram(db, freqs, frames, { width: 200, height: 256, format: 'png' });
+    const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    // the hottest row (most red): fs/4 is three quarters of the way up the shifted axis → row ≈ 64 from the top
+    let bestRow = -1;
+    let best = -1;
+    for (let r = 0; r < 256; r++) {
+      const i = (r * 200 + 100) * 3;
+      const heat = (data[i] as number) - (data[i + 2] as number);
+      if (heat > best) {
+        best = heat;
+        bestRow = r;
+      }
+    }
+    assert.ok(Math.abs(bestRow - 64) <= 2, `line at row ${bestRow}`);
+  });
+});
