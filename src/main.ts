@@ -6,7 +6,9 @@ import { DeviceManager } from './devices/manager.js';
 import { buildApp } from './http/app.js';
 import { cropJob } from './jobs/crop.js';
 import { JobRegistry, type JobDefinition } from './jobs/job.js';
+import { spectrogramJob } from './jobs/spectrogram.js';
 import { splitJob } from './jobs/split.js';
+import { SlicePool } from './signal/pool.js';
 import { LogBus } from './logbus/logbus.js';
 import { ServiceMetrics } from './metrics/metrics.js';
 import { TaskService } from './service/task-service.js';
@@ -15,10 +17,9 @@ import type { Store } from './store/store.js';
 import { PathSandbox } from './util/sandbox.js';
 
 /** The built-in task kinds: one line each. */
-export const BUILTIN_JOBS: readonly JobDefinition[] = [
-  splitJob as unknown as JobDefinition,
-  cropJob as unknown as JobDefinition,
-];
+function builtinJobs(pool: SlicePool): JobDefinition[] {
+  return [splitJob, cropJob, spectrogramJob(pool)] as unknown as JobDefinition[];
+}
 
 export interface ServiceOptions {
   config: Config;
@@ -67,8 +68,9 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
   const bus = new LogBus(store);
   const paths = new PathSandbox(config.dataRoot);
   const metrics = new ServiceMetrics();
+  const slicePool = new SlicePool();
   const registry = new JobRegistry();
-  for (const job of [...BUILTIN_JOBS, ...(opts.extraJobs ?? [])]) registry.register(job);
+  for (const job of [...builtinJobs(slicePool), ...(opts.extraJobs ?? [])]) registry.register(job);
 
   let service: TaskService | null = null;
   const devices = new DeviceManager({
@@ -123,6 +125,7 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
         svc.beginShutdown();
         await app.close();
         await svc.stop();
+        await slicePool.close();
         devices.stop();
         await store.close();
       })();

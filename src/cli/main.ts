@@ -14,6 +14,9 @@ Usage:
   rfuav cancel <task_id>
   rfuav split --input DIR --output DIR [--train-ratio 0.8] [--val-ratio R] [--seed N]
   rfuav crop --input PATH --output DIR --x N --y N --width N --height N
+  rfuav spectrogram --input PATH --output DIR [--sample-rate 100e6] [--stft-point 1024]
+        [--duration 0.1] [--dtype float32|int16] [--format png|jpg|webp] [--width 1920]
+        [--height 1440] [--save-matrix]
 
 Common to client commands:
   --server URL   service address (default $RFUAV_SERVER or http://127.0.0.1:8000)
@@ -383,6 +386,43 @@ export async function main(argv: string[]): Promise<number> {
         width: int(values, 'width', true),
         height: int(values, 'height', true),
       });
+    }
+    case 'spectrogram': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          ...SUBMIT_OPTIONS,
+          input: { type: 'string' },
+          output: { type: 'string' },
+          'sample-rate': { type: 'string' },
+          'stft-point': { type: 'string' },
+          duration: { type: 'string' },
+          dtype: { type: 'string' },
+          format: { type: 'string' },
+          width: { type: 'string' },
+          height: { type: 'string' },
+          'save-matrix': { type: 'boolean' },
+        },
+      });
+      const body: Record<string, unknown> = {
+        input_path: str(values, 'input', true),
+        output_path: str(values, 'output', true),
+      };
+      const numbers: [string, string, (v: Values, n: string) => number | undefined][] = [
+        ['sample-rate', 'sample_rate', float],
+        ['stft-point', 'stft_point', int],
+        ['duration', 'duration_time', float],
+        ['width', 'width', int],
+        ['height', 'height', int],
+      ];
+      for (const [flag, field, parse] of numbers) {
+        const v = parse(values, flag);
+        if (v !== undefined) body[field] = v;
+      }
+      if (values.dtype) body.dtype = values.dtype;
+      if (values.format) body.format = values.format;
+      if (values['save-matrix']) body.save_matrix = true;
+      return submit(values, '/api/v2/preprocessing/spectrogram', body);
     }
     default:
       throw new UsageError(`unknown command '${cmd}'`);

@@ -1,0 +1,223 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { badPath, invalidField } from '../domain/errors.js';
+import { iqSampleCount, readIqSlices, type IqDtype } from '../signal/iq.js';
+import type { SlicePool } from '../signal/pool.js';
+import type { SliceResult } from '../signal/slice-worker.js';
+import { isInside, statOrNull } from '../util/files.js';
+import { throwIfAborted, type JobDefinition } from './job.js';
+
+export const RECORDING_EXTENSIONS = new Set(['.iq', '.dat']);
+/** One slice is held in memory per worker (plus one being read): bound it. */
+const MAX_SAMPLES_PER_SLICE = 20_000_000;
+
+export const SpectrogramBody = Type.Object({
+  input_path: Type.String({
+    minLength: 1,
+    description: 'A .iq/.dat recording, or a root of class folders of them',
+  }),
+  output_path: Type.String({ minLength: 1, description: 'Receives the images, mirroring the input layout' }),
+  sample_rate: Type.Number({ exclusiveMinimum: 0, maximum: 1e11, default: 100e6 }),
+  stft_point: Type.Integer({ minimum: 16, maximum: 65536, default: 1024, description: 'A power of two' }),
+  duration_time: Type.Number({
+    exclusiveMinimum: 0,
+    maximum: 3600,
+    default: 0.1,
+    description: 'Seconds per slice',
+  }),
+  dtype: Type.Union([Type.Literal('float32'), Type.Literal('int16')], { default: 'float32' }),
+  format: Type.Union([Type.Literal('png'), Type.Literal('jpg'), Type.Literal('webp')], { default: 'png' }),
+  width: Type.Integer({ minimum: 16, maximum: 8192, default: 1920 }),
+  height: Type.Integer({ minimum: 16, maximum: 8192, default: 1440 }),
+  colormap: Type.Literal('jet', { default: 'jet' }),
+  save_matrix: Type.Boolean({ default: false, description: 'Also write each slice’s dB matrix as .npy' }),
+});
+type Body = Static<typeof SpectrogramBody>;
+
+interface Params extends Omit<Body, 'colormap'> {
+  colormap: 'jet';
+  samples_per_slice: number;
+}
+
+function isRecording(name: string): boolean {
+  return !name.startsWith('.') && RECORDING_EXTENSIONS.has(path.extname(name).toLowerCase());
+}
+
+/** Recordings as paths relative to `root`: files directly in it and in its class folders. */
+async function recordingsUnder(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fs.readdir(root, { withFileTypes: true })) {
+    if (e.name.startsWith('.')) continue;
+    if (e.isFile() && isRecording(e.name)) out.push(e.name);
+    if (e.isDirectory()) {
+      for (const f of await fs.readdir(path.join(root, e.name), { withFileTypes: true })) {
+        if (f.isFile() && isRecording(f.name)) out.push(path.join(e.name, f.name));
+      }
+    }
+  }
+  return out.sort();
+}
+
+/** `<pack> (<i>).<ext>`, i from 1, beside the recording's mirrored folder. */
+export function sliceFileName(recording: string, index: number, ext: string): string {
+  const pack = path.basename(recording, path.extname(recording));
+  return `${pack} (${index + 1}).${ext}`;
+}
+
+export function spectrogramJob(pool: SlicePool): JobDefinition<typeof SpectrogramBody> {
+  return {
+    kind: 'spectrogram',
+    resourceClass: 'preprocessing',
+    route: 'spectrogram',
+    body: SpectrogramBody,
+
+    async validate(body: Body, { paths }) {
+      const input = paths.resolve(body.input_path, 'input_path');
+      const output = paths.resolve(body.output_path, 'output_path');
+      const st = await statOrNull(input);
+      if (!st) throw badPath(`input_path: '${body.input_path}' does not exist`, { field: 'input_path' });
+      if ((body.stft_point & (body.stft_point - 1)) !== 0) {
+        throw invalidField('stft_point', `must be a power of two (got ${body.stft_point})`);
+      }
+      const perSlice = Math.round(body.sample_rate * body.duration_time);
+      if (perSlice < body.stft_point) {
+        throw invalidField(
+          'duration_time',
+          `a slice of ${perSlice} samples (sample_rate × duration_time) is shorter than stft_point ${body.stft_point}`,
+        );
+      }
+      if (perSlice > MAX_SAMPLES_PER_SLICE) {
+        throw invalidField(
+          'duration_time',
+          `a slice of ${perSlice} samples is over the limit of ${MAX_SAMPLES_PER_SLICE}`,
+        );
+      }
+      let files: string[];
+      if (st.isFile()) {
+        if (!isRecording(input)) {
+          throw badPath(`input_path: '${body.input_path}' is not a .iq or .dat recording`, {
+            field: 'input_path',
+          });
+        }
+        files = [path.basename(input)];
+      } else {
+        if (isInside(output, input))
+          throw badPath('output_path: must not be inside input_path', { field: 'output_path' });
+        files = await recordingsUnder(input);
+        if (files.length === 0) {
+          throw badPath(
+            `input_path: no .iq or .dat recordings in '${body.input_path}' or its class folders`,
+            {
+              field: 'input_path',
+            },
+          );
+        }
+      }
+      const root = st.isFile() ? path.dirname(input) : input;
+      for (const f of files) {
+        try {
+          await iqSampleCount(path.join(root, f), body.dtype as IqDtype);
+        } catch (err) {
+          throw badPath(`input_path: ${(err as Error).message.replace(root + path.sep, '')}`, {
+            field: 'input_path',
+          });
+        }
+      }
+      const params: Params = { ...body, colormap: 'jet', samples_per_slice: perSlice };
+      return {
+        params: { ...params },
+        input_path: paths.display(input),
+        output_path: paths.display(output),
+        notes: [],
+      };
+    },
+
+    async run(raw, ctx) {
+      const p = raw as unknown as Params;
+      const input = ctx.paths.resolve(p.input_path, 'input_path');
+      const output = ctx.paths.resolve(p.output_path, 'output_path');
+      const st = await fs.stat(input);
+      const root = st.isFile() ? path.dirname(input) : input;
+      const files = st.isFile() ? [path.basename(input)] : await recordingsUnder(input);
+      const sizes = await Promise.all(files.map((f) => iqSampleCount(path.join(root, f), p.dtype)));
+      const total = sizes.reduce((a, n) => a + Math.floor(n / p.samples_per_slice), 0);
+      ctx.log(
+        `Converting ${files.length} recording(s) into ${total} slice(s) of ${p.samples_per_slice} samples ` +
+          `(${p.duration_time} s at ${p.sample_rate} S/s), ${p.stft_point}-point STFT, ${p.width}x${p.height} ${p.format}` +
+          ` on ${pool.size} worker thread(s)`,
+      );
+      const started = performance.now();
+      let done = 0;
+      let truncated = 0;
+      let stftMs = 0;
+      let renderMs = 0;
+      const inflight: Promise<SliceResult>[] = [];
+      const settle = async () => {
+        const r = await (inflight.shift() as Promise<SliceResult>);
+        done++;
+        stftMs += r.stftMs;
+        renderMs += r.renderMs;
+        ctx.progress(total > 0 ? (done / total) * 100 : 100, `slice ${done}/${total}`);
+      };
+      try {
+        await convertAll();
+      } finally {
+        // On failure or cancel, let the slices already handed to workers finish or fail first.
+        await Promise.allSettled(inflight);
+      }
+      async function convertAll(): Promise<void> {
+        for (const rel of files) {
+          const outDir = path.join(output, path.dirname(rel));
+          await fs.mkdir(outDir, { recursive: true });
+          const slices = readIqSlices(path.join(root, rel), {
+            dtype: p.dtype,
+            samplesPerSlice: p.samples_per_slice,
+            signal: ctx.signal,
+            onTruncated: (n) => {
+              truncated += n;
+              ctx.log(`${rel}: the last ${n} samples do not fill a slice and are dropped`, 'warning');
+            },
+          });
+          for await (const slice of slices) {
+            throwIfAborted(ctx.signal);
+            const imagePath = path.join(outDir, sliceFileName(rel, slice.index, p.format));
+            const task = pool.run(
+              {
+                iq: slice.iq,
+                stftPoint: p.stft_point,
+                width: p.width,
+                height: p.height,
+                format: p.format,
+                colormap: p.colormap,
+                imagePath,
+                npyPath: p.save_matrix ? path.join(outDir, sliceFileName(rel, slice.index, 'npy')) : null,
+              },
+              ctx.signal,
+            );
+            // Handled here so a failure while another slice is awaited is not an unhandled
+            // rejection; settle() still sees it and fails the task.
+            task.catch(() => undefined);
+            inflight.push(task);
+            // Keep every worker busy, but hold no more slices in memory than there are workers.
+            if (inflight.length >= pool.size) await settle();
+          }
+        }
+        while (inflight.length > 0) await settle();
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const stats = {
+        files: files.length,
+        slices: done,
+        images: done,
+        matrices: p.save_matrix ? done : 0,
+        truncated_samples: truncated,
+        seconds,
+        seconds_per_slice: done > 0 ? seconds / done : null,
+        stft_ms_per_slice: done > 0 ? stftMs / done : null,
+        render_ms_per_slice: done > 0 ? renderMs / done : null,
+      };
+      return { message: `${done} spectrogram image(s) from ${files.length} recording(s)`, stats };
+    },
+  };
+}
