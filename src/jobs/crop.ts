@@ -3,7 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import { badPath } from '../domain/errors.js';
-import { imagesUnder, isImageFile, isInside, statOrNull } from '../util/files.js';
+import { imagesUnder, inputAndOutput, isImageFile, isInside, statOrNull } from '../util/files.js';
 import { JobFailure, throwIfAborted, type JobDefinition } from './job.js';
 
 export const CropBody = Type.Object({
@@ -37,10 +37,7 @@ export const cropJob: JobDefinition<typeof CropBody> = {
   body: CropBody,
 
   async validate(body: CropBody, { paths }) {
-    const input = paths.resolve(body.input_path, 'input_path');
-    const output = paths.resolve(body.output_path, 'output_path');
-    const st = await statOrNull(input);
-    if (!st) throw badPath(`input_path: '${body.input_path}' does not exist`, { field: 'input_path' });
+    const { input, output, stat: st } = await inputAndOutput(paths, body);
     if (st.isFile() && !isImageFile(path.basename(input))) {
       throw badPath(
         `input_path: '${body.input_path}' is not an image (.jpg .jpeg .png .gif .bmp .tiff .webp)`,

@@ -5,7 +5,7 @@ import { badPath, invalidField } from '../domain/errors.js';
 import { iqSampleCount, readIqSlices, type IqDtype } from '../signal/iq.js';
 import type { SlicePool } from '../signal/pool.js';
 import type { SliceResult } from '../signal/slice-worker.js';
-import { isInside, statOrNull } from '../util/files.js';
+import { inputAndOutput, isInside } from '../util/files.js';
 import { throwIfAborted, type JobDefinition } from './job.js';
 
 export const RECORDING_EXTENSIONS = new Set(['.iq', '.dat']);
@@ -73,10 +73,7 @@ export function spectrogramJob(pool: SlicePool): JobDefinition<typeof Spectrogra
     body: SpectrogramBody,
 
     async validate(body: Body, { paths }) {
-      const input = paths.resolve(body.input_path, 'input_path');
-      const output = paths.resolve(body.output_path, 'output_path');
-      const st = await statOrNull(input);
-      if (!st) throw badPath(`input_path: '${body.input_path}' does not exist`, { field: 'input_path' });
+      const { input, output, stat: st } = await inputAndOutput(paths, body);
       if ((body.stft_point & (body.stft_point - 1)) !== 0) {
         throw invalidField('stft_point', `must be a power of two (got ${body.stft_point})`);
       }

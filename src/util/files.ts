@@ -1,6 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { Stats } from 'node:fs';
 import { badPath } from '../domain/errors.js';
+import type { PathSandbox } from './sandbox.js';
 
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.gif', '.bmp', '.tiff', '.tif', '.webp']);
 
@@ -14,6 +16,21 @@ export async function statOrNull(p: string) {
   } catch {
     return null;
   }
+}
+
+/**
+ * The input and output of a file-processing request, through the sandbox; the input must exist.
+ * Returns the resolved paths and the input's stat.
+ */
+export async function inputAndOutput(
+  paths: PathSandbox,
+  body: { input_path: string; output_path: string },
+): Promise<{ input: string; output: string; stat: Stats }> {
+  const input = paths.resolve(body.input_path, 'input_path');
+  const output = paths.resolve(body.output_path, 'output_path');
+  const stat = await statOrNull(input);
+  if (!stat) throw badPath(`input_path: '${body.input_path}' does not exist`, { field: 'input_path' });
+  return { input, output, stat };
 }
 
 /** Requires an existing directory, else a 400 naming the field. */
