@@ -16,7 +16,7 @@ Usage:
   rfuav crop --input PATH --output DIR --x N --y N --width N --height N
   rfuav spectrogram --input PATH --output DIR [--sample-rate 100e6] [--stft-point 1024]
         [--duration 0.1] [--dtype float32|int16] [--format png|jpg|webp] [--width 1920]
-        [--height 1440] [--save-matrix]
+        [--height 1440] [--save-matrix] [--animation webp|gif]
 
 Common to client commands:
   --server URL   service address (default $RFUAV_SERVER or http://127.0.0.1:8000)
@@ -402,6 +402,7 @@ export async function main(argv: string[]): Promise<number> {
           width: { type: 'string' },
           height: { type: 'string' },
           'save-matrix': { type: 'boolean' },
+          animation: { type: 'string' },
         },
       });
       const body: Record<string, unknown> = {
@@ -422,6 +423,10 @@ export async function main(argv: string[]): Promise<number> {
       if (values.dtype) body.dtype = values.dtype;
       if (values.format) body.format = values.format;
       if (values['save-matrix']) body.save_matrix = true;
+      if (values.animation) {
+        body.animation = true;
+        body.animation_format = values.animation;
+      }
       return submit(values, '/api/v2/preprocessing/spectrogram', body);
     }
     default:

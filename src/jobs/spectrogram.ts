@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import sharp from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import { badPath, invalidField } from '../domain/errors.js';
 import { iqSampleCount, readIqSlices, type IqDtype } from '../signal/iq.js';
@@ -9,6 +10,11 @@ import { inputAndOutput, isInside } from '../util/files.js';
 import { throwIfAborted, type JobDefinition } from './job.js';
 
 export const RECORDING_EXTENSIONS = new Set(['.iq', '.dat']);
+/** Animation frames are scaled to fit this box and capped in number, so memory stays bounded. */
+const ANIMATION_BOX = { width: 640, height: 480 };
+const ANIMATION_MAX_FRAMES = 300;
+const ANIMATION_FRAME_MS = 200;
+
 /** One slice is held in memory per worker (plus one being read): bound it. */
 const MAX_SAMPLES_PER_SLICE = 20_000_000;
 
@@ -32,6 +38,11 @@ export const SpectrogramBody = Type.Object({
   height: Type.Integer({ minimum: 16, maximum: 8192, default: 1440 }),
   colormap: Type.Literal('jet', { default: 'jet' }),
   save_matrix: Type.Boolean({ default: false, description: 'Also write each slice’s dB matrix as .npy' }),
+  animation: Type.Boolean({
+    default: false,
+    description: 'Also write the frames of each recording as one animated image, <pack>.<animation_format>',
+  }),
+  animation_format: Type.Union([Type.Literal('webp'), Type.Literal('gif')], { default: 'webp' }),
 });
 type Body = Static<typeof SpectrogramBody>;
 
@@ -149,6 +160,7 @@ export function spectrogramJob(pool: SlicePool): JobDefinition<typeof Spectrogra
       let truncated = 0;
       let stftMs = 0;
       let renderMs = 0;
+      let animations = 0;
       const inflight: Promise<SliceResult>[] = [];
       const settle = async () => {
         const r = await (inflight.shift() as Promise<SliceResult>);
@@ -176,9 +188,11 @@ export function spectrogramJob(pool: SlicePool): JobDefinition<typeof Spectrogra
               ctx.log(`${rel}: the last ${n} samples do not fill a slice and are dropped`, 'warning');
             },
           });
+          const images: string[] = [];
           for await (const slice of slices) {
             throwIfAborted(ctx.signal);
             const imagePath = path.join(outDir, sliceFileName(rel, slice.index, p.format));
+            images.push(imagePath);
             const task = pool.run(
               {
                 iq: slice.iq,
@@ -199,8 +213,38 @@ export function spectrogramJob(pool: SlicePool): JobDefinition<typeof Spectrogra
             // Keep every worker busy, but hold no more slices in memory than there are workers.
             if (inflight.length >= pool.size) await settle();
           }
+          if (p.animation && images.length > 0) {
+            while (inflight.length > 0) await settle(); // this recording's frames are all on disk
+            await writeAnimation(rel, outDir, images);
+          }
         }
         while (inflight.length > 0) await settle();
+      }
+      async function writeAnimation(rel: string, outDir: string, images: string[]): Promise<void> {
+        const frames = images.slice(0, ANIMATION_MAX_FRAMES);
+        if (images.length > frames.length) {
+          ctx.log(
+            `${rel}: the animation keeps the first ${frames.length} of ${images.length} frames`,
+            'warning',
+          );
+        }
+        // Frames scaled to one common size first: an animation's frames must match.
+        const scaled = await Promise.all(
+          frames.map((f) =>
+            sharp(f)
+              .resize({ ...ANIMATION_BOX, fit: 'inside', withoutEnlargement: true })
+              .png()
+              .toBuffer(),
+          ),
+        );
+        const pack = path.basename(rel, path.extname(rel));
+        const out = path.join(outDir, `${pack}.${p.animation_format}`);
+        const joined = sharp(scaled, { join: { animated: true } });
+        const delay = frames.map(() => ANIMATION_FRAME_MS);
+        await (
+          p.animation_format === 'gif' ? joined.gif({ loop: 0, delay }) : joined.webp({ loop: 0, delay })
+        ).toFile(out);
+        animations++;
       }
       const seconds = (performance.now() - started) / 1000;
       const stats = {
@@ -208,6 +252,7 @@ export function spectrogramJob(pool: SlicePool): JobDefinition<typeof Spectrogra
         slices: done,
         images: done,
         matrices: p.save_matrix ? done : 0,
+        animations,
         truncated_samples: truncated,
         seconds,
         seconds_per_slice: done > 0 ? seconds / done : null,

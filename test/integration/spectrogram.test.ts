@@ -92,6 +92,41 @@ describe('spectrogram task', async () => {
     assert.ok(logs.some((l) => /last 700 samples do not fill a slice/.test(l.message)));
   });
 
+  it('writes one animated image per recording when asked (WebP or GIF)', async () => {
+    for (const animation_format of ['webp', 'gif'] as const) {
+      const id = `anim-${animation_format}`;
+      const r = await post({
+        input_path: 'rf',
+        output_path: `anim-${animation_format}`,
+        sample_rate: 100_000,
+        duration_time: 0.02,
+        stft_point: 256,
+        width: 200,
+        height: 100,
+        animation: true,
+        animation_format,
+        task_id: id,
+      });
+      assert.equal(r.statusCode, 200, r.body);
+      const done = await waitFor(
+        async () => {
+          const t = JSON.parse((await svc.app.inject({ url: `/api/v2/tasks/${id}` })).body);
+          return ['completed', 'failed'].includes(t.status) ? t : null;
+        },
+        20_000,
+        id,
+      );
+      assert.equal(done.status, 'completed', done.error);
+      assert.equal(done.stats.animations, 2);
+      const meta = await sharp(path.join(data, `anim-${animation_format}/beta/pack2.${animation_format}`), {
+        animated: true,
+      }).metadata();
+      assert.equal(meta.format, animation_format);
+      assert.equal(meta.pages, 3, 'one frame per slice');
+      assert.deepEqual([meta.width, meta.pageHeight], [200, 100]);
+    }
+  });
+
   it('rejects bad parameters and inputs with errors naming the field', async () => {
     const base = { input_path: 'rf', output_path: 'x', sample_rate: 100_000, duration_time: 0.02 };
     const cases: [object, number, RegExp][] = [
