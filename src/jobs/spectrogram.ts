@@ -132,7 +132,23 @@ export function spectrogramJob(pool: SlicePool): JobDefinition<typeof Spectrogra
           });
         }
       }
-      const params: Params = { ...body, colormap: 'jet', samples_per_slice: perSlice };
+      // Only this kind's own fields (the body also carries task_id, priority and the like).
+      const params: Params = {
+        input_path: body.input_path,
+        output_path: body.output_path,
+        sample_rate: body.sample_rate,
+        stft_point: body.stft_point,
+        duration_time: body.duration_time,
+        dtype: body.dtype,
+        format: body.format,
+        width: body.width,
+        height: body.height,
+        colormap: 'jet',
+        save_matrix: body.save_matrix,
+        animation: body.animation,
+        animation_format: body.animation_format,
+        samples_per_slice: perSlice,
+      };
       return {
         params: { ...params },
         input_path: paths.display(input),

@@ -58,6 +58,8 @@ describe('spectrogram task', async () => {
       task_id: 'spec-1',
     });
     assert.equal(r.statusCode, 200, r.body);
+    assert.equal(JSON.parse(r.body).parameters.task_id, undefined, 'common fields stay out of parameters');
+    assert.equal(JSON.parse(r.body).parameters.samples_per_slice, 2000);
     const done = await waitFor(
       async () => {
         const t = JSON.parse((await svc.app.inject({ url: '/api/v2/preprocessing/spec-1' })).body);
