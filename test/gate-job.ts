@@ -30,11 +30,8 @@ export class Gates {
       resourceClass,
       route,
       body: Type.Object({ label: Type.Optional(Type.String()) }),
-      validate: async (body) => ({
-        params: body.label === undefined ? {} : { label: body.label },
-        input_path: null,
-        output_path: null,
-      }),
+      // Spreads its body on purpose: the service must hand it only the kind's own fields.
+      validate: async (body) => ({ params: { ...body }, input_path: null, output_path: null }),
       run: (_params, ctx) =>
         new Promise((resolve, reject) => {
           const id = ctx.task.task_id;

@@ -132,7 +132,11 @@ export class TaskService {
     const priority = body.priority ?? DEFAULT_PRIORITY[def.resourceClass];
     const notes: string[] = [];
     const placement = this.resolveRequest(def.resourceClass, body.device, body.gpu_memory_gb ?? null, notes);
-    const prepared = await def.validate(body as never, { paths: this.deps.paths });
+    // A job sees only the fields its own schema declares; the common ones (task_id, priority,
+    // device, …) are the service's business and never end up in a job's parameters.
+    const own: Record<string, unknown> = {};
+    for (const k of Object.keys(def.body.properties)) if (k in body) own[k] = body[k];
+    const prepared = await def.validate(own as never, { paths: this.deps.paths });
     const task = await this.deps.store.createTask({
       task_id: taskId,
       task_type: kind as TaskKind,
