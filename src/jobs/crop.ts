@@ -3,7 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import { badPath } from '../domain/errors.js';
-import { imagesUnder, inputAndOutput, isImageFile, isInside, statOrNull } from '../util/files.js';
+import { imagesUnder, inputAndOutput, isImageFile, isInside } from '../util/files.js';
 import { JobFailure, throwIfAborted, type JobDefinition } from './job.js';
 
 export const CropBody = Type.Object({
@@ -48,12 +48,6 @@ export const cropJob: JobDefinition<typeof CropBody> = {
     }
     if (st.isDirectory() && isInside(output, input)) {
       throw badPath('output_path: must not be inside input_path', { field: 'output_path' });
-    }
-    const out = await statOrNull(output);
-    if (out && !out.isDirectory()) {
-      throw badPath(`output_path: '${body.output_path}' exists and is not a folder`, {
-        field: 'output_path',
-      });
     }
     const { x, y, width, height } = body;
     const params: CropParams = {

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { badPath, invalidField } from '../domain/errors.js';
-import { classFolders, imagesIn, isInside, requireDir, statOrNull } from '../util/files.js';
+import { classFolders, imagesIn, inputAndOutput, isInside } from '../util/files.js';
 import { hash32, mulberry32, shuffle } from '../util/random.js';
 import { throwIfAborted, type JobDefinition } from './job.js';
 
@@ -54,21 +54,16 @@ export const splitJob: JobDefinition<typeof SplitBody> = {
   body: SplitBody,
 
   async validate(body: SplitBody, { paths }) {
-    const input = paths.resolve(body.input_path, 'input_path');
-    const output = paths.resolve(body.output_path, 'output_path');
-    await requireDir(input, 'input_path', body.input_path);
+    const { input, output, stat } = await inputAndOutput(paths, body);
+    if (!stat.isDirectory()) {
+      throw badPath(`input_path: '${body.input_path}' is not a folder`, { field: 'input_path' });
+    }
     if (isInside(output, input) || isInside(input, output)) {
       throw badPath('output_path: must not be inside input_path or contain it', { field: 'output_path' });
     }
     const classes = await classFolders(input);
     if (classes.length === 0) {
       throw badPath(`input_path: '${body.input_path}' has no class sub-folders`, { field: 'input_path' });
-    }
-    const outStat = await statOrNull(output);
-    if (outStat && !outStat.isDirectory()) {
-      throw badPath(`output_path: '${body.output_path}' exists and is not a folder`, {
-        field: 'output_path',
-      });
     }
     if (body.val_ratio != null && body.train_ratio + body.val_ratio >= 1) {
       throw invalidField(

@@ -19,7 +19,8 @@ export async function statOrNull(p: string) {
 }
 
 /**
- * The input and output of a file-processing request, through the sandbox; the input must exist.
+ * The input and output of a file-processing request, through the sandbox: the input must exist,
+ * and the output, a folder the job writes into, must be a folder if it exists already.
  * Returns the resolved paths and the input's stat.
  */
 export async function inputAndOutput(
@@ -30,14 +31,11 @@ export async function inputAndOutput(
   const output = paths.resolve(body.output_path, 'output_path');
   const stat = await statOrNull(input);
   if (!stat) throw badPath(`input_path: '${body.input_path}' does not exist`, { field: 'input_path' });
+  const out = await statOrNull(output);
+  if (out && !out.isDirectory()) {
+    throw badPath(`output_path: '${body.output_path}' exists and is not a folder`, { field: 'output_path' });
+  }
   return { input, output, stat };
-}
-
-/** Requires an existing directory, else a 400 naming the field. */
-export async function requireDir(p: string, field: string, shown: string): Promise<void> {
-  const st = await statOrNull(p);
-  if (!st) throw badPath(`${field}: '${shown}' does not exist`, { field });
-  if (!st.isDirectory()) throw badPath(`${field}: '${shown}' is not a folder`, { field });
 }
 
 /** Sub-folders (not hidden), sorted by name: the classes of an ImageFolder root. */

@@ -202,6 +202,16 @@ describe('HTTP API', async () => {
       ],
       [{ input_path: 'missing', output_path: 'x' }, 400, /input_path: 'missing' does not exist/],
       [{ input_path: 'ds', output_path: 'ds/inner' }, 400, /output_path: must not be inside input_path/],
+      [
+        { input_path: 'ds/alpha/img_00.png', output_path: 'x' },
+        400,
+        /input_path: 'ds\/alpha\/img_00.png' is not a folder/,
+      ],
+      [
+        { input_path: 'ds', output_path: 'ds/alpha/img_00.png' },
+        400,
+        /output_path: .ds\/alpha\/img_00.png. exists and is not a folder/,
+      ],
       [[1, 2, 3], 422, /body/],
       ['"just a string"', 422, /body/],
     ];

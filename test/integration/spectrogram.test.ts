@@ -142,6 +142,11 @@ describe('spectrogram task', async () => {
       [{ ...base, dtype: 'float64' }, 422, /dtype/],
       [{ ...base, input_path: 'rf/beta/notes.txt' }, 400, /is not a .iq or .dat recording/],
       [{ ...base, output_path: 'rf/inside' }, 400, /must not be inside input_path/],
+      [
+        { ...base, output_path: 'rf/beta/notes.txt' },
+        400,
+        /output_path: 'rf\/beta\/notes.txt' exists and is not a folder/,
+      ],
     ];
     for (const [payload, code, re] of cases) {
       const r = await post(payload);
