@@ -43,7 +43,27 @@ const SUBMIT_OPTIONS = {
   'task-id': { type: 'string' },
   description: { type: 'string' },
   'no-follow': { type: 'boolean' },
+  input: { type: 'string' },
+  output: { type: 'string' },
 } as const;
+
+type Parse = (v: Values, name: string) => number | undefined;
+
+/** The body every file-processing command starts from, plus the numeric flags that were given. */
+function fileBody(
+  v: Values,
+  numbers: [flag: string, field: string, parse: Parse][] = [],
+): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    input_path: str(v, 'input', true),
+    output_path: str(v, 'output', true),
+  };
+  for (const [flag, field, parse] of numbers) {
+    const n = parse(v, flag);
+    if (n !== undefined) body[field] = n;
+  }
+  return body;
+}
 
 function client(v: Values): ApiClient {
   return new ApiClient({
@@ -346,23 +366,16 @@ export async function main(argv: string[]): Promise<number> {
         args: rest,
         options: {
           ...SUBMIT_OPTIONS,
-          input: { type: 'string' },
-          output: { type: 'string' },
           'train-ratio': { type: 'string' },
           'val-ratio': { type: 'string' },
           seed: { type: 'string' },
         },
       });
-      const body: Record<string, unknown> = {
-        input_path: str(values, 'input', true),
-        output_path: str(values, 'output', true),
-      };
-      const tr = float(values, 'train-ratio');
-      if (tr !== undefined) body.train_ratio = tr;
-      const vr = float(values, 'val-ratio');
-      if (vr !== undefined) body.val_ratio = vr;
-      const seed = int(values, 'seed');
-      if (seed !== undefined) body.seed = seed;
+      const body = fileBody(values, [
+        ['train-ratio', 'train_ratio', float],
+        ['val-ratio', 'val_ratio', float],
+        ['seed', 'seed', int],
+      ]);
       return submit(values, '/api/v2/preprocessing/split', body);
     }
     case 'crop': {
@@ -370,30 +383,26 @@ export async function main(argv: string[]): Promise<number> {
         args: rest,
         options: {
           ...SUBMIT_OPTIONS,
-          input: { type: 'string' },
-          output: { type: 'string' },
           x: { type: 'string' },
           y: { type: 'string' },
           width: { type: 'string' },
           height: { type: 'string' },
         },
       });
-      return submit(values, '/api/v2/preprocessing/crop', {
-        input_path: str(values, 'input', true),
-        output_path: str(values, 'output', true),
-        x: int(values, 'x', true),
-        y: int(values, 'y', true),
-        width: int(values, 'width', true),
-        height: int(values, 'height', true),
-      });
+      const required: Parse = (v, name) => int(v, name, true);
+      const body = fileBody(values, [
+        ['x', 'x', required],
+        ['y', 'y', required],
+        ['width', 'width', required],
+        ['height', 'height', required],
+      ]);
+      return submit(values, '/api/v2/preprocessing/crop', body);
     }
     case 'spectrogram': {
       const { values } = parseArgs({
         args: rest,
         options: {
           ...SUBMIT_OPTIONS,
-          input: { type: 'string' },
-          output: { type: 'string' },
           'sample-rate': { type: 'string' },
           'stft-point': { type: 'string' },
           duration: { type: 'string' },
@@ -405,21 +414,13 @@ export async function main(argv: string[]): Promise<number> {
           animation: { type: 'string' },
         },
       });
-      const body: Record<string, unknown> = {
-        input_path: str(values, 'input', true),
-        output_path: str(values, 'output', true),
-      };
-      const numbers: [string, string, (v: Values, n: string) => number | undefined][] = [
+      const body = fileBody(values, [
         ['sample-rate', 'sample_rate', float],
         ['stft-point', 'stft_point', int],
         ['duration', 'duration_time', float],
         ['width', 'width', int],
         ['height', 'height', int],
-      ];
-      for (const [flag, field, parse] of numbers) {
-        const v = parse(values, flag);
-        if (v !== undefined) body[field] = v;
-      }
+      ]);
       if (values.dtype) body.dtype = values.dtype;
       if (values.format) body.format = values.format;
       if (values['save-matrix']) body.save_matrix = true;
