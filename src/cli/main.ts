@@ -2,6 +2,9 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
 import { createService, InsecureListenError } from '../main.js';
 import { StoreLockedError } from '../store/sqlite/sqlite-store.js';
+import { IqFormatError } from '../signal/iq.js';
+import { addNoiseAtSnr } from '../signal/noise.js';
+import { CLASS_PROFILES, writeDataset } from '../signal/synth.js';
 import { ApiClient, ApiError } from './client.js';
 import { ProgressBar } from './progress.js';
 
@@ -17,6 +20,13 @@ Usage:
   rfuav spectrogram --input PATH --output DIR [--sample-rate 100e6] [--stft-point 1024]
         [--duration 0.1] [--dtype float32|int16] [--format png|jpg|webp] [--width 1920]
         [--height 1440] [--save-matrix] [--animation webp|gif]
+  rfuav augment --input DATASET [--output DIR] [--methods A,B,…] [--seed N]
+
+Local commands (no server needed):
+  rfuav synth --out DIR [--classes 4] [--per-class 10] [--sample-rate 100e6]
+        [--duration 0.1] [--snr DB[,DB…]] [--seed S]
+  rfuav noise --input FILE --output FILE --snr DB [--dtype float32|int16]
+        [--occupied-fraction F] [--seed S]
 
 Common to client commands:
   --server URL   service address (default $RFUAV_SERVER or http://127.0.0.1:8000)
@@ -267,6 +277,114 @@ async function serve(args: string[]): Promise<number> {
   return new Promise<number>(() => undefined);
 }
 
+/** Comma-separated numbers, e.g. an SNR list. */
+function numberList(v: Values, name: string): number[] | undefined {
+  const raw = v[name];
+  if (raw === undefined) return undefined;
+  const out = String(raw)
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '')
+    .map(Number);
+  if (out.length === 0 || out.some((n) => !Number.isFinite(n))) {
+    throw new UsageError(`--${name} must be a number or a comma-separated list of numbers (got '${raw}')`);
+  }
+  return out;
+}
+
+function positive(v: Values, name: string, fallback: number, parse: Parse = float): number {
+  const n = parse(v, name) ?? fallback;
+  if (!(n > 0)) throw new UsageError(`--${name} must be positive (got ${n})`);
+  return n;
+}
+
+async function synth(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      out: { type: 'string' },
+      classes: { type: 'string' },
+      'per-class': { type: 'string' },
+      'sample-rate': { type: 'string' },
+      duration: { type: 'string' },
+      snr: { type: 'string' },
+      seed: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const out = str(values, 'out', true) as string;
+  const classes = positive(values, 'classes', 4, int);
+  if (classes > CLASS_PROFILES.length) {
+    throw new UsageError(`--classes must be at most ${CLASS_PROFILES.length} (the built-in classes)`);
+  }
+  const sampleRate = positive(values, 'sample-rate', 100e6);
+  const durationS = positive(values, 'duration', 0.1);
+  const perClass = positive(values, 'per-class', 10, int);
+  const snrsDb = numberList(values, 'snr') ?? [10];
+  const seed = int(values, 'seed') ?? 0;
+  const bytes = classes * perClass * Math.round(sampleRate * durationS) * 8;
+  process.stdout.write(
+    `Writing ${classes} classes × ${perClass} recordings of ${durationS} s at ${sampleRate} S/s ` +
+      `(${(bytes / 2 ** 20).toFixed(1)} MiB) to ${out}, SNR ${snrsDb.join(', ')} dB, seed ${seed}\n`,
+  );
+  const bar = new ProgressBar();
+  const manifest = await writeDataset({
+    out,
+    classes,
+    perClass,
+    sampleRate,
+    durationS,
+    snrsDb,
+    seed,
+    onRecording: (done, total, file) => bar.update((done / total) * 100, file),
+  });
+  bar.clear();
+  for (const c of manifest.classes) process.stdout.write(`  ${c.name.padEnd(8)} ${c.summary}\n`);
+  const worst = Math.max(...manifest.recordings.map((r) => Math.abs(r.snr_measured_db - r.snr_db)));
+  process.stdout.write(
+    `${manifest.recordings.length} recordings written; measured SNR within ${worst.toFixed(2)} dB of the target ` +
+      `(per recording in ${out}/manifest.json)\n`,
+  );
+  return 0;
+}
+
+async function noise(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      input: { type: 'string' },
+      output: { type: 'string' },
+      snr: { type: 'string' },
+      dtype: { type: 'string' },
+      'occupied-fraction': { type: 'string' },
+      seed: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const input = str(values, 'input', true) as string;
+  const output = str(values, 'output', true) as string;
+  const snr = float(values, 'snr');
+  if (snr === undefined) throw new UsageError('--snr is required');
+  const dtype = values.dtype ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'int16')
+    throw new UsageError(`--dtype must be float32 or int16 (got '${dtype}')`);
+  const bar = new ProgressBar();
+  const report = await addNoiseAtSnr(input, output, {
+    snrDb: snr,
+    dtype,
+    seed: int(values, 'seed') ?? 0,
+    occupiedFraction: float(values, 'occupied-fraction'),
+    onProgress: (f) => bar.update(f * 100, output),
+  });
+  bar.clear();
+  process.stdout.write(
+    `${output}: ${report.samples} samples, float32; occupied band ${(report.occupied_fraction * 100).toFixed(1)} % ` +
+      `of the sample rate (${report.occupied_estimated ? 'estimated, 99 % power' : 'given'}); ` +
+      `SNR ${report.snr_measured_db.toFixed(2)} dB (target ${report.snr_db})\n`,
+  );
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
@@ -430,6 +548,22 @@ export async function main(argv: string[]): Promise<number> {
       }
       return submit(values, '/api/v2/preprocessing/spectrogram', body);
     }
+    case 'augment': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { ...SUBMIT_OPTIONS, methods: { type: 'string' }, seed: { type: 'string' } },
+      });
+      const body: Record<string, unknown> = { dataset_path: str(values, 'input', true) };
+      if (values.output) body.output_path = values.output;
+      if (values.methods) body.methods = values.methods.split(',').map((m) => m.trim());
+      const seed = int(values, 'seed');
+      if (seed !== undefined) body.seed = seed;
+      return submit(values, '/api/v2/preprocessing/augment', body);
+    }
+    case 'synth':
+      return synth(rest);
+    case 'noise':
+      return noise(rest);
     default:
       throw new UsageError(`unknown command '${cmd}'`);
   }
@@ -452,6 +586,16 @@ export async function run(argv: string[]): Promise<void> {
       process.exitCode = 2;
     } else if (err instanceof ApiError) {
       process.stderr.write(`rfuav: ${err.message}\n`);
+      process.exitCode = 1;
+    } else if (
+      err instanceof RangeError ||
+      err instanceof IqFormatError ||
+      ['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'ENOSPC', 'EEXIST'].includes(
+        (err as { code?: string }).code ?? '',
+      )
+    ) {
+      // Local commands (synth, noise): a bad argument or file, not a bug.
+      process.stderr.write(`rfuav: ${(err as Error).message}\n`);
       process.exitCode = 1;
     } else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`rfuav: ${(err as Error).message}\n\n${USAGE}\n`);

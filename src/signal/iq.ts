@@ -40,6 +40,8 @@ export interface ReadIqOptions {
   signal?: AbortSignal;
   /** Called once when the file ends in a partial slice, which is dropped. */
   onTruncated?: (samplesDropped: number) => void;
+  /** Yield a trailing partial slice (shorter) instead of dropping it. */
+  keepPartial?: boolean;
   /** Read size; small values are for tests of chunk boundaries. */
   chunkBytes?: number;
 }
@@ -99,5 +101,6 @@ export async function* readIqSlices(file: string, opts: ReadIqOptions): AsyncGen
     opts.signal?.removeEventListener('abort', abort);
     stream.destroy();
   }
-  if (filled > 0) opts.onTruncated?.(filled / 2);
+  if (filled > 0 && opts.keepPartial) yield { index, iq: slice.subarray(0, filled) };
+  else if (filled > 0) opts.onTruncated?.(filled / 2);
 }

@@ -28,3 +28,20 @@ export function shuffle<T>(items: T[], rand: () => number): T[] {
   }
   return items;
 }
+
+/** Standard normal pairs from a seeded uniform generator (Box–Muller). */
+export function gaussian(rand: () => number): () => number {
+  let spare: number | null = null;
+  return () => {
+    if (spare !== null) {
+      const s = spare;
+      spare = null;
+      return s;
+    }
+    const u = 1 - rand(); // (0, 1]: log stays finite
+    const r = Math.sqrt(-2 * Math.log(u));
+    const a = 2 * Math.PI * rand();
+    spare = r * Math.sin(a);
+    return r * Math.cos(a);
+  };
+}
