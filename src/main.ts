@@ -4,11 +4,12 @@ import { isLoopback, type Config } from './config.js';
 import { CpuMonitor } from './devices/cpu.js';
 import { DeviceManager } from './devices/manager.js';
 import { buildApp } from './http/app.js';
+import { augmentJob } from './jobs/augment.js';
 import { cropJob } from './jobs/crop.js';
 import { JobRegistry, type JobDefinition } from './jobs/job.js';
 import { spectrogramJob } from './jobs/spectrogram.js';
 import { splitJob } from './jobs/split.js';
-import { SlicePool } from './signal/pool.js';
+import { WorkerPool } from './workers/pool.js';
 import { LogBus } from './logbus/logbus.js';
 import { ServiceMetrics } from './metrics/metrics.js';
 import { TaskService } from './service/task-service.js';
@@ -17,8 +18,8 @@ import type { Store } from './store/store.js';
 import { PathSandbox } from './util/sandbox.js';
 
 /** The built-in task kinds: one line each. */
-function builtinJobs(pool: SlicePool): JobDefinition[] {
-  return [splitJob, cropJob, spectrogramJob(pool)] as unknown as JobDefinition[];
+function builtinJobs(pool: WorkerPool): JobDefinition[] {
+  return [splitJob, augmentJob(pool), cropJob, spectrogramJob(pool)] as unknown as JobDefinition[];
 }
 
 export interface ServiceOptions {
@@ -68,9 +69,9 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
   const bus = new LogBus(store);
   const paths = new PathSandbox(config.dataRoot);
   const metrics = new ServiceMetrics();
-  const slicePool = new SlicePool();
+  const workers = new WorkerPool();
   const registry = new JobRegistry();
-  for (const job of [...builtinJobs(slicePool), ...(opts.extraJobs ?? [])]) registry.register(job);
+  for (const job of [...builtinJobs(workers), ...(opts.extraJobs ?? [])]) registry.register(job);
 
   let service: TaskService | null = null;
   const devices = new DeviceManager({
@@ -125,7 +126,7 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
         svc.beginShutdown();
         await app.close();
         await svc.stop();
-        await slicePool.close();
+        await workers.close();
         devices.stop();
         await store.close();
       })();

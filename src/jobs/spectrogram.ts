@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import { badPath, invalidField } from '../domain/errors.js';
 import { iqSampleCount, readIqSlices, type IqDtype } from '../signal/iq.js';
-import type { SlicePool } from '../signal/pool.js';
+import type { WorkerPool } from '../workers/pool.js';
 import type { SliceResult } from '../signal/slice-worker.js';
 import { inputAndOutput, isInside } from '../util/files.js';
 import { throwIfAborted, type JobDefinition } from './job.js';
@@ -76,7 +76,7 @@ export function sliceFileName(recording: string, index: number, ext: string): st
   return `${pack} (${index + 1}).${ext}`;
 }
 
-export function spectrogramJob(pool: SlicePool): JobDefinition<typeof SpectrogramBody> {
+export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof SpectrogramBody> {
   return {
     kind: 'spectrogram',
     resourceClass: 'preprocessing',
@@ -209,7 +209,7 @@ export function spectrogramJob(pool: SlicePool): JobDefinition<typeof Spectrogra
             throwIfAborted(ctx.signal);
             const imagePath = path.join(outDir, sliceFileName(rel, slice.index, p.format));
             images.push(imagePath);
-            const task = pool.run(
+            const task = pool.renderSlice(
               {
                 iq: slice.iq,
                 stftPoint: p.stft_point,

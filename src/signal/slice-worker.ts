@@ -1,5 +1,5 @@
 /**
- * Worker-thread task (run by Piscina, see SlicePool): one slice of IQ → STFT → dB matrix →
+ * Worker-thread task (run by Piscina, see WorkerPool): one slice of IQ → STFT → dB matrix →
  * coloured, resized, encoded image (and optionally the .npy matrix), written straight to disk so
  * only timings travel back. Runs off the event loop that serves HTTP.
  */
@@ -29,7 +29,7 @@ export interface SliceResult {
 
 const plans = new Map<number, StftPlan>();
 
-export default async function renderSlice(job: SliceJob): Promise<SliceResult> {
+export async function renderSlice(job: SliceJob): Promise<SliceResult> {
   let plan = plans.get(job.stftPoint);
   if (!plan) {
     plan = stftPlan(job.stftPoint);

@@ -1,0 +1,189 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { badPath, invalidField } from '../domain/errors.js';
+import { AUGMENT_METHODS, isAugmentMethod, type AugmentMethod } from '../augment/methods.js';
+import { augmentedExtension } from '../augment/image-task.js';
+import { classFolders, imagesIn, isInside, statOrNull } from '../util/files.js';
+import { hash32 } from '../util/random.js';
+import type { WorkerPool } from '../workers/pool.js';
+import { JobFailure, throwIfAborted, type JobDefinition } from './job.js';
+
+export const AugmentBody = Type.Object({
+  dataset_path: Type.String({
+    minLength: 1,
+    description: 'A split dataset: train/<class>/…, valid/<class>/…',
+  }),
+  output_path: Type.Optional(Type.String({ minLength: 1, description: 'Default: <dataset_path>_aug' })),
+  methods: Type.Optional(
+    Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      maxItems: 16,
+      description: `Subset of ${AUGMENT_METHODS.join(', ')}; default all six`,
+    }),
+  ),
+  seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
+});
+type Body = Static<typeof AugmentBody>;
+
+interface Params {
+  dataset_path: string;
+  output_path: string;
+  methods: AugmentMethod[];
+  seed: number;
+}
+
+/** Splits that get augmented copies; a `test` split is copied as it is (augmenting test data would skew scores). */
+const AUGMENTED_SPLITS = ['train', 'valid'] as const;
+
+export function augmentedName(file: string, method: AugmentMethod): string {
+  return `${path.basename(file, path.extname(file))}_${method}${augmentedExtension(file)}`;
+}
+
+export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> {
+  return {
+    kind: 'data_augmentation',
+    resourceClass: 'preprocessing',
+    route: 'augment',
+    body: AugmentBody,
+
+    async validate(body: Body, { paths }) {
+      const dataset = paths.resolve(body.dataset_path, 'dataset_path');
+      const st = await statOrNull(dataset);
+      if (!st)
+        throw badPath(`dataset_path: '${body.dataset_path}' does not exist`, { field: 'dataset_path' });
+      if (!st.isDirectory()) {
+        throw badPath(`dataset_path: '${body.dataset_path}' is not a folder`, { field: 'dataset_path' });
+      }
+      for (const split of AUGMENTED_SPLITS) {
+        if (!(await statOrNull(path.join(dataset, split)))?.isDirectory()) {
+          throw badPath(
+            `dataset_path: '${body.dataset_path}' has no '${split}' folder (split the dataset first)`,
+            {
+              field: 'dataset_path',
+            },
+          );
+        }
+      }
+      const methods = body.methods ?? [...AUGMENT_METHODS];
+      const unknown = methods.filter((m) => !isAugmentMethod(m));
+      if (unknown.length > 0) {
+        throw invalidField(
+          'methods',
+          `unknown augmentation method${unknown.length > 1 ? 's' : ''} ${unknown.map((m) => `'${m}'`).join(', ')}` +
+            ` (known: ${AUGMENT_METHODS.join(', ')})`,
+        );
+      }
+      const twice = methods.filter((m, i) => methods.indexOf(m) !== i);
+      if (twice.length > 0) throw invalidField('methods', `'${twice[0]}' is listed more than once`);
+      const outputName = body.output_path ?? `${body.dataset_path.replace(/[/\\]+$/, '')}_aug`;
+      const output = paths.resolve(outputName, 'output_path');
+      if (isInside(output, dataset) || isInside(dataset, output)) {
+        throw badPath('output_path: must not be inside dataset_path or contain it', { field: 'output_path' });
+      }
+      const out = await statOrNull(output);
+      if (out && !out.isDirectory()) {
+        throw badPath(`output_path: '${outputName}' exists and is not a folder`, { field: 'output_path' });
+      }
+      const params: Params = {
+        dataset_path: body.dataset_path,
+        output_path: outputName,
+        methods: methods as AugmentMethod[],
+        // Always stored, so a re-run after a restart writes the same images.
+        seed: body.seed ?? Math.floor(Math.random() * 2 ** 32),
+      };
+      return {
+        params: { ...params },
+        input_path: paths.display(dataset),
+        output_path: paths.display(output),
+      };
+    },
+
+    async run(raw, ctx) {
+      const p = raw as unknown as Params;
+      const dataset = ctx.paths.resolve(p.dataset_path, 'dataset_path');
+      const output = ctx.paths.resolve(p.output_path, 'output_path');
+      const splits = [...AUGMENTED_SPLITS] as string[];
+      if ((await statOrNull(path.join(dataset, 'test')))?.isDirectory()) splits.push('test');
+      const work: { split: string; cls: string; file: string }[] = [];
+      const classes = new Set<string>();
+      for (const split of splits) {
+        for (const cls of await classFolders(path.join(dataset, split))) {
+          classes.add(cls);
+          await fs.mkdir(path.join(output, split, cls), { recursive: true });
+          for (const file of await imagesIn(path.join(dataset, split, cls))) work.push({ split, cls, file });
+        }
+      }
+      if (work.length === 0) throw new Error(`no images under ${p.dataset_path}/train or /valid`);
+      const toAugment = work.filter((w) => w.split !== 'test').length;
+      ctx.log(
+        `Augmenting ${toAugment} image(s) of ${classes.size} class(es) with ${p.methods.join(', ')} (seed ${p.seed})` +
+          (splits.includes('test')
+            ? `; the test split's ${work.length - toAugment} image(s) are copied unchanged`
+            : ''),
+      );
+      let done = 0;
+      let originals = 0;
+      let augmented = 0;
+      const failed: string[] = [];
+      const inflight = new Set<Promise<void>>();
+      const one = async (w: (typeof work)[number]) => {
+        const rel = path.join(w.split, w.cls, w.file);
+        const src = path.join(dataset, rel);
+        try {
+          await fs.copyFile(src, path.join(output, rel));
+          originals++;
+          if (w.split !== 'test') {
+            await pool.augmentImage(
+              {
+                input: src,
+                outputs: p.methods.map((method) => ({
+                  method,
+                  path: path.join(output, w.split, w.cls, augmentedName(w.file, method)),
+                  seed: hash32(`${p.seed}:${rel}:${method}`),
+                })),
+              },
+              ctx.signal,
+            );
+            augmented += p.methods.length;
+          }
+        } catch (err) {
+          if (ctx.signal.aborted) throw err;
+          failed.push(rel);
+          ctx.log(`${rel}: ${(err as Error).message}`, 'warning');
+        }
+        done++;
+        ctx.progress((done / work.length) * 100, `image ${done}/${work.length}`);
+      };
+      try {
+        for (const w of work) {
+          throwIfAborted(ctx.signal);
+          const t: Promise<void> = one(w).finally(() => inflight.delete(t));
+          t.catch(() => undefined); // seen by race/allSettled; never an unhandled rejection
+          inflight.add(t);
+          // One image per worker in flight, plus one being copied.
+          if (inflight.size > pool.size) await Promise.race(inflight);
+        }
+      } finally {
+        await Promise.allSettled(inflight);
+      }
+      throwIfAborted(ctx.signal);
+      const stats = {
+        original_images: originals,
+        augmented_images: augmented,
+        methods_used: p.methods,
+        classes: classes.size,
+        class_names: [...classes].sort(),
+        failed_images: failed.length,
+        seed: p.seed,
+      };
+      if (failed.length === work.length) {
+        throw new JobFailure(`no image could be read (first: ${failed[0]})`, stats);
+      }
+      return {
+        message: `${originals} original and ${augmented} augmented image(s) in ${p.output_path}`,
+        stats,
+      };
+    },
+  };
+}

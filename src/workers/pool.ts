@@ -1,0 +1,48 @@
+import os from 'node:os';
+import { Piscina } from 'piscina';
+import type { AugmentImageJob, AugmentImageResult } from '../augment/image-task.js';
+import type { SliceJob, SliceResult } from '../signal/slice-worker.js';
+
+/**
+ * The worker threads for CPU-heavy work (STFT + render, image augmentation), never on the HTTP
+ * event loop. Built once by the composition root; threads start on first use and are closed with
+ * the service. The worker file is the compiled entry.js in dist/, or dev-entry.mjs under tsx (tests).
+ */
+export class WorkerPool {
+  private pool: Piscina | null = null;
+
+  constructor(private readonly threads = Math.max(1, Math.min(2, os.availableParallelism()))) {}
+
+  private piscina(): Piscina {
+    this.pool ??= new Piscina({
+      filename: new URL(import.meta.url.endsWith('.ts') ? './dev-entry.mjs' : './entry.js', import.meta.url)
+        .href,
+      minThreads: 0,
+      maxThreads: this.threads,
+      idleTimeout: 30_000,
+    });
+    return this.pool;
+  }
+
+  renderSlice(job: SliceJob, signal?: AbortSignal): Promise<SliceResult> {
+    return this.piscina().run(job, {
+      name: 'renderSlice',
+      transferList: [job.iq.buffer as ArrayBuffer],
+      signal,
+    }) as Promise<SliceResult>;
+  }
+
+  augmentImage(job: AugmentImageJob, signal?: AbortSignal): Promise<AugmentImageResult> {
+    return this.piscina().run(job, { name: 'augmentImage', signal }) as Promise<AugmentImageResult>;
+  }
+
+  get size(): number {
+    return this.threads;
+  }
+
+  async close(): Promise<void> {
+    const p = this.pool;
+    this.pool = null;
+    if (p) await p.destroy();
+  }
+}
