@@ -1,8 +1,31 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after } from 'node:test';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
+export const BIN = path.join(ROOT, 'bin/rfuav.js');
+
+/** The CLI runs from dist/ (built by `npm ci` and by `npm test`); builds it when missing. */
+export function ensureBuilt(): void {
+  if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js')))
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
+}
+
+/** Runs the real `rfuav` CLI as a user would; resolves with its exit code and output. */
+export function rfuav(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, cwd: ROOT });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}
 
 export interface ServerProcess {
   child: ChildProcess;

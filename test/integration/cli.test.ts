@@ -1,35 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { tmpDir } from '../helpers.js';
-import { spawnServer } from '../process.js';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const BIN = path.join(ROOT, 'bin/rfuav.js');
-
-function rfuav(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, cwd: ROOT });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-}
+import { BIN, ensureBuilt, rfuav, spawnServer } from '../process.js';
 
 describe('rfuav CLI against a real server', () => {
-  before(() => {
-    // The CLI runs from dist/ (built by `npm ci` and by `npm test`); build it when missing.
-    if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js')))
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
-  });
+  before(ensureBuilt);
 
   it('serves, splits and crops with progress, lists, shows logs, and reports errors with exit codes', async () => {
     const dir = tmpDir();
