@@ -5,8 +5,9 @@
  */
 import fs from 'node:fs/promises';
 import { npyFloat32 } from './npy.js';
-import { renderSpectrogram, type ImageFormat } from './render.js';
-import { magnitudeDb, stftPlan, type StftPlan } from './stft.js';
+import { colourise, encodeImage, type ImageFormat } from './render.js';
+import { sliceImageData } from './slice-image.js';
+import { stftPlan, type StftPlan } from './stft.js';
 import type { ColormapName } from './colormap.js';
 
 export interface SliceJob {
@@ -36,10 +37,11 @@ export async function renderSlice(job: SliceJob): Promise<SliceResult> {
     plans.set(job.stftPoint, plan);
   }
   const t0 = performance.now();
-  const { db, freqs, frames } = magnitudeDb(job.iq, plan);
+  const data = sliceImageData(job.iq, plan, job.width, job.npyPath !== null);
   const t1 = performance.now();
-  const image = await renderSpectrogram(db, freqs, frames, job);
+  const rgb = colourise(data.reduced, data.freqs, data.columns, job.colormap, data);
+  const image = await encodeImage(rgb, data.columns, data.freqs, job);
   await fs.writeFile(job.imagePath, image);
-  if (job.npyPath) await fs.writeFile(job.npyPath, npyFloat32(db, freqs, frames));
-  return { freqs, frames, stftMs: t1 - t0, renderMs: performance.now() - t1 };
+  if (job.npyPath && data.db) await fs.writeFile(job.npyPath, npyFloat32(data.db, data.freqs, data.frames));
+  return { freqs: data.freqs, frames: data.frames, stftMs: t1 - t0, renderMs: performance.now() - t1 };
 }

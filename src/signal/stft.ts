@@ -90,6 +90,64 @@ export function stft(iq: Float32Array, plan: StftPlan): Spectrum {
 
 /** Floor for 10·log10(|Z|) so silent bins give a finite value. */
 export const DB_FLOOR_MAGNITUDE = 1e-12;
+const POWER_FLOOR = DB_FLOOR_MAGNITUDE ** 2; // a normal float32, so the bit tricks below hold
+
+const DB_PER_LN = 5 / Math.LN10; // 10·log10(|Z|) = 5·log10(|Z|²) = (5 / ln 10)·ln(|Z|²)
+const LN2_DB = DB_PER_LN * Math.LN2;
+const FLOOR_BITS = new Int32Array(new Float32Array([POWER_FLOOR]).buffer)[0] as number;
+/** ln and 2⁻²³/m₀ for m₀ = 1 + j/2048, the mantissa's top 11 bits. */
+const TABLE_BITS = 11;
+const LN_M0 = new Float64Array(1 << TABLE_BITS);
+const ULP_OVER_M0 = new Float64Array(1 << TABLE_BITS);
+for (let j = 0; j < 1 << TABLE_BITS; j++) {
+  const m0 = 1 + j / (1 << TABLE_BITS);
+  LN_M0[j] = Math.log(m0);
+  ULP_OVER_M0[j] = 2 ** -23 / m0;
+}
+
+/**
+ * In place: power |Z|² (float32) → 10·log10(|Z|), floored at DB_FLOOR_MAGNITUDE. Reads each
+ * float's bits: exponent e, the mantissa's top 11 bits pick m₀ from a table, and the remaining
+ * bits give r = (m − m₀)/m₀ < 2⁻¹¹, so ln m = ln m₀ + r − r²/2 with an error under 1e-11 —
+ * exact to float32 — at a fraction of Math.log10's cost. `bits` is an Int32Array over the same
+ * memory as `values`.
+ */
+export function powerToDbInPlace(values: Float32Array, bits: Int32Array, n = values.length): void {
+  for (let i = 0; i < n; i++) {
+    let b = bits[i] as number;
+    if (b < FLOOR_BITS) b = FLOOR_BITS; // positive floats order like their bits; also catches -0
+    const j = (b >>> (23 - TABLE_BITS)) & ((1 << TABLE_BITS) - 1);
+    const r = (b & ((1 << (23 - TABLE_BITS)) - 1)) * (ULP_OVER_M0[j] as number);
+    values[i] = ((b >> 23) - 127) * LN2_DB + DB_PER_LN * ((LN_M0[j] as number) + r - 0.5 * r * r);
+  }
+}
+
+/**
+ * Hands `use` each frame's row of 10·log10(|Z|), fftshift-ed (most negative frequency first).
+ * The row buffer is reused: copy what you keep.
+ */
+export function forEachDbFrame(
+  iq: Float32Array,
+  plan: StftPlan,
+  use: (t: number, row: Float32Array) => void,
+): number {
+  const frames = frameCount(iq.length / 2, plan.n);
+  const { n } = plan;
+  const half = n / 2;
+  const scale2 = plan.scale * plan.scale;
+  const row = new Float32Array(n);
+  const bits = new Int32Array(row.buffer);
+  forEachFrame(iq, plan, frames, (t, out) => {
+    for (let k = 0; k < n; k++) {
+      const r = out[2 * k] as number;
+      const i = out[2 * k + 1] as number;
+      row[k < half ? k + half : k - half] = (r * r + i * i) * scale2;
+    }
+    powerToDbInPlace(row, bits);
+    use(t, row);
+  });
+  return frames;
+}
 
 /**
  * 10·log10(|Z|) of the STFT, frequency × time after fftshift (the matrix `save_matrix` writes).
@@ -101,16 +159,8 @@ export function magnitudeDb(
 ): { freqs: number; frames: number; db: Float32Array } {
   const frames = frameCount(iq.length / 2, plan.n);
   const db = new Float32Array(plan.n * frames);
-  const half = plan.n / 2;
-  const scale2 = plan.scale * plan.scale;
-  forEachFrame(iq, plan, frames, (t, out) => {
-    for (let k = 0; k < plan.n; k++) {
-      const r = out[2 * k] as number;
-      const i = out[2 * k + 1] as number;
-      const mag2 = (r * r + i * i) * scale2;
-      // 10·log10(|Z|) = 5·log10(|Z|²)
-      db[((k + half) % plan.n) * frames + t] = 5 * Math.log10(Math.max(mag2, DB_FLOOR_MAGNITUDE ** 2));
-    }
+  forEachDbFrame(iq, plan, (t, row) => {
+    for (let f = 0; f < row.length; f++) db[f * frames + t] = row[f] as number;
   });
   return { freqs: plan.n, frames, db };
 }

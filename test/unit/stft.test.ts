@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { frameCount, hamming, magnitudeDb, stft, stftPlan } from '../../src/signal/stft.js';
+import { frameCount, hamming, magnitudeDb, powerToDbInPlace, stft, stftPlan } from '../../src/signal/stft.js';
+import { sliceImageData } from '../../src/signal/slice-image.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/stft');
 
@@ -72,5 +73,62 @@ describe('STFT against scipy reference vectors', () => {
   it('floors silent bins instead of returning -Infinity', () => {
     const { db } = magnitudeDb(new Float32Array(2 * 256), stftPlan(64));
     assert.ok(db.every((v) => v === -120));
+  });
+
+  it('computes 10·log10(|Z|) from |Z|² to float32 precision over the whole range', () => {
+    const values: number[] = [
+      0,
+      -0,
+      1e-30,
+      1e-24,
+      1e-20,
+      3.7e-9,
+      0.5,
+      1,
+      1.5,
+      Math.SQRT2,
+      2,
+      1234.5,
+      3e20,
+      3.4e38,
+    ];
+    for (let k = 0; k < 5000; k++) values.push(10 ** (-24 + 60 * ((k * 0.6180339887) % 1)));
+    const power = Float32Array.from(values);
+    const expected = Array.from(power, (p) => 5 * Math.log10(Math.max(p, 1e-24)));
+    powerToDbInPlace(power, new Int32Array(power.buffer));
+    for (const [i, e] of expected.entries()) {
+      // float32 output: a few ulps of the value, at most ~1e-5 dB at ±120 dB
+      assert.ok(
+        Math.abs((power[i] as number) - e) <= 2e-7 * Math.abs(e) + 1e-6,
+        `${values[i]}: ${power[i]} vs ${e}`,
+      );
+    }
+  });
+
+  it('reduces frames to image columns as means of dB, with the full matrix min and max', () => {
+    const iq = new Float32Array(2 * 5000);
+    for (let i = 0; i < iq.length; i++) iq[i] = Math.sin(i * 0.37) + ((i * 7919) % 13) / 13;
+    const plan = stftPlan(64);
+    const { db, frames } = magnitudeDb(iq, plan);
+    const r = sliceImageData(iq, plan, 40, true);
+    assert.equal(r.frames, frames);
+    assert.equal(r.columns, 40);
+    assert.deepEqual(r.db, db);
+    assert.equal(r.min, Math.min(...db));
+    assert.equal(r.max, Math.max(...db));
+    for (const f of [0, 17, 63]) {
+      for (const c of [0, 13, 39]) {
+        const ts = Array.from({ length: frames }, (_, t) => t).filter(
+          (t) => Math.floor((t * 40) / frames) === c,
+        );
+        const mean = ts.reduce((a, t) => a + (db[f * frames + t] as number), 0) / ts.length;
+        assert.ok(Math.abs((r.reduced[f * 40 + c] as number) - mean) < 1e-4, `f ${f} c ${c}`);
+      }
+    }
+    // Fewer frames than the width: one column per frame, no matrix kept unless asked.
+    const wide = sliceImageData(iq, plan, 10_000, false);
+    assert.equal(wide.columns, frames);
+    assert.equal(wide.db, null);
+    assert.deepEqual(wide.reduced, db);
   });
 });
