@@ -3,7 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import { badPath, invalidField } from '../domain/errors.js';
-import { iqSampleCount, readIqSlices, type IqDtype } from '../signal/iq.js';
+import { iqSampleCount, type IqDtype } from '../signal/iq.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { SliceResult } from '../signal/slice-worker.js';
 import { inputAndOutput, isInside } from '../util/files.js';
@@ -15,7 +15,7 @@ const ANIMATION_BOX = { width: 640, height: 480 };
 const ANIMATION_MAX_FRAMES = 300;
 const ANIMATION_FRAME_MS = 200;
 
-/** One slice is held in memory per worker (plus one being read): bound it. */
+/** A worker holds one slice in memory (twice with save_matrix): bound it. */
 const MAX_SAMPLES_PER_SLICE = 20_000_000;
 
 export const SpectrogramBody = Type.Object({
@@ -195,30 +195,36 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
         for (const rel of files) {
           const outDir = path.join(output, path.dirname(rel));
           await fs.mkdir(outDir, { recursive: true });
-          const slices = readIqSlices(path.join(root, rel), {
-            dtype: p.dtype,
-            samplesPerSlice: p.samples_per_slice,
-            signal: ctx.signal,
-            onTruncated: (n) => {
-              truncated += n;
-              ctx.log(`${rel}: the last ${n} samples do not fill a slice and are dropped`, 'warning');
-            },
-          });
+          const file = path.join(root, rel);
+          const samples = await iqSampleCount(file, p.dtype);
+          const count = Math.floor(samples / p.samples_per_slice);
+          const tail = samples - count * p.samples_per_slice;
+          if (tail > 0) {
+            truncated += tail;
+            ctx.log(`${rel}: the last ${tail} samples do not fill a slice and are dropped`, 'warning');
+          }
           const images: string[] = [];
-          for await (const slice of slices) {
+          for (let index = 0; index < count; index++) {
             throwIfAborted(ctx.signal);
-            const imagePath = path.join(outDir, sliceFileName(rel, slice.index, p.format));
+            const imagePath = path.join(outDir, sliceFileName(rel, index, p.format));
             images.push(imagePath);
+            // The worker reads its slice itself, straight into the STFT's memory: the main
+            // thread holds no samples, whatever the recording's size.
             const task = pool.renderSlice(
               {
-                iq: slice.iq,
+                source: {
+                  file,
+                  dtype: p.dtype,
+                  firstSample: index * p.samples_per_slice,
+                  samples: p.samples_per_slice,
+                },
                 stftPoint: p.stft_point,
                 width: p.width,
                 height: p.height,
                 format: p.format,
                 colormap: p.colormap,
                 imagePath,
-                npyPath: p.save_matrix ? path.join(outDir, sliceFileName(rel, slice.index, 'npy')) : null,
+                npyPath: p.save_matrix ? path.join(outDir, sliceFileName(rel, index, 'npy')) : null,
               },
               ctx.signal,
             );
@@ -226,8 +232,9 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
             // rejection; settle() still sees it and fails the task.
             task.catch(() => undefined);
             inflight.push(task);
-            // Keep every worker busy, but hold no more slices in memory than there are workers.
-            if (inflight.length >= pool.size) await settle();
+            // Keep every worker busy, with one more queued so a worker that finishes starts
+            // again at once.
+            if (inflight.length > pool.size) await settle();
           }
           if (p.animation && images.length > 0) {
             while (inflight.length > 0) await settle(); // this recording's frames are all on disk

@@ -50,57 +50,96 @@ const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';
 
 /**
  * Streams a recording slice by slice: memory holds one slice (plus one read chunk) whatever the
- * file's size. A trailing partial slice is dropped and reported through `onTruncated`.
+ * file's size. A trailing partial slice is dropped and reported through `onTruncated`. float32
+ * on a little-endian host is read straight into the slice's memory (no intermediate copy: the
+ * main thread reads while worker threads compute).
  */
 export async function* readIqSlices(file: string, opts: ReadIqOptions): AsyncGenerator<IqSlice> {
   const { dtype, samplesPerSlice } = opts;
   if (!Number.isInteger(samplesPerSlice) || samplesPerSlice < 1) {
     throw new RangeError(`samples per slice must be a positive integer (got ${samplesPerSlice})`);
   }
-  await iqSampleCount(file, dtype);
+  const total = await iqSampleCount(file, dtype);
   const valueBytes = dtype === 'float32' ? 4 : 2;
-  const sliceValues = 2 * samplesPerSlice;
-  let slice = new Float32Array(sliceValues);
-  let filled = 0; // values written into `slice`
-  let carry = Buffer.alloc(0); // bytes of an incomplete value from the previous chunk
-  let index = 0;
-  const stream = fs.createReadStream(file, { highWaterMark: opts.chunkBytes ?? 4 * 1024 * 1024 });
-  const abort = () =>
-    stream.destroy(opts.signal?.reason instanceof Error ? opts.signal.reason : new Error('aborted'));
-  opts.signal?.addEventListener('abort', abort, { once: true });
+  const direct = dtype === 'float32' && LITTLE_ENDIAN_HOST;
+  // Whole values per read; reads stay bounded so a cancel is noticed between them.
+  const chunk = Math.max(
+    valueBytes,
+    Math.floor((opts.chunkBytes ?? 8 * 1024 * 1024) / valueBytes) * valueBytes,
+  );
+  const scratch = direct ? null : Buffer.alloc(chunk);
+  const fh = await fs.promises.open(file, 'r');
+  const aborted = () => opts.signal?.aborted === true;
+  const reason = () => (opts.signal?.reason instanceof Error ? opts.signal.reason : new Error('aborted'));
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      let bytes = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
-      const usable = bytes.length - (bytes.length % valueBytes);
-      carry = Buffer.from(bytes.subarray(usable));
-      bytes = bytes.subarray(0, usable);
-      let at = 0;
-      while (at < bytes.length) {
-        if (opts.signal?.aborted)
-          throw opts.signal.reason instanceof Error ? opts.signal.reason : new Error('aborted');
-        const values = Math.min((bytes.length - at) / valueBytes, sliceValues - filled);
-        const part = bytes.subarray(at, at + values * valueBytes);
-        if (dtype === 'float32' && LITTLE_ENDIAN_HOST) {
-          // Same byte layout: copy straight into the slice's memory.
-          part.copy(new Uint8Array(slice.buffer, filled * 4, values * 4));
-        } else if (dtype === 'float32') {
-          for (let v = 0; v < values; v++) slice[filled + v] = part.readFloatLE(v * 4);
-        } else {
-          for (let v = 0; v < values; v++) slice[filled + v] = part.readInt16LE(v * 2);
+    let position = 0;
+    let index = 0;
+    const fullSlices = Math.floor(total / samplesPerSlice);
+    const tail = total - fullSlices * samplesPerSlice;
+    const sliceCount = fullSlices + (tail > 0 && opts.keepPartial ? 1 : 0);
+    for (; index < sliceCount; index++) {
+      const samples = Math.min(samplesPerSlice, total - index * samplesPerSlice);
+      const slice = new Float32Array(2 * samples);
+      const target = new Uint8Array(slice.buffer);
+      let filled = 0; // values
+      while (filled < slice.length) {
+        if (aborted()) throw reason();
+        const want = Math.min(chunk, (slice.length - filled) * valueBytes);
+        const into = direct
+          ? target.subarray(filled * 4, filled * 4 + want)
+          : (scratch as Buffer).subarray(0, want);
+        const { bytesRead } = await fh.read(into, 0, want, position);
+        if (bytesRead !== want) throw new IqFormatError(`${file} changed while being read`);
+        position += want;
+        if (!direct) {
+          const buf = scratch as Buffer;
+          const values = want / valueBytes;
+          if (dtype === 'float32')
+            for (let v = 0; v < values; v++) slice[filled + v] = buf.readFloatLE(v * 4);
+          else for (let v = 0; v < values; v++) slice[filled + v] = buf.readInt16LE(v * 2);
         }
-        filled += values;
-        at += values * valueBytes;
-        if (filled === sliceValues) {
-          yield { index: index++, iq: slice };
-          slice = new Float32Array(sliceValues);
-          filled = 0;
-        }
+        filled += want / valueBytes;
       }
+      yield { index, iq: slice };
     }
+    if (tail > 0 && !opts.keepPartial) opts.onTruncated?.(tail);
   } finally {
-    opts.signal?.removeEventListener('abort', abort);
-    stream.destroy();
+    await fh.close();
   }
-  if (filled > 0 && opts.keepPartial) yield { index, iq: slice.subarray(0, filled) };
-  else if (filled > 0) opts.onTruncated?.(filled / 2);
+}
+
+/**
+ * Reads `target.length / 2` complex samples from sample `first` of an open recording into
+ * `target`, synchronously (for worker threads, which read their own slice). float32 on a
+ * little-endian host goes straight into `target`'s memory.
+ */
+export function readSamplesSync(fd: number, dtype: IqDtype, first: number, target: Float32Array): void {
+  const valueBytes = dtype === 'float32' ? 4 : 2;
+  let position = first * 2 * valueBytes;
+  const bytes = target.length * valueBytes;
+  const chunk = 8 * 1024 * 1024;
+  if (dtype === 'float32' && LITTLE_ENDIAN_HOST) {
+    const into = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+    for (let done = 0; done < bytes;) {
+      const n = fs.readSync(fd, into, done, Math.min(chunk, bytes - done), position);
+      if (n === 0)
+        throw new IqFormatError('the recording is shorter than expected (changed while being read?)');
+      done += n;
+      position += n;
+    }
+    return;
+  }
+  const scratch = Buffer.alloc(Math.min(chunk, bytes));
+  for (let value = 0; value < target.length;) {
+    const want = Math.min(scratch.length, (target.length - value) * valueBytes);
+    const n = fs.readSync(fd, scratch, 0, want, position);
+    if (n < want)
+      throw new IqFormatError('the recording is shorter than expected (changed while being read?)');
+    position += n;
+    const values = n / valueBytes;
+    for (let v = 0; v < values; v++) {
+      target[value + v] = dtype === 'float32' ? scratch.readFloatLE(v * 4) : scratch.readInt16LE(v * 2);
+    }
+    value += values;
+  }
 }

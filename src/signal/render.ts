@@ -1,7 +1,14 @@
 import sharp from 'sharp';
-import { COLORMAPS, lutIndex, type ColormapName } from './colormap.js';
+import { COLORMAPS, type ColormapName } from './colormap.js';
 
 export type ImageFormat = 'png' | 'jpg' | 'webp';
+
+/**
+ * zlib level for PNGs. Encoding is the largest part of a slice's time after the STFT: for a
+ * 1920×1440 spectrogram here, level 6 takes ~230 ms and 2.7 MB, level 3 ~130 ms and 2.8 MB,
+ * level 2 ~100 ms and 3.0 MB (docs/PERFORMANCE.md). Lossless at every level.
+ */
+export const PNG_COMPRESSION = 2;
 
 export interface RenderOptions {
   width: number;
@@ -12,7 +19,9 @@ export interface RenderOptions {
 
 /**
  * Colours a dB matrix (frequency × columns, fftshift-ed rows): scaled from `range` (by default its
- * own min and max) to the colormap, low frequencies at the bottom and time left to right.
+ * own min and max) to the colormap, low frequencies at the bottom and time left to right. With
+ * `height` ≠ freqs the rows are resampled in data space first (linear, pixel centres aligned),
+ * so the image comes out at its final height without a resize of the coloured pixels.
  */
 export function colourise(
   db: Float32Array,
@@ -20,6 +29,7 @@ export function colourise(
   columns: number,
   colormap: ColormapName = 'jet',
   range?: { min: number; max: number },
+  height = freqs,
 ): Buffer {
   let min = range?.min ?? Infinity;
   let max = range?.max ?? -Infinity;
@@ -29,15 +39,22 @@ export function colourise(
       if (v > max) max = v;
     }
   }
-  const span = max - min;
+  const toIndex = max > min ? 256 / (max - min) : 0;
   const lut = COLORMAPS[colormap];
-  const rgb = Buffer.allocUnsafe(freqs * columns * 3);
-  for (let f = 0; f < freqs; f++) {
-    // Row 0 of the image is the top: the highest frequency (last fftshift-ed row).
-    const src = (freqs - 1 - f) * columns;
-    let o = f * columns * 3;
-    for (let t = 0; t < columns; t++) {
-      const i = 3 * lutIndex(span > 0 ? ((db[src + t] as number) - min) / span : 0);
+  const rgb = Buffer.allocUnsafe(height * columns * 3);
+  for (let y = 0; y < height; y++) {
+    // Image row 0 is the top: the highest frequency (the last fftshift-ed row).
+    const src = Math.min(freqs - 1, Math.max(0, ((height - 1 - y + 0.5) * freqs) / height - 0.5));
+    const r0 = Math.floor(src);
+    const w = src - r0;
+    const a = r0 * columns;
+    const b = Math.min(r0 + 1, freqs - 1) * columns;
+    let o = y * columns * 3;
+    for (let c = 0; c < columns; c++) {
+      const v = w === 0 ? (db[a + c] as number) : (db[a + c] as number) * (1 - w) + (db[b + c] as number) * w;
+      // lutIndex inlined: 256 equal steps over [min, max], the maximum in the last.
+      const q = (v - min) * toIndex;
+      const i = 3 * (q >= 255 ? 255 : q > 0 ? Math.floor(q) : 0);
       rgb[o++] = lut[i] as number;
       rgb[o++] = lut[i + 1] as number;
       rgb[o++] = lut[i + 2] as number;
@@ -46,17 +63,17 @@ export function colourise(
   return rgb;
 }
 
-/** Resizes raw RGB (width × height) to the requested size and encodes it. */
+/** Encodes raw RGB (width × height), resized first if it is not the requested size. */
 export function encodeImage(
   rgb: Buffer,
   width: number,
   height: number,
   opts: RenderOptions,
 ): Promise<Buffer> {
-  const img = sharp(rgb, { raw: { width, height, channels: 3 } }).resize(opts.width, opts.height, {
-    fit: 'fill',
-  });
-  if (opts.format === 'png') return img.png().toBuffer();
+  let img = sharp(rgb, { raw: { width, height, channels: 3 } });
+  if (width !== opts.width || height !== opts.height)
+    img = img.resize(opts.width, opts.height, { fit: 'fill' });
+  if (opts.format === 'png') return img.png({ compressionLevel: PNG_COMPRESSION }).toBuffer();
   if (opts.format === 'jpg') return img.jpeg({ quality: 92 }).toBuffer();
   return img.webp({ quality: 92 }).toBuffer();
 }

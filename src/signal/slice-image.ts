@@ -1,13 +1,24 @@
-import { forEachDbFrame, frameCount, type StftPlan } from './stft.js';
+import {
+  forEachFrame,
+  frameCount,
+  powerColumns,
+  powerToDbInPlace,
+  type SliceSamples,
+  type StftPlan,
+} from './stft.js';
 
 export interface SliceImageData {
   freqs: number;
   frames: number;
-  /** Columns of `columns` (≤ the requested width): each the mean dB of its run of frames. */
+  /** Time columns (≤ the requested width). */
   columns: number;
-  /** frequency × columns, fftshift-ed rows (most negative frequency first). */
+  /**
+   * frequency × columns, fftshift-ed rows (most negative frequency first): 10·log10 of the RMS
+   * |Z| of the frames in each column — the energy in that pixel's span, so a burst shorter than
+   * a pixel still shows.
+   */
   reduced: Float32Array;
-  /** Over every bin of every frame, as matplotlib's autoscaling sees the full matrix. */
+  /** 10·log10(|Z|) extremes over every bin of every frame (the full matrix's min–max range). */
   min: number;
   max: number;
   /** The full frequency × time dB matrix, when asked for (save_matrix). */
@@ -15,51 +26,86 @@ export interface SliceImageData {
 }
 
 /**
- * One pass over a slice: STFT → dB, reduced in data space to at most `maxColumns` time columns
- * (each the mean of the dB values of the frames that fall in it), with the min and max of the
- * full-resolution matrix. This is how matplotlib's imshow shows a matrix wider than its pixels
- * (resample the data, then colour), and it means a 19 533-frame slice is coloured and resized
- * at 1920 columns instead of all of its frames. Memory: the reduced matrix plus one frame, and
- * the full matrix only when `keepMatrix`.
+ * One pass over a slice: STFT, then, per image column, the mean |Z|² of the frames that fall in
+ * it, with the extremes of the full-resolution matrix; logarithms only for the reduced matrix
+ * (and for every bin only when `keepMatrix`). A 19 533-frame slice is thus coloured and resized
+ * at 1920 columns, not 19 533. Memory: the reduced matrix plus one frame (and the full matrix
+ * only when asked).
  */
 export function sliceImageData(
-  iq: Float32Array,
+  source: SliceSamples,
   plan: StftPlan,
   maxColumns: number,
   keepMatrix: boolean,
 ): SliceImageData {
-  const freqs = plan.n;
-  const frames = frameCount(iq.length / 2, freqs);
+  const n = plan.n;
+  const frames = frameCount(source instanceof Float32Array ? source.length / 2 : source.samples, n);
   const columns = Math.max(1, Math.min(maxColumns, frames));
-  const reduced = new Float32Array(freqs * columns);
-  const db = keepMatrix ? new Float32Array(freqs * frames) : null;
-  const acc = new Float64Array(freqs);
-  let min = Infinity;
-  let max = -Infinity;
+  const reduced = new Float32Array(n * columns);
+  const db = keepMatrix ? new Float32Array(n * frames) : null;
+  const scale2 = plan.scale * plan.scale;
+  const shifted = (b: number) => (b < n / 2 ? b + n / 2 : b - n / 2);
+  // Column c's mean |Z|², fftshift-ed, from the sum of its frames' unscaled |X|².
+  const writeColumn = (c: number, sums: ArrayLike<number>, at: number, count: number) => {
+    const k = scale2 / count;
+    for (let b = 0; b < n; b++) reduced[shifted(b) * columns + c] = (sums[at + b] as number) * k;
+  };
+  const { minPower, maxPower } = db
+    ? matrixAndColumns(inMemory(source), plan, frames, columns, db, writeColumn)
+    : powerColumns(source, plan, columns, writeColumn); // all per-bin work in the SIMD kernel
+  powerToDbInPlace(reduced, new Int32Array(reduced.buffer));
+  const extremes = new Float32Array([minPower * scale2, maxPower * scale2]);
+  powerToDbInPlace(extremes, new Int32Array(extremes.buffer));
+  return { freqs: n, frames, columns, reduced, min: extremes[0] as number, max: extremes[1] as number, db };
+}
+
+function inMemory(source: SliceSamples): Float32Array {
+  if (source instanceof Float32Array) return source;
+  const iq = new Float32Array(2 * source.samples);
+  source.fill(iq);
+  return iq;
+}
+
+/** save_matrix: every frame's dB row into `db` too, so this path goes frame by frame in JavaScript. */
+function matrixAndColumns(
+  iq: Float32Array,
+  plan: StftPlan,
+  frames: number,
+  columns: number,
+  db: Float32Array,
+  writeColumn: (c: number, sums: ArrayLike<number>, at: number, count: number) => void,
+): { minPower: number; maxPower: number } {
+  const n = plan.n;
+  const half = n / 2;
+  const scale2 = plan.scale * plan.scale;
+  const row = new Float32Array(n);
+  const rowBits = new Int32Array(row.buffer);
+  const acc = new Float64Array(n);
+  let minPower = Infinity;
+  let maxPower = -Infinity;
   let column = 0;
   let inColumn = 0;
-  const flush = () => {
-    for (let f = 0; f < freqs; f++) {
-      reduced[f * columns + column] = (acc[f] as number) / inColumn;
-      acc[f] = 0;
-    }
-    inColumn = 0;
-  };
-  forEachDbFrame(iq, plan, (t, row) => {
+  forEachFrame(iq, plan, frames, (t, out, at) => {
     const c = Math.floor((t * columns) / frames);
     if (c !== column) {
-      flush();
+      writeColumn(column, acc, 0, inColumn);
+      acc.fill(0);
       column = c;
+      inColumn = 0;
     }
-    for (let f = 0; f < freqs; f++) {
-      const v = row[f] as number;
-      if (v < min) min = v;
-      if (v > max) max = v;
-      acc[f] = (acc[f] as number) + v;
+    for (let b = 0; b < n; b++) {
+      const re = out[at + 2 * b] as number;
+      const im = out[at + 2 * b + 1] as number;
+      const p = re * re + im * im;
+      if (p < minPower) minPower = p;
+      if (p > maxPower) maxPower = p;
+      acc[b] = (acc[b] as number) + p;
+      row[b < half ? b + half : b - half] = p * scale2;
     }
-    if (db) for (let f = 0; f < freqs; f++) db[f * frames + t] = row[f] as number;
     inColumn++;
+    powerToDbInPlace(row, rowBits);
+    for (let f = 0; f < n; f++) db[f * frames + t] = row[f] as number;
   });
-  flush();
-  return { freqs, frames, columns, reduced, min, max, db };
+  writeColumn(column, acc, 0, inColumn);
+  return { minPower, maxPower };
 }

@@ -27,7 +27,8 @@ export class WorkerPool {
   renderSlice(job: SliceJob, signal?: AbortSignal): Promise<SliceResult> {
     return this.piscina().run(job, {
       name: 'renderSlice',
-      transferList: [job.iq.buffer as ArrayBuffer],
+      // Samples in memory move to the worker without a copy; a file region is read there.
+      transferList: job.source instanceof Float32Array ? [job.source.buffer as ArrayBuffer] : [],
       signal,
     }) as Promise<SliceResult>;
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { iqSampleCount, readIqSlices } from '../../src/signal/iq.js';
+import { iqSampleCount, readIqSlices, readSamplesSync } from '../../src/signal/iq.js';
 import { tmpDir } from '../helpers.js';
 
 const dir = tmpDir();
@@ -42,6 +42,30 @@ describe('IQ recordings', () => {
       assert.deepEqual(slices[0], values.subarray(0, 2000));
     });
   }
+
+  it('reads a region of samples directly (what a worker does for its slice)', () => {
+    const fd = fs.openSync(f32, 'r');
+    try {
+      const target = new Float32Array(2 * 700);
+      readSamplesSync(fd, 'float32', 1300, target);
+      assert.deepEqual(target, values.subarray(2600, 4000));
+      assert.throws(
+        () => readSamplesSync(fd, 'float32', 2000, new Float32Array(2 * 600)),
+        /shorter than expected/,
+      );
+    } finally {
+      fs.closeSync(fd);
+    }
+    const raw = new Int16Array([1, -2, 32767, -32768, 100, 0, -5, 7]);
+    const fd16 = fs.openSync(write('region16.dat', raw), 'r');
+    try {
+      const target = new Float32Array(4);
+      readSamplesSync(fd16, 'int16', 1, target);
+      assert.deepEqual([...target], [32767, -32768, 100, 0]);
+    } finally {
+      fs.closeSync(fd16);
+    }
+  });
 
   it('converts int16 value for value', async () => {
     const raw = new Int16Array([1, -2, 32767, -32768, 100, 0, -5, 7]);

@@ -57,4 +57,17 @@ describe('spectrogram rendering', () => {
     }
     assert.ok(Math.abs(bestRow - 64) <= 2, `line at row ${bestRow}`);
   });
+
+  it('resamples rows in data space to the requested height, keeping the extremes at the ends', () => {
+    const db = new Float32Array([0, 1, 2, 3, 4, 5]); // 3 freqs × 2 frames
+    const rgb = colourise(db, 3, 2, 'jet', { min: 0, max: 5 }, 6);
+    assert.equal(rgb.length, 6 * 2 * 3);
+    const px = (row: number, col: number) => [...rgb.subarray((row * 2 + col) * 3, (row * 2 + col) * 3 + 3)];
+    const jet = COLORMAPS.jet;
+    assert.deepEqual(px(5, 0), [...jet.subarray(0, 3)], 'bottom row: the lowest frequency');
+    assert.deepEqual(px(0, 1), [...jet.subarray(765, 768)], 'top row: the highest');
+    // In between, values interpolate: row 2 of 6 (from the top) sits between freq 1 and 2.
+    const mid = 3 * Math.floor(((((6 - 1 - 2 + 0.5) * 3) / 6 - 0.5) * 2 + 0) * (256 / 5));
+    assert.deepEqual(px(2, 0), [...jet.subarray(mid, mid + 3)]);
+  });
 });
