@@ -5,6 +5,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { PNG_COMPRESSION } from '../signal/png.js';
 import { mulberry32 } from '../util/random.js';
 import { applyAugmentation, type AugmentMethod, type RawImage } from './methods.js';
 
@@ -40,7 +41,7 @@ function encode(img: RawImage, file: string): Promise<Buffer> {
     case '.gif':
       return s.gif().toBuffer();
     default:
-      return s.png().toBuffer();
+      return s.png({ compressionLevel: PNG_COMPRESSION }).toBuffer();
   }
 }
 

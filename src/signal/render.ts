@@ -1,14 +1,11 @@
 import sharp from 'sharp';
 import { COLORMAPS, type ColormapName } from './colormap.js';
+import { PNG_COMPRESSION } from './png.js';
+import { kernel, pffft } from './wasm/kernel.js';
 
 export type ImageFormat = 'png' | 'jpg' | 'webp';
 
-/**
- * zlib level for PNGs. Encoding is the largest part of a slice's time after the STFT: for a
- * 1920×1440 spectrogram here, level 6 takes ~230 ms and 2.7 MB, level 3 ~130 ms and 2.8 MB,
- * level 2 ~100 ms and 3.0 MB (docs/PERFORMANCE.md). Lossless at every level.
- */
-export const PNG_COMPRESSION = 2;
+export { PNG_COMPRESSION };
 
 export interface RenderOptions {
   width: number;
@@ -61,6 +58,63 @@ export function colourise(
     }
   }
   return rgb;
+}
+
+/** Scratch in WebAssembly memory for colourFast, grown as needed and reused (one per thread). */
+const scratch = { ptr: 0, bytes: 0 };
+const lutPtrs = new Map<ColormapName, number>();
+
+/**
+ * Exactly what `colourise` computes (the same float64 arithmetic, byte for byte: see the tests),
+ * one row at a time in WebAssembly: about four times faster, for the slice images.
+ */
+export function colouriseFast(
+  db: Float32Array,
+  freqs: number,
+  columns: number,
+  colormap: ColormapName,
+  range: { min: number; max: number },
+  height: number,
+): Buffer {
+  let lut = lutPtrs.get(colormap);
+  if (lut === undefined) {
+    lut = pffft._pffft_aligned_malloc(256 * 4);
+    const rgb = COLORMAPS[colormap];
+    const packed = new Uint8Array(256 * 4);
+    for (let i = 0; i < 256; i++) packed.set(rgb.subarray(3 * i, 3 * i + 3), 4 * i);
+    new Uint8Array(pffft.HEAPF32.buffer).set(packed, lut);
+    lutPtrs.set(colormap, lut);
+  }
+  const inBytes = db.byteLength;
+  const outBytes = height * columns * 3 + 1; // +1: each pixel's 4-byte store spills one byte
+  const need = inBytes + 16 + outBytes;
+  if (scratch.bytes < need) {
+    if (scratch.ptr) pffft._pffft_aligned_free(scratch.ptr);
+    scratch.ptr = pffft._pffft_aligned_malloc(need);
+    scratch.bytes = need;
+    if (!scratch.ptr) throw new RangeError(`no memory to colour a ${columns}x${height} image`);
+  }
+  const heap = pffft.HEAPF32; // after any allocation
+  const input = scratch.ptr;
+  const output = input + inBytes + 16;
+  heap.set(db, input >> 2);
+  const toIndex = range.max > range.min ? 256 / (range.max - range.min) : 0;
+  for (let y = 0; y < height; y++) {
+    const src = Math.min(freqs - 1, Math.max(0, ((height - 1 - y + 0.5) * freqs) / height - 0.5));
+    const r0 = Math.floor(src);
+    const r1 = Math.min(r0 + 1, freqs - 1);
+    kernel.colourRow(
+      input + 4 * r0 * columns,
+      input + 4 * r1 * columns,
+      src - r0,
+      output + 3 * y * columns,
+      columns,
+      range.min,
+      toIndex,
+      lut,
+    );
+  }
+  return Buffer.from(new Uint8Array(heap.buffer, output, outBytes - 1));
 }
 
 /** Encodes raw RGB (width × height), resized first if it is not the requested size. */

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { readSamplesSync, type IqDtype } from './iq.js';
 import { npyFloat32 } from './npy.js';
-import { colourise, encodeImage, type ImageFormat } from './render.js';
+import { colouriseFast, encodeImage, type ImageFormat } from './render.js';
 import { sliceImageData } from './slice-image.js';
 import { stftPlan, type SliceSamples, type StftPlan } from './stft.js';
 import type { ColormapName } from './colormap.js';
@@ -62,7 +62,7 @@ async function render(job: SliceJob, plan: StftPlan, samples: SliceSamples): Pro
   const t0 = performance.now();
   const data = sliceImageData(samples, plan, job.width, job.npyPath !== null);
   const t1 = performance.now();
-  const rgb = colourise(data.reduced, data.freqs, data.columns, job.colormap, data, job.height);
+  const rgb = colouriseFast(data.reduced, data.freqs, data.columns, job.colormap, data, job.height);
   const image = await encodeImage(rgb, data.columns, job.height, job);
   await fs.promises.writeFile(job.imagePath, image);
   if (job.npyPath && data.db)

@@ -7,7 +7,7 @@ import {
   sharpenKernel,
   type RawImage,
 } from '../../src/augment/methods.js';
-import { mulberry32 } from '../../src/util/random.js';
+import { fastNormal, mulberry32, normalQuantile } from '../../src/util/random.js';
 
 /** A spectrogram-like test image: smooth colour gradient, a bright block and fine stripes. */
 function testImage(width = 96, height = 64, contrast = 1): RawImage {
@@ -119,5 +119,17 @@ describe('augmentation methods', () => {
       const r = cov / a.length / (std(a) * std(b));
       assert.ok(r > 0.8, `${method}: correlation ${r}`);
     }
+  });
+
+  it('draws image noise from a normal distribution', () => {
+    assert.ok(Math.abs(normalQuantile(0.975) - 1.959963985) < 1e-8);
+    assert.ok(Math.abs(normalQuantile(0.001) + 3.090232306) < 1e-8);
+    assert.equal(normalQuantile(0.5), 0);
+    const draw = fastNormal(mulberry32(9));
+    const xs = Array.from({ length: 200_000 }, draw);
+    assert.ok(Math.abs(mean(xs)) < 0.01, `mean ${mean(xs)}`);
+    assert.ok(Math.abs(std(xs) - 1) < 0.01, `std ${std(xs)}`);
+    const within1 = xs.filter((x) => Math.abs(x) < 1).length / xs.length;
+    assert.ok(Math.abs(within1 - 0.6827) < 0.005, `P(|x| < 1) = ${within1}`);
   });
 });

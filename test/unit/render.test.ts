@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { COLORMAPS } from '../../src/signal/colormap.js';
-import { colourise, renderSpectrogram } from '../../src/signal/render.js';
+import { colourise, colouriseFast, renderSpectrogram } from '../../src/signal/render.js';
 import { magnitudeDb, stftPlan } from '../../src/signal/stft.js';
 
 /** A tone at +fs/4 plus weak noise: its line must sit in the upper half (positive frequency). */
@@ -69,5 +69,28 @@ describe('spectrogram rendering', () => {
     // In between, values interpolate: row 2 of 6 (from the top) sits between freq 1 and 2.
     const mid = 3 * Math.floor(((((6 - 1 - 2 + 0.5) * 3) / 6 - 0.5) * 2 + 0) * (256 / 5));
     assert.deepEqual(px(2, 0), [...jet.subarray(mid, mid + 3)]);
+  });
+
+  it('colours in WebAssembly byte for byte as the JavaScript reference does', () => {
+    let seed = 7;
+    const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    for (const [freqs, columns, height] of [
+      [64, 50, 64],
+      [64, 50, 97],
+      [128, 33, 40],
+      [16, 3, 1],
+    ] as const) {
+      const db = Float32Array.from({ length: freqs * columns }, () => -40 + 60 * rand());
+      db[5] = -40; // the extremes land on both ends of the table
+      db[7] = 20;
+      const range = { min: -40, max: 20 };
+      const js = colourise(db, freqs, columns, 'jet', range, height);
+      const wasm = colouriseFast(db, freqs, columns, 'jet', range, height);
+      assert.equal(wasm.length, js.length);
+      assert.ok(wasm.equals(js), `${freqs}x${columns} -> ${height} rows differ`);
+    }
+    const flat = new Float32Array(32).fill(3);
+    const same = { min: 3, max: 3 };
+    assert.ok(colouriseFast(flat, 8, 4, 'jet', same, 8).equals(colourise(flat, 8, 4, 'jet', same, 8)));
   });
 });

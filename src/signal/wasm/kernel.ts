@@ -1,0 +1,66 @@
+/**
+ * The WebAssembly this service runs: PFFFT and our own kernel (spectrum.wat), sharing one memory.
+ * Loaded once per thread (top-level await).
+ */
+import fs from 'node:fs';
+import PFFFT from '@echogarden/pffft-wasm/simd';
+import { SPECTRUM_WASM } from './spectrum-wasm.js';
+
+/**
+ * PFFFT (SIMD build, compiled to WebAssembly): ~3× faster than fft.js per 1024-point transform
+ * here, float32 like scipy's complex64 STFT of float32 input. Loaded once per thread. We
+ * instantiate it ourselves to get its memory, which our own kernel (wasm/spectrum.wat) shares.
+ */
+let memory: WebAssembly.Memory | null = null;
+export const pffft = await PFFFT({
+  instantiateWasm(
+    imports: WebAssembly.Imports,
+    receive: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void,
+  ) {
+    const binary = fs.readFileSync(new URL('pffft.wasm', import.meta.resolve('@echogarden/pffft-wasm/simd')));
+    void WebAssembly.instantiate(binary, imports).then(({ instance, module }) => {
+      memory = Object.values(instance.exports).find((v) => v instanceof WebAssembly.Memory) ?? null;
+      receive(instance, module);
+    });
+    return {};
+  },
+});
+
+/** Our kernel (spectrum.wat): the STFT's image path in SIMD, and the colouring of rows. */
+export const kernel = await (async () => {
+  if (!memory) throw new Error('PFFFT did not expose its WebAssembly memory');
+  // The first call swaps the glue's wrapper for the raw export, which another module can import.
+  const probe = pffft._pffft_new_setup(16, 1);
+  const buf = pffft._pffft_aligned_malloc(3 * 128);
+  pffft._pffft_transform_ordered(probe, buf, buf + 128, buf + 256, 0);
+  pffft._pffft_aligned_free(buf);
+  pffft._pffft_destroy_setup(probe);
+  const { instance } = await WebAssembly.instantiate(SPECTRUM_WASM, {
+    env: { memory, fft: pffft._pffft_transform_ordered },
+  });
+  return instance.exports as unknown as {
+    accumulate(
+      signal: number,
+      count: number,
+      hopBytes: number,
+      window: number,
+      frameBytes: number,
+      input: number,
+      output: number,
+      work: number,
+      setup: number,
+      acc: number,
+      extremes: number,
+    ): void;
+    colourRow(
+      a: number,
+      b: number,
+      w: number,
+      out: number,
+      count: number,
+      min: number,
+      k: number,
+      lut: number,
+    ): void;
+  };
+})();
