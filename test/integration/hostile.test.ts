@@ -40,6 +40,8 @@ describe('hostile input sweep', () => {
     const routes = [
       '/api/v2/preprocessing/split',
       '/api/v2/preprocessing/crop',
+      '/api/v2/preprocessing/spectrogram',
+      '/api/v2/preprocessing/augment',
       '/api/v2/resources/config',
       '/api/v2/tasks/x/cancel',
     ];
@@ -59,9 +61,18 @@ describe('hostile input sweep', () => {
       'description',
       'name',
       'device',
+      'dataset_path',
+      'methods',
+      'sample_rate',
+      'stft_point',
+      'duration_time',
+      'dtype',
+      'format',
+      'save_matrix',
+      'animation',
     ];
     const counts: Record<number, number> = {};
-    for (let i = 0; i < 400; i++) {
+    for (let i = 0; i < 600; i++) {
       const body: Record<string, unknown> = {};
       for (let f = 0; f < 1 + Math.floor(rand() * 6); f++) body[pick(fields)] = pick(NASTY);
       const raw =
