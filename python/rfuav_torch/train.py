@@ -1,0 +1,200 @@
+"""``train``: the reference trainer's semantics (SPEC §2.2) with events, checkpoints and resume."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+from . import events
+from .metrics import classification_metrics
+from .models import build
+from .onnx_export import export_onnx
+
+
+class TrainLog:
+    """Mirrors log events into <output>/train.log."""
+
+    def __init__(self, path: str) -> None:
+        self.file = open(path, "a", encoding="utf-8")
+
+    def __call__(self, message: str, level: str = "info", stage: str | None = None) -> None:
+        self.file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {level.upper():7} {message}\n")
+        self.file.flush()
+        events.log(message, level, stage)
+
+
+def _atomic_save(obj: Any, path: str) -> None:
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _loader(root: str, image_size: int, batch: int, shuffle: bool, seed: int | None) -> DataLoader:
+    tf = transforms.Compose([transforms.Resize((image_size, image_size)), transforms.ToTensor()])
+    ds = datasets.ImageFolder(root, transform=tf, loader=lambda p: datasets.folder.default_loader(p))
+    gen = torch.Generator()
+    if seed is not None:
+        gen.manual_seed(seed)
+    return DataLoader(ds, batch_size=batch, shuffle=shuffle, num_workers=0, generator=gen)
+
+
+def _evaluate(model: nn.Module, loader: DataLoader, device: torch.device, num_classes: int) -> tuple[float, dict[str, float]]:
+    model.eval()
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    total = 0.0
+    all_logits: list[torch.Tensor] = []
+    all_labels: list[torch.Tensor] = []
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            logits = model(x)
+            total += float(loss_fn(logits, y))
+            all_logits.append(logits.cpu())
+            all_labels.append(y.cpu())
+    logits = torch.cat(all_logits) if all_logits else torch.zeros(0, num_classes)
+    labels = torch.cat(all_labels) if all_labels else torch.zeros(0, dtype=torch.long)
+    n = max(1, labels.numel())
+    return total / n, classification_metrics(logits, labels, num_classes)
+
+
+def run(req: dict[str, Any]) -> dict[str, Any]:
+    out_dir: str = req["output_dir"]
+    os.makedirs(out_dir, exist_ok=True)
+    log = TrainLog(os.path.join(out_dir, "train.log"))
+    threads = int(req.get("threads") or 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    seed = req.get("seed")
+    if seed is not None:
+        random.seed(seed)
+        torch.manual_seed(seed)
+    device = torch.device(req.get("device") or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was asked for but this PyTorch sees no GPU")
+    name: str = req["model"]
+    num_classes = int(req["num_classes"])
+    image_size = int(req.get("image_size") or 224)
+    epochs = int(req.get("num_epochs") or 100)
+    batch = int(req.get("batch_size") or 8)
+    keep = req.get("keep_epoch_weights")  # None: keep all; N: the newest N
+
+    train_loader = _loader(req["train_path"], image_size, batch, bool(req.get("shuffle", True)), seed)
+    val_loader = _loader(req["val_path"], image_size, batch, False, seed)
+    classes = train_loader.dataset.classes  # type: ignore[attr-defined]
+    if len(classes) != num_classes:
+        raise ValueError(f"num_classes is {num_classes} but {req['train_path']} has {len(classes)} class folders")
+    if val_loader.dataset.classes != classes:  # type: ignore[attr-defined]
+        raise ValueError("train_path and val_path have different class folders")
+
+    model = build(name, num_classes, bool(req.get("pretrained", True)), image_size)
+    if req.get("weight_path"):
+        state = torch.load(req["weight_path"], map_location="cpu")
+        model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+        log(f"Initial weights loaded from {req['weight_path']}", stage="model")
+    model.to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=float(req.get("learning_rate") or 1e-4))
+    loss_fn = nn.CrossEntropyLoss()
+
+    card = {
+        "model": name,
+        "num_classes": num_classes,
+        "image_size": image_size,
+        "class_names": {c: i for i, c in enumerate(classes)},
+        "training": {k: req.get(k) for k in ("batch_size", "num_epochs", "learning_rate", "pretrained", "seed", "shuffle", "train_path", "val_path")},
+    }
+    with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
+        yaml.safe_dump(card, f, sort_keys=False)
+    events.emit("artifact", path="config.yaml", kind="model_card")
+
+    start_epoch = 1
+    best_acc = 0.0
+    ckpt_path = os.path.join(out_dir, "checkpoint_last.pt")
+    metrics_path = os.path.join(out_dir, "metrics.jsonl")
+    if req.get("resume") and os.path.isfile(ckpt_path):
+        ckpt = torch.load(ckpt_path, map_location="cpu")
+        model.load_state_dict(ckpt["model"])
+        optimiser.load_state_dict(ckpt["optimizer"])
+        start_epoch = int(ckpt["epoch"]) + 1
+        best_acc = float(ckpt.get("best_acc", 0.0))
+        log(f"Resuming from checkpoint_last.pt: epoch {ckpt['epoch']} done, continuing at epoch {start_epoch}", stage="resume")
+    # The metric history holds exactly the epochs the checkpoint has done.
+    kept: list[str] = []
+    if os.path.isfile(metrics_path):
+        with open(metrics_path, encoding="utf-8") as f:
+            kept = [line for line in f if line.strip() and json.loads(line)["epoch"] < start_epoch]
+    with open(metrics_path, "w", encoding="utf-8") as f:
+        f.writelines(kept)
+
+    log(
+        f"Training {name} on {len(train_loader.dataset)} images of {num_classes} classes "  # type: ignore[arg-type]
+        f"({len(val_loader.dataset)} for validation), {image_size} px, batch {batch}, "  # type: ignore[arg-type]
+        f"epochs {start_epoch}-{epochs}, device {device}, {torch.get_num_threads()} CPU threads",
+        stage="start",
+    )
+    steps = max(1, len(train_loader))
+    last: dict[str, Any] = {}
+    for epoch in range(start_epoch, epochs + 1):
+        model.train()
+        seen = correct = 0
+        loss_sum = 0.0
+        t0 = time.perf_counter()
+        for step, (x, y) in enumerate(train_loader, 1):
+            x, y = x.to(device), y.to(device)
+            optimiser.zero_grad()
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            loss.backward()
+            optimiser.step()
+            loss_sum += float(loss) * y.numel()
+            correct += int((logits.argmax(1) == y).sum())
+            seen += y.numel()
+            done = (epoch - 1 + step / steps) / epochs
+            events.progress(100 * done, f"epoch {epoch}/{epochs} step {step}/{steps}")
+        val_loss, m = _evaluate(model, val_loader, device, num_classes)
+        val_acc = m["top1_acc"]
+        improved = val_acc > best_acc or epoch == 1 and not os.path.isfile(os.path.join(out_dir, "best_model.pth"))
+        best_acc = max(best_acc, val_acc)
+        last = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(1, seen),
+            "train_acc": correct / max(1, seen),
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            **m,
+            "learning_rate": optimiser.param_groups[0]["lr"],
+            "best_acc": best_acc,
+            "epoch_seconds": time.perf_counter() - t0,
+        }
+        weights = f"{name}_epoch_{epoch}.pth"
+        torch.save(model.state_dict(), os.path.join(out_dir, weights))
+        if isinstance(keep, int) and keep >= 0:
+            old = epoch - keep
+            if old >= 1 and os.path.isfile(os.path.join(out_dir, f"{name}_epoch_{old}.pth")):
+                os.remove(os.path.join(out_dir, f"{name}_epoch_{old}.pth"))
+        if improved:
+            _atomic_save(model.state_dict(), os.path.join(out_dir, "best_model.pth"))
+        with open(metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(last) + "\n")
+        # The checkpoint last: an epoch counts as done once everything above is on disk.
+        _atomic_save({"model": model.state_dict(), "optimizer": optimiser.state_dict(), "epoch": epoch, "best_acc": best_acc}, ckpt_path)
+        events.emit("metrics", epoch=epoch, total_epochs=epochs, values=last)
+        log(
+            f"Epoch {epoch}/{epochs}: train loss {last['train_loss']:.4f} acc {last['train_acc']:.4f}, "
+            f"val loss {val_loss:.4f} acc {val_acc:.4f}, best {best_acc:.4f} ({last['epoch_seconds']:.1f} s)",
+            stage="epoch",
+        )
+
+    best = build(name, num_classes, False, image_size)
+    best.load_state_dict(torch.load(os.path.join(out_dir, "best_model.pth"), map_location="cpu"))
+    onnx = export_onnx(best, image_size, os.path.join(out_dir, "best_model.onnx"))
+    events.emit("artifact", path="best_model.onnx", kind="onnx")
+    log(f"Exported best_model.onnx ({onnx['bytes']} bytes)", stage="export")
+    return {"best_acc": best_acc, "epochs": epochs, "final_metrics": last, "class_names": card["class_names"], "onnx": onnx}

@@ -1,0 +1,192 @@
+/**
+ * The PyTorch runner (python/rfuav_torch) run for real, as the service will run it: request on
+ * stdin (kept open), NDJSON events on stdout. A small model really trains on a small set.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import sharp from 'sharp';
+import { tmpDir } from '../helpers.js';
+
+const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
+const PYTHON_ROOT = path.resolve(import.meta.dirname, '../../python');
+
+interface RunnerEvent {
+  event: string;
+  [k: string]: unknown;
+}
+
+function runRunner(
+  command: string,
+  request: object,
+): Promise<{ code: number | null; events: RunnerEvent[]; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, ['-m', 'rfuav_torch', command], {
+      cwd: PYTHON_ROOT,
+      env: { ...process.env, PYTHONPATH: PYTHON_ROOT },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    // The request is the first line; stdin stays open (EOF would tell the runner we are gone).
+    child.stdin.write(`${JSON.stringify(request)}\n`);
+    let out = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      child.stdin.destroy();
+      const events = out
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as RunnerEvent);
+      resolve({ code, events, stderr });
+    });
+  });
+}
+
+/** Two classes that differ by which half of the picture is bright. */
+async function dataset(root: string): Promise<void> {
+  let seed = 3;
+  const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  for (const [split, n] of [
+    ['train', 12],
+    ['val', 4],
+  ] as const) {
+    for (const cls of ['left', 'right']) {
+      fs.mkdirSync(path.join(root, split, cls), { recursive: true });
+      for (let i = 0; i < n; i++) {
+        const px = Buffer.alloc(32 * 32 * 3);
+        for (let y = 0; y < 32; y++) {
+          for (let x = 0; x < 32; x++) {
+            const on = cls === 'left' ? x < 16 : x >= 16;
+            const v = Math.round((on ? 200 : 40) + 60 * (rand() - 0.5));
+            px.set([v, v >> 1, 255 - v], (y * 32 + x) * 3);
+          }
+        }
+        await sharp(px, { raw: { width: 32, height: 32, channels: 3 } })
+          .png()
+          .toFile(path.join(root, split, cls, `${i}.png`));
+      }
+    }
+  }
+}
+
+describe('PyTorch runner', async () => {
+  const dir = tmpDir();
+  await dataset(dir);
+  const base = {
+    model: 'resnet18',
+    num_classes: 2,
+    train_path: path.join(dir, 'train'),
+    val_path: path.join(dir, 'val'),
+    output_dir: path.join(dir, 'out'),
+    batch_size: 8,
+    learning_rate: 0.001,
+    image_size: 32,
+    pretrained: true,
+    seed: 1,
+    threads: 1,
+    resume: true,
+  };
+
+  it('trains, streams per-epoch metrics, writes every artifact, and resumes at the next epoch', async () => {
+    const first = await runRunner('train', { ...base, num_epochs: 2 });
+    assert.equal(first.code, 0, first.stderr + JSON.stringify(first.events.find((e) => e.event === 'error')));
+    const metrics = first.events.filter((e) => e.event === 'metrics');
+    assert.deepEqual(
+      metrics.map((m) => m.epoch),
+      [1, 2],
+    );
+    const values = metrics.map((m) => m.values as Record<string, number>);
+    for (const k of [
+      'train_loss',
+      'train_acc',
+      'val_loss',
+      'val_acc',
+      'f1_macro',
+      'f1_micro',
+      'precision_macro',
+      'recall_macro',
+      'map',
+      'top1_acc',
+      'top3_acc',
+      'top5_acc',
+      'learning_rate',
+      'best_acc',
+    ]) {
+      assert.equal(typeof values[0]?.[k], 'number', k);
+    }
+    assert.ok((values[1]?.train_loss as number) < (values[0]?.train_loss as number), 'training loss falls');
+    assert.ok((values[1]?.train_acc as number) > 0.5, 'above chance on the training set');
+    assert.ok(first.events.some((e) => e.event === 'log' && /random initialisation/.test(String(e.message))));
+    assert.ok(first.events.some((e) => e.event === 'progress'));
+    assert.equal(first.events.at(-1)?.event, 'result');
+    const out = base.output_dir;
+    for (const f of [
+      'resnet18_epoch_1.pth',
+      'resnet18_epoch_2.pth',
+      'best_model.pth',
+      'checkpoint_last.pt',
+      'config.yaml',
+      'metrics.jsonl',
+      'train.log',
+      'best_model.onnx',
+    ]) {
+      assert.ok(fs.statSync(path.join(out, f)).size > 0, f);
+    }
+    const card = fs.readFileSync(path.join(out, 'config.yaml'), 'utf8');
+    assert.match(card, /model: resnet18/);
+    assert.match(card, /class_names:\n {2}left: 0\n {2}right: 1/);
+
+    // Resume: two more epochs continue from the checkpoint; the history has each epoch once.
+    const second = await runRunner('train', { ...base, num_epochs: 4 });
+    assert.equal(second.code, 0, second.stderr);
+    assert.ok(
+      second.events.some((e) => e.event === 'log' && /continuing at epoch 3/.test(String(e.message))),
+    );
+    assert.deepEqual(
+      second.events.filter((e) => e.event === 'metrics').map((m) => m.epoch),
+      [3, 4],
+    );
+    const history = fs
+      .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { epoch: number }).epoch);
+    assert.deepEqual(history, [1, 2, 3, 4]);
+  });
+
+  it('reports bad requests as an error event and a non-zero exit', async () => {
+    const wrongModel = await runRunner('train', { ...base, model: 'lenet', output_dir: path.join(dir, 'x') });
+    assert.equal(wrongModel.code, 1);
+    assert.match(String(wrongModel.events.at(-1)?.message), /unsupported model 'lenet'/);
+    const wrongCount = await runRunner('train', { ...base, num_classes: 3, output_dir: path.join(dir, 'y') });
+    assert.equal(wrongCount.code, 1);
+    assert.match(String(wrongCount.events.at(-1)?.message), /num_classes is 3 but .* has 2 class folders/);
+    const unknown = await runRunner('dance', {});
+    assert.equal(unknown.code, 1);
+    assert.match(String(unknown.events.at(-1)?.message), /unknown command 'dance'/);
+  });
+
+  it('exits on its own when its parent goes away (stdin closes)', async () => {
+    const child = spawn(PYTHON, ['-m', 'rfuav_torch', 'train'], {
+      cwd: PYTHON_ROOT,
+      env: { ...process.env, PYTHONPATH: PYTHON_ROOT },
+    });
+    child.stdin.write(
+      `${JSON.stringify({ ...base, num_epochs: 500, resume: false, output_dir: path.join(dir, 'orphan') })}\n`,
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const started = Date.now();
+    while (!out.includes('"progress"') && Date.now() - started < 60_000)
+      await new Promise((r) => setTimeout(r, 100));
+    const closedAt = Date.now();
+    child.stdin.end();
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    assert.equal(code, 3);
+    assert.ok(Date.now() - closedAt < 5000, `took ${Date.now() - closedAt} ms to exit`);
+  });
+});
