@@ -75,8 +75,17 @@ function table(data: Record<'red' | 'green' | 'blue', Segment>): Uint8Array {
 export const COLORMAPS = { jet: table(JET) } as const;
 export type ColormapName = keyof typeof COLORMAPS;
 
-/** matplotlib's value → entry rule for N = 256: floor(v · 256), 1.0 mapping to the last entry. */
-export function lutIndex(v: number): number {
-  if (!(v > 0)) return 0;
-  return v >= 1 ? 255 : Math.floor(v * 256);
+/**
+ * matplotlib's value → entry rule for N = 256 on [min, max]: floor((v − min) · 256 / (max − min)),
+ * the maximum mapping to the last entry. `toIndex` is 256 / (max − min) (0 for a flat range).
+ * spectrum.wat's colourRow does the same arithmetic (tested byte for byte).
+ */
+export function lutIndex(v: number, min: number, toIndex: number): number {
+  const q = (v - min) * toIndex;
+  return q >= 255 ? 255 : q > 0 ? Math.floor(q) : 0;
+}
+
+/** Image row y (0 = top) of `height` → the fractional fftshift-ed frequency row it samples. */
+export function sourceRow(y: number, height: number, freqs: number): number {
+  return Math.min(freqs - 1, Math.max(0, ((height - 1 - y + 0.5) * freqs) / height - 0.5));
 }

@@ -48,11 +48,17 @@ export interface ReadIqOptions {
 
 const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';
 
+/** Little-endian values of `buf` into `target` from `at` (for formats not copied byte for byte). */
+function decodeInto(target: Float32Array, at: number, buf: Buffer, count: number, dtype: IqDtype): void {
+  if (dtype === 'float32') for (let v = 0; v < count; v++) target[at + v] = buf.readFloatLE(v * 4);
+  else for (let v = 0; v < count; v++) target[at + v] = buf.readInt16LE(v * 2);
+}
+
 /**
  * Streams a recording slice by slice: memory holds one slice (plus one read chunk) whatever the
  * file's size. A trailing partial slice is dropped and reported through `onTruncated`. float32
- * on a little-endian host is read straight into the slice's memory (no intermediate copy: the
- * main thread reads while worker threads compute).
+ * on a little-endian host is read straight into the slice's memory. (The spectrogram task does
+ * not use this: its workers read their own slices with readSamplesSync.)
  */
 export async function* readIqSlices(file: string, opts: ReadIqOptions): AsyncGenerator<IqSlice> {
   const { dtype, samplesPerSlice } = opts;
@@ -91,13 +97,7 @@ export async function* readIqSlices(file: string, opts: ReadIqOptions): AsyncGen
         const { bytesRead } = await fh.read(into, 0, want, position);
         if (bytesRead !== want) throw new IqFormatError(`${file} changed while being read`);
         position += want;
-        if (!direct) {
-          const buf = scratch as Buffer;
-          const values = want / valueBytes;
-          if (dtype === 'float32')
-            for (let v = 0; v < values; v++) slice[filled + v] = buf.readFloatLE(v * 4);
-          else for (let v = 0; v < values; v++) slice[filled + v] = buf.readInt16LE(v * 2);
-        }
+        if (!direct) decodeInto(slice, filled, scratch as Buffer, want / valueBytes, dtype);
         filled += want / valueBytes;
       }
       yield { index, iq: slice };
@@ -136,10 +136,7 @@ export function readSamplesSync(fd: number, dtype: IqDtype, first: number, targe
     if (n < want)
       throw new IqFormatError('the recording is shorter than expected (changed while being read?)');
     position += n;
-    const values = n / valueBytes;
-    for (let v = 0; v < values; v++) {
-      target[value + v] = dtype === 'float32' ? scratch.readFloatLE(v * 4) : scratch.readInt16LE(v * 2);
-    }
-    value += values;
+    decodeInto(target, value, scratch, n / valueBytes, dtype);
+    value += n / valueBytes;
   }
 }

@@ -1,11 +1,9 @@
 import sharp from 'sharp';
-import { COLORMAPS, type ColormapName } from './colormap.js';
+import { COLORMAPS, lutIndex, sourceRow, type ColormapName } from './colormap.js';
 import { PNG_COMPRESSION } from './png.js';
-import { kernel, pffft } from './wasm/kernel.js';
+import { ensureScratch, kernel, pffft, type Scratch } from './wasm/kernel.js';
 
 export type ImageFormat = 'png' | 'jpg' | 'webp';
-
-export { PNG_COMPRESSION };
 
 export interface RenderOptions {
   width: number;
@@ -41,7 +39,7 @@ export function colourise(
   const rgb = Buffer.allocUnsafe(height * columns * 3);
   for (let y = 0; y < height; y++) {
     // Image row 0 is the top: the highest frequency (the last fftshift-ed row).
-    const src = Math.min(freqs - 1, Math.max(0, ((height - 1 - y + 0.5) * freqs) / height - 0.5));
+    const src = sourceRow(y, height, freqs);
     const r0 = Math.floor(src);
     const w = src - r0;
     const a = r0 * columns;
@@ -49,9 +47,7 @@ export function colourise(
     let o = y * columns * 3;
     for (let c = 0; c < columns; c++) {
       const v = w === 0 ? (db[a + c] as number) : (db[a + c] as number) * (1 - w) + (db[b + c] as number) * w;
-      // lutIndex inlined: 256 equal steps over [min, max], the maximum in the last.
-      const q = (v - min) * toIndex;
-      const i = 3 * (q >= 255 ? 255 : q > 0 ? Math.floor(q) : 0);
+      const i = 3 * lutIndex(v, min, toIndex);
       rgb[o++] = lut[i] as number;
       rgb[o++] = lut[i + 1] as number;
       rgb[o++] = lut[i + 2] as number;
@@ -61,12 +57,12 @@ export function colourise(
 }
 
 /** Scratch in WebAssembly memory for colourFast, grown as needed and reused (one per thread). */
-const scratch = { ptr: 0, bytes: 0 };
+const scratch: Scratch = { ptr: 0, bytes: 0 };
 const lutPtrs = new Map<ColormapName, number>();
 
 /**
  * Exactly what `colourise` computes (the same float64 arithmetic, byte for byte: see the tests),
- * one row at a time in WebAssembly: about four times faster, for the slice images.
+ * one row at a time in WebAssembly: about twice as fast (27 vs 56 ms for 1920×1440 here).
  */
 export function colouriseFast(
   db: Float32Array,
@@ -87,20 +83,13 @@ export function colouriseFast(
   }
   const inBytes = db.byteLength;
   const outBytes = height * columns * 3 + 1; // +1: each pixel's 4-byte store spills one byte
-  const need = inBytes + 16 + outBytes;
-  if (scratch.bytes < need) {
-    if (scratch.ptr) pffft._pffft_aligned_free(scratch.ptr);
-    scratch.ptr = pffft._pffft_aligned_malloc(need);
-    scratch.bytes = need;
-    if (!scratch.ptr) throw new RangeError(`no memory to colour a ${columns}x${height} image`);
-  }
+  const input = ensureScratch(scratch, inBytes + 16 + outBytes, `a ${columns}x${height} image`);
   const heap = pffft.HEAPF32; // after any allocation
-  const input = scratch.ptr;
   const output = input + inBytes + 16;
   heap.set(db, input >> 2);
   const toIndex = range.max > range.min ? 256 / (range.max - range.min) : 0;
   for (let y = 0; y < height; y++) {
-    const src = Math.min(freqs - 1, Math.max(0, ((height - 1 - y + 0.5) * freqs) / height - 0.5));
+    const src = sourceRow(y, height, freqs);
     const r0 = Math.floor(src);
     const r1 = Math.min(r0 + 1, freqs - 1);
     kernel.colourRow(

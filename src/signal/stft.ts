@@ -1,4 +1,4 @@
-import { kernel, pffft } from './wasm/kernel.js';
+import { ensureScratch, kernel, pffft, type Scratch } from './wasm/kernel.js';
 
 /**
  * Short-time Fourier transform of complex IQ samples, equal to
@@ -191,6 +191,13 @@ export function magnitudeDb(
   return { freqs: plan.n, frames, db };
 }
 
+function checkSliceLength(length: number, n: number): void {
+  if (!Number.isInteger(length) || length < n) {
+    // scipy refuses this too ("window is longer than input signal")
+    throw new RangeError(`a slice needs at least stft_point = ${n} complex samples (got ${length})`);
+  }
+}
+
 /**
  * Windows each frame of the zero-padded signal and hands its FFT to `use`: interleaved re, im of
  * bins 0…n−1 (unscaled) at `out[at…at + 2n)`, valid until `use` returns.
@@ -203,10 +210,7 @@ export function forEachFrame(
 ): void {
   const { n, hop, window2 } = plan;
   const length = iq.length / 2;
-  if (!Number.isInteger(length) || length < n) {
-    // scipy refuses this too ("window is longer than input signal")
-    throw new RangeError(`a slice needs at least stft_point = ${n} complex samples (got ${length})`);
-  }
+  checkSliceLength(length, n);
   // Read after every allocation: a growing WebAssembly memory detaches older views.
   const heap = pffft.HEAPF32;
   const input = plan.input >> 2;
@@ -239,7 +243,7 @@ export function forEachFrame(
 export type SliceSamples = Float32Array | { samples: number; fill(target: Float32Array): void };
 
 /** The zero-padded slice in WebAssembly memory, grown as needed and reused (one per thread). */
-let padded = { ptr: 0, bytes: 0 };
+const padded: Scratch = { ptr: 0, bytes: 0 };
 
 /**
  * The image path of the STFT, in the SIMD kernel: for each of `columns` runs of consecutive
@@ -256,22 +260,16 @@ export function powerColumns(
 ): { frames: number; minPower: number; maxPower: number } {
   const { n, hop } = plan;
   const length = source instanceof Float32Array ? source.length / 2 : source.samples;
-  if (!Number.isInteger(length) || length < n) {
-    throw new RangeError(`a slice needs at least stft_point = ${n} complex samples (got ${length})`);
-  }
+  checkSliceLength(length, n);
   const frames = frameCount(length, n);
   if (!Number.isInteger(columns) || columns < 1 || columns > frames) {
     throw new RangeError(`columns must be 1–${frames} (got ${columns})`);
   }
   // boundary='zeros' and padded=True: n/2 zeros before, zeros after up to the last frame's end.
   const bytes = 8 * ((frames - 1) * hop + n);
-  if (padded.bytes < bytes) {
-    if (padded.ptr) pffft._pffft_aligned_free(padded.ptr);
-    padded = { ptr: pffft._pffft_aligned_malloc(bytes), bytes };
-    if (!padded.ptr) throw new RangeError(`no memory for a slice of ${length} samples`);
-  }
+  const base = ensureScratch(padded, bytes, `a slice of ${length} samples`);
   const heap = pffft.HEAPF32; // after any allocation
-  const at = padded.ptr >> 2;
+  const at = base >> 2;
   heap.fill(0, at, at + n);
   const samples = heap.subarray(at + n, at + n + 2 * length);
   if (source instanceof Float32Array) samples.set(source);
@@ -286,7 +284,7 @@ export function powerColumns(
     const t1 = Math.ceil(((c + 1) * frames) / columns);
     heap.fill(0, acc, acc + n);
     kernel.accumulate(
-      padded.ptr + t0 * hop * 8,
+      base + t0 * hop * 8,
       t1 - t0,
       hop * 8,
       plan.windowPtr,

@@ -19,7 +19,7 @@ describe('jet colormap', () => {
   it('maps values in [0, 1] to the same colours as matplotlib', () => {
     const lut = COLORMAPS.jet;
     fixture.values.forEach((v, k) => {
-      const i = lutIndex(v);
+      const i = lutIndex(v, 0, 256);
       assert.deepEqual([lut[3 * i], lut[3 * i + 1], lut[3 * i + 2]], fixture.mapped[k], `value ${v}`);
     });
   });

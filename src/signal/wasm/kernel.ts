@@ -12,19 +12,25 @@ import { SPECTRUM_WASM } from './spectrum-wasm.js';
  * instantiate it ourselves to get its memory, which our own kernel (wasm/spectrum.wat) shares.
  */
 let memory: WebAssembly.Memory | null = null;
-export const pffft = await PFFFT({
-  instantiateWasm(
-    imports: WebAssembly.Imports,
-    receive: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void,
-  ) {
-    const binary = fs.readFileSync(new URL('pffft.wasm', import.meta.resolve('@echogarden/pffft-wasm/simd')));
-    void WebAssembly.instantiate(binary, imports).then(({ instance, module }) => {
-      memory = Object.values(instance.exports).find((v) => v instanceof WebAssembly.Memory) ?? null;
-      receive(instance, module);
-    });
-    return {};
-  },
-});
+// The glue only learns of success; a failure to load is raced in so it rejects instead of hanging.
+let failLoad: (err: unknown) => void = () => undefined;
+const loadFailed = new Promise<never>((_, reject) => (failLoad = reject));
+export const pffft = await Promise.race([
+  PFFFT({
+    instantiateWasm(
+      imports: WebAssembly.Imports,
+      receive: (instance: WebAssembly.Instance, module: WebAssembly.Module) => void,
+    ) {
+      const url = new URL('pffft.wasm', import.meta.resolve('@echogarden/pffft-wasm/simd'));
+      WebAssembly.instantiate(fs.readFileSync(url), imports).then(({ instance, module }) => {
+        memory = Object.values(instance.exports).find((v) => v instanceof WebAssembly.Memory) ?? null;
+        receive(instance, module);
+      }, failLoad);
+      return {};
+    },
+  }),
+  loadFailed,
+]);
 
 /** Our kernel (spectrum.wat): the STFT's image path in SIMD, and the colouring of rows. */
 export const kernel = await (async () => {
@@ -64,3 +70,23 @@ export const kernel = await (async () => {
     ): void;
   };
 })();
+
+/** A buffer in the shared WebAssembly memory that grows on demand and is reused (one per thread). */
+export interface Scratch {
+  ptr: number;
+  bytes: number;
+}
+
+/**
+ * Makes `scratch` hold at least `bytes`, 16-byte aligned. Read pffft.HEAPF32 again afterwards:
+ * growing the memory detaches older views.
+ */
+export function ensureScratch(scratch: Scratch, bytes: number, what: string): number {
+  if (scratch.bytes < bytes) {
+    if (scratch.ptr) pffft._pffft_aligned_free(scratch.ptr);
+    scratch.ptr = pffft._pffft_aligned_malloc(bytes);
+    scratch.bytes = scratch.ptr ? bytes : 0;
+    if (!scratch.ptr) throw new RangeError(`no memory for ${what} (${bytes} bytes)`);
+  }
+  return scratch.ptr;
+}
