@@ -8,6 +8,7 @@
  * recording the result is the SNR of the *added* noise.
  */
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import FFT from 'fft.js';
 import { gaussian, hash32, mulberry32 } from '../util/random.js';
 import { readIqSlices, type IqDtype } from './iq.js';
@@ -64,8 +65,6 @@ export async function measureRecording(
   const spec = fft.createComplexArray() as number[];
   const psd = new Float64Array(PSD_POINTS);
   let energy = 0;
-  // Whole PSD frames per chunk: slices are a multiple of the FFT size.
-  const perSlice = Math.max(PSD_POINTS, Math.floor(CHUNK_SAMPLES / PSD_POINTS) * PSD_POINTS);
   let seen = 0;
   const tally = (iq: Float32Array, n: number) => {
     for (let i = 0; i < 2 * n; i++) energy += (iq[i] as number) ** 2;
@@ -82,7 +81,13 @@ export async function measureRecording(
     }
     seen += n;
   };
-  for await (const s of readIqSlices(file, { dtype, samplesPerSlice: perSlice, signal, keepPartial: true })) {
+  // CHUNK_SAMPLES is a multiple of PSD_POINTS: every chunk but the last holds whole PSD frames.
+  for await (const s of readIqSlices(file, {
+    dtype,
+    samplesPerSlice: CHUNK_SAMPLES,
+    signal,
+    keepPartial: true,
+  })) {
     tally(s.iq, s.iq.length / 2);
   }
   return { samples: seen, power: seen > 0 ? energy / seen : 0, psd };
@@ -98,6 +103,9 @@ export async function addNoiseAtSnr(
   if (!Number.isFinite(opts.snrDb)) throw new RangeError('SNR must be a finite number of dB');
   if (opts.occupiedFraction !== undefined && !(opts.occupiedFraction > 0 && opts.occupiedFraction <= 1)) {
     throw new RangeError(`occupied fraction must be in (0, 1] (got ${opts.occupiedFraction})`);
+  }
+  if (path.resolve(input) === path.resolve(output)) {
+    throw new RangeError('the output must be another file than the input (it is read twice while writing)');
   }
   const seed = opts.seed ?? 0;
   const measured = await measureRecording(input, dtype, opts.signal);

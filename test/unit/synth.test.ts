@@ -172,6 +172,8 @@ describe('adding noise to a recording', () => {
     assert.equal(fs.statSync(out).size, n * 8, 'output is float32');
 
     await assert.rejects(addNoiseAtSnr(f32, out, { snrDb: 0, occupiedFraction: 2 }), /occupied fraction/);
+    await assert.rejects(addNoiseAtSnr(f32, f32, { snrDb: 0 }), /another file than the input/);
+    assert.equal(fs.statSync(f32).size, n * 8, 'the input is untouched');
     const silent = path.join(dir, 'silent.iq');
     fs.writeFileSync(silent, Buffer.alloc(8 * 100));
     await assert.rejects(addNoiseAtSnr(silent, out, { snrDb: 0 }), /no signal power/);
