@@ -69,6 +69,24 @@ export async function spawnServer(
   return { child, url, output: () => out, exited };
 }
 
+/** `rfuav serve` from dist/ on a free loopback port, as a user starts it. */
+export function spawnCliServer(
+  home: string,
+  dataRoot: string,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  return spawnServer({ RFUAV_LOG_LEVEL: 'warn', ...env }, [
+    BIN,
+    'serve',
+    '--port',
+    '0',
+    '--home',
+    home,
+    '--data-root',
+    dataRoot,
+  ]);
+}
+
 export async function http<T = Record<string, unknown>>(
   url: string,
   method = 'GET',

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { tmpDir } from '../helpers.js';
-import { BIN, ensureBuilt, rfuav, spawnServer } from '../process.js';
+import { ensureBuilt, rfuav, spawnCliServer } from '../process.js';
 
 describe('rfuav CLI against a real server', () => {
   before(ensureBuilt);
@@ -22,16 +22,7 @@ describe('rfuav CLI against a real server', () => {
           .toFile(path.join(data, 'ds', cls, `${i}.png`));
       }
     }
-    const server = await spawnServer({ RFUAV_LOG_LEVEL: 'warn' }, [
-      BIN,
-      'serve',
-      '--port',
-      '0',
-      '--home',
-      path.join(dir, 'home'),
-      '--data-root',
-      data,
-    ]);
+    const server = await spawnCliServer(path.join(dir, 'home'), data);
     assert.match(server.output(), /RFUAV Model Service listening on http:\/\/127\.0\.0\.1:\d+/);
     const s = ['--server', server.url];
     const second = await rfuav(
@@ -161,16 +152,9 @@ describe('rfuav CLI against a real server', () => {
 
   it('sends a bearer token from --token, RFUAV_TOKEN or the first of RFUAV_API_TOKENS', async () => {
     const dir = tmpDir();
-    const server = await spawnServer({ RFUAV_LOG_LEVEL: 'warn', RFUAV_API_TOKENS: 'tok-a,tok-b' }, [
-      BIN,
-      'serve',
-      '--port',
-      '0',
-      '--home',
-      path.join(dir, 'home'),
-      '--data-root',
-      path.join(dir, 'data'),
-    ]);
+    const server = await spawnCliServer(path.join(dir, 'home'), path.join(dir, 'data'), {
+      RFUAV_API_TOKENS: 'tok-a,tok-b',
+    });
     const s = ['--server', server.url];
     const none = await rfuav(['tasks', ...s], { RFUAV_API_TOKENS: '', RFUAV_TOKEN: '' });
     assert.equal(none.code, 1);

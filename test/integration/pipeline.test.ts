@@ -8,7 +8,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { tmpDir } from '../helpers.js';
-import { BIN, ensureBuilt, rfuav, spawnServer } from '../process.js';
+import { ensureBuilt, rfuav, spawnCliServer } from '../process.js';
 
 /** A 24 × 18 grey thumbnail as a vector, for comparing images of classes. */
 async function thumbnail(file: string): Promise<Float64Array> {
@@ -58,16 +58,7 @@ describe('data pipeline end to end through the CLI', () => {
     assert.match(synth.out, /20 recordings written; measured SNR within 0\.\d\d dB of the target/);
     for (const c of classes) assert.equal(fs.readdirSync(path.join(data, 'rf', c)).length, 5);
 
-    const server = await spawnServer({ RFUAV_LOG_LEVEL: 'warn' }, [
-      BIN,
-      'serve',
-      '--port',
-      '0',
-      '--home',
-      path.join(dir, 'home'),
-      '--data-root',
-      data,
-    ]);
+    const server = await spawnCliServer(path.join(dir, 'home'), data);
     const s = ['--server', server.url];
 
     // 0.1 s recordings cut into 0.05 s slices: 2 images per recording, 40 in all.
