@@ -39,7 +39,7 @@ def _atomic_save(obj: Any, path: str) -> None:
 
 def _loader(root: str, image_size: int, batch: int, shuffle: bool, seed: int | None) -> DataLoader:
     tf = transforms.Compose([transforms.Resize((image_size, image_size)), transforms.ToTensor()])
-    ds = datasets.ImageFolder(root, transform=tf, loader=lambda p: datasets.folder.default_loader(p))
+    ds = datasets.ImageFolder(root, transform=tf)
     gen = torch.Generator()
     if seed is not None:
         gen.manual_seed(seed)
@@ -100,7 +100,8 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
         log(f"Initial weights loaded from {req['weight_path']}", stage="model")
     model.to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=float(req.get("learning_rate") or 1e-4))
+    learning_rate = float(req.get("learning_rate") or 1e-4)
+    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss_fn = nn.CrossEntropyLoss()
 
     card = {
@@ -108,7 +109,16 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         "num_classes": num_classes,
         "image_size": image_size,
         "class_names": {c: i for i, c in enumerate(classes)},
-        "training": {k: req.get(k) for k in ("batch_size", "num_epochs", "learning_rate", "pretrained", "seed", "shuffle", "train_path", "val_path")},
+        "training": {
+            "batch_size": batch,
+            "num_epochs": epochs,
+            "learning_rate": learning_rate,
+            "pretrained": bool(req.get("pretrained", True)),
+            "seed": seed,
+            "shuffle": bool(req.get("shuffle", True)),
+            "train_path": req["train_path"],
+            "val_path": req["val_path"],
+        },
     }
     with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(card, f, sort_keys=False)
@@ -160,7 +170,8 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             events.progress(100 * done, f"epoch {epoch}/{epochs} step {step}/{steps}")
         val_loss, m = _evaluate(model, val_loader, device, num_classes)
         val_acc = m["top1_acc"]
-        improved = val_acc > best_acc or epoch == 1 and not os.path.isfile(os.path.join(out_dir, "best_model.pth"))
+        best_path = os.path.join(out_dir, "best_model.pth")
+        improved = val_acc > best_acc or not os.path.isfile(best_path)
         best_acc = max(best_acc, val_acc)
         last = {
             "epoch": epoch,
@@ -180,7 +191,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             if old >= 1 and os.path.isfile(os.path.join(out_dir, f"{name}_epoch_{old}.pth")):
                 os.remove(os.path.join(out_dir, f"{name}_epoch_{old}.pth"))
         if improved:
-            _atomic_save(model.state_dict(), os.path.join(out_dir, "best_model.pth"))
+            _atomic_save(model.state_dict(), best_path)
         with open(metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(last) + "\n")
         # The checkpoint last: an epoch counts as done once everything above is on disk.

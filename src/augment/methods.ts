@@ -1,7 +1,8 @@
 /**
  * The six augmentation methods of SPEC §2.5, after the albumentations transforms of the same
- * names (their default parameter ranges), built on sharp where it has the operation and on plain
- * pixel arithmetic where it has not. Every random choice comes from the generator passed in, so a
+ * names (their default parameter ranges), built on sharp where it has the operation (convolve,
+ * modulate, linear) and on plain pixel arithmetic where it has not — or where sharp's is far
+ * slower (CLAHE, see there). Every random choice comes from the generator passed in, so a
  * seed reproduces an augmented dataset exactly.
  *
  * Images are handled as 8-bit RGB raw pixels; the caller decodes and encodes.
