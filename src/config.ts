@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { RESOURCE_CLASSES, type ResourceClass } from './domain/task.js';
 
@@ -33,6 +35,19 @@ export interface Config {
   shutdownGraceMs: number;
   logLevel: string;
   environment: string;
+  /** How the PyTorch runner is started and watched. */
+  torch: TorchSettings;
+}
+
+export interface TorchSettings {
+  /** Interpreter with torch, torchvision and yaml (RFUAV_PYTHON; a CUDA venv on GPU servers). */
+  python: string;
+  /** A runner silent (no event, no stderr) for this long is stopped and its task failed. */
+  silenceTimeoutMs: number;
+  /** SIGTERM → SIGKILL grace when a run is stopped. */
+  killGraceMs: number;
+  /** CPU threads one run may use (torch.set_num_threads). */
+  threads: number;
 }
 
 export class ConfigError extends Error {
@@ -132,7 +147,25 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
     shutdownGraceMs: num(env, 'RFUAV_SHUTDOWN_GRACE_S', 10, 0, 3600) * 1000,
     logLevel: env.RFUAV_LOG_LEVEL ?? 'info',
     environment: env.RFUAV_ENV ?? env.NODE_ENV ?? 'production',
+    torch: {
+      python: env.RFUAV_PYTHON || defaultPython(),
+      silenceTimeoutMs: num(env, 'RFUAV_RUNNER_SILENCE_S', 600, 1, 86400) * 1000,
+      killGraceMs: num(env, 'RFUAV_RUNNER_KILL_GRACE_S', 10, 0, 3600) * 1000,
+      // Default: the cores shared by the CPU's default two training slots.
+      threads: num(
+        env,
+        'RFUAV_TORCH_THREADS',
+        Math.max(1, Math.floor(os.availableParallelism() / 2)),
+        1,
+        1024,
+      ),
+    },
   };
+}
+
+/** Debian's interpreter (where python3-torch installs) when present, else python3 on PATH. */
+function defaultPython(): string {
+  return fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 }
 
 export const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);

@@ -6,6 +6,8 @@ import { DeviceManager } from './devices/manager.js';
 import { buildApp } from './http/app.js';
 import { augmentJob } from './jobs/augment.js';
 import { cropJob } from './jobs/crop.js';
+import { evaluationJob } from './jobs/evaluation.js';
+import { trainingJob } from './jobs/training.js';
 import { JobRegistry, type JobDefinition } from './jobs/job.js';
 import { spectrogramJob } from './jobs/spectrogram.js';
 import { splitJob } from './jobs/split.js';
@@ -18,8 +20,15 @@ import type { Store } from './store/store.js';
 import { PathSandbox } from './util/sandbox.js';
 
 /** The built-in task kinds: one line each. */
-function builtinJobs(pool: WorkerPool): JobDefinition[] {
-  return [splitJob, augmentJob(pool), cropJob, spectrogramJob(pool)] as unknown as JobDefinition[];
+function builtinJobs(pool: WorkerPool, config: Config): JobDefinition[] {
+  return [
+    splitJob,
+    augmentJob(pool),
+    cropJob,
+    spectrogramJob(pool),
+    trainingJob(config.torch),
+    evaluationJob(config.torch),
+  ] as unknown as JobDefinition[];
 }
 
 export interface ServiceOptions {
@@ -71,7 +80,7 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
   const metrics = new ServiceMetrics();
   const workers = new WorkerPool();
   const registry = new JobRegistry();
-  for (const job of [...builtinJobs(workers), ...(opts.extraJobs ?? [])]) registry.register(job);
+  for (const job of [...builtinJobs(workers, config), ...(opts.extraJobs ?? [])]) registry.register(job);
 
   let service: TaskService | null = null;
   const devices = new DeviceManager({

@@ -27,8 +27,12 @@ def main() -> int:
         request = json.loads(line) if line.strip() else {}
         if command == "train":
             from .train import run
+        elif command == "evaluate":
+            from .evaluate import run
+        elif command == "export-onnx":
+            from .onnx_export import run
         else:
-            raise ValueError(f"unknown command '{command}' (known: train)")
+            raise ValueError(f"unknown command '{command}' (known: train, evaluate, export-onnx)")
         result = run(request)
         events.emit("result", **result)
         return 0

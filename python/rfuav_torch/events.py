@@ -1,7 +1,8 @@
 """Newline-delimited JSON events on stdout: the runner's only channel back to the service.
 
 Every event is one line ``{"event": <kind>, ...}``; kinds: ``log`` (message, level, stage),
-``progress`` (percent, message), ``metrics`` (epoch, values), ``artifact`` (path, kind),
+``progress`` (percent, message), ``metrics`` (epoch, values), ``history`` (epochs_done: the
+epochs a resumed run keeps), ``artifact`` (path, kind),
 ``result`` (the final outcome), ``error`` (message; the process then exits non-zero).
 """
 from __future__ import annotations
@@ -28,8 +29,21 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def log(message: str, level: str = "info", stage: str | None = None) -> None:
-    emit("log", message=message, level=level, **({"stage": stage} if stage else {}))
+def log(
+    message: str,
+    level: str = "info",
+    stage: str | None = None,
+    step: int | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> None:
+    extra: dict[str, Any] = {}
+    if stage:
+        extra["stage"] = stage
+    if step is not None:
+        extra["step"] = step
+    if metrics:
+        extra["metrics"] = metrics
+    emit("log", message=message, level=level, **extra)
 
 
 def progress(percent: float, message: str = "") -> None:

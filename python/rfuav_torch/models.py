@@ -68,12 +68,11 @@ def build(name: str, num_classes: int, pretrained: bool, image_size: int) -> nn.
         if cached and (not name.startswith("vit") or image_size == 224):
             state = torch.load(cached, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
-            events.log(f"Pretrained ImageNet weights loaded from {cached}", stage="model")
+            events.log(f"Pretrained ImageNet weights loaded from {cached}")
         else:
             events.log(
                 f"No local pretrained weights for {name} (torch hub cache {torch.hub.get_dir()}); "
                 "starting from random initialisation (no network access at run time)",
                 level="warning",
-                stage="model",
             )
     return replace_head(name, model, num_classes)

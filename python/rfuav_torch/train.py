@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from . import events
+from .card import load_weights
 from .metrics import classification_metrics
 from .models import build
 from .onnx_export import export_onnx
@@ -26,9 +27,12 @@ class TrainLog:
         self.file = open(path, "a", encoding="utf-8")
 
     def __call__(self, message: str, level: str = "info", stage: str | None = None) -> None:
+        self.file_only(message, level)
+        events.log(message, level, stage)
+
+    def file_only(self, message: str, level: str = "info") -> None:
         self.file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {level.upper():7} {message}\n")
         self.file.flush()
-        events.log(message, level, stage)
 
 
 def _atomic_save(obj: Any, path: str) -> None:
@@ -96,9 +100,8 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
 
     model = build(name, num_classes, bool(req.get("pretrained", True)), image_size)
     if req.get("weight_path"):
-        state = torch.load(req["weight_path"], map_location="cpu")
-        model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
-        log(f"Initial weights loaded from {req['weight_path']}", stage="model")
+        load_weights(model, req["weight_path"])
+        log(f"Initial weights loaded from {req['weight_path']}")
     model.to(device)
     learning_rate = float(req.get("learning_rate") or 1e-4)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
@@ -134,7 +137,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         optimiser.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt["epoch"]) + 1
         best_acc = float(ckpt.get("best_acc", 0.0))
-        log(f"Resuming from checkpoint_last.pt: epoch {ckpt['epoch']} done, continuing at epoch {start_epoch}", stage="resume")
+        log(f"Resuming from checkpoint_last.pt: epoch {ckpt['epoch']} done, continuing at epoch {start_epoch}")
     # The metric history holds exactly the epochs the checkpoint has done.
     kept: list[str] = []
     if os.path.isfile(metrics_path):
@@ -142,20 +145,24 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             kept = [line for line in f if line.strip() and json.loads(line)["epoch"] < start_epoch]
     with open(metrics_path, "w", encoding="utf-8") as f:
         f.writelines(kept)
+    # Tells the service which epochs count, so its stored history matches this run exactly.
+    events.emit("history", epochs_done=start_epoch - 1)
 
     log(
         f"Training {name} on {len(train_loader.dataset)} images of {num_classes} classes "  # type: ignore[arg-type]
         f"({len(val_loader.dataset)} for validation), {image_size} px, batch {batch}, "  # type: ignore[arg-type]
-        f"epochs {start_epoch}-{epochs}, device {device}, {torch.get_num_threads()} CPU threads",
-        stage="start",
+        f"epochs {start_epoch}-{epochs}, device {device}, {torch.get_num_threads()} CPU threads"
     )
     steps = max(1, len(train_loader))
     last: dict[str, Any] = {}
+    # A training-stage log line about ten times per epoch (progress events go with every step).
+    log_every = max(1, steps // 10)
     for epoch in range(start_epoch, epochs + 1):
         model.train()
         seen = correct = 0
         loss_sum = 0.0
         t0 = time.perf_counter()
+        events.log(f"Epoch {epoch}/{epochs} started", stage="epoch_start", step=epoch)
         for step, (x, y) in enumerate(train_loader, 1):
             x, y = x.to(device), y.to(device)
             optimiser.zero_grad()
@@ -168,6 +175,14 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             seen += y.numel()
             done = (epoch - 1 + step / steps) / epochs
             events.progress(100 * done, f"epoch {epoch}/{epochs} step {step}/{steps}")
+            if step % log_every == 0 or step == steps:
+                events.log(
+                    f"Epoch {epoch} step {step}/{steps}: loss {loss_sum / seen:.4f} acc {correct / seen:.4f}",
+                    stage="training",
+                    step=step,
+                    metrics={"train_loss": loss_sum / seen, "train_acc": correct / seen},
+                )
+        events.log(f"Epoch {epoch}: validating on {len(val_loader.dataset)} images", stage="validation", step=epoch)  # type: ignore[arg-type]
         val_loss, m = _evaluate(model, val_loader, device, num_classes)
         val_acc = m["top1_acc"]
         best_path = os.path.join(out_dir, "best_model.pth")
@@ -196,16 +211,16 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             f.write(json.dumps(last) + "\n")
         # The checkpoint last: an epoch counts as done once everything above is on disk.
         _atomic_save({"model": model.state_dict(), "optimizer": optimiser.state_dict(), "epoch": epoch, "best_acc": best_acc}, ckpt_path)
+        # The service stores the metrics and logs the epoch_end line (with them) on this event.
         events.emit("metrics", epoch=epoch, total_epochs=epochs, values=last)
-        log(
+        log.file_only(
             f"Epoch {epoch}/{epochs}: train loss {last['train_loss']:.4f} acc {last['train_acc']:.4f}, "
-            f"val loss {val_loss:.4f} acc {val_acc:.4f}, best {best_acc:.4f} ({last['epoch_seconds']:.1f} s)",
-            stage="epoch",
+            f"val loss {val_loss:.4f} acc {val_acc:.4f}, best {best_acc:.4f} ({last['epoch_seconds']:.1f} s)"
         )
 
     best = build(name, num_classes, False, image_size)
     best.load_state_dict(torch.load(os.path.join(out_dir, "best_model.pth"), map_location="cpu"))
     onnx = export_onnx(best, image_size, os.path.join(out_dir, "best_model.onnx"))
     events.emit("artifact", path="best_model.onnx", kind="onnx")
-    log(f"Exported best_model.onnx ({onnx['bytes']} bytes)", stage="export")
+    log(f"Exported best_model.onnx ({onnx['bytes']} bytes)")
     return {"best_acc": best_acc, "epochs": epochs, "final_metrics": last, "class_names": card["class_names"], "onnx": onnx}

@@ -1,5 +1,5 @@
 import type { Static, TObject } from '@sinclair/typebox';
-import type { LogLevel, ResourceClass, TaskRecord } from '../domain/task.js';
+import type { EpochMetrics, LogLevel, ResourceClass, TaskRecord } from '../domain/task.js';
 import type { PathSandbox } from '../util/sandbox.js';
 
 /** What a job's `validate` may consult: fast, local checks only. */
@@ -30,6 +30,13 @@ export interface RunContext {
   ): void;
   /** Percent 0–100; the service throttles what it writes. */
   progress(percent: number, message?: string): void;
+  /**
+   * One finished epoch: stored in the metric history (the same epoch again replaces it) and shown
+   * as the task's current_epoch and latest_metrics. Resolves once written.
+   */
+  epochMetrics(metrics: EpochMetrics): Promise<void>;
+  /** Forgets the stored epochs after `lastEpoch` (a run that resumed from, or restarted before, them). */
+  truncateMetrics(lastEpoch: number): Promise<void>;
 }
 
 export interface JobOutcome {

@@ -529,6 +529,30 @@ export class TaskService {
           .then(() => this.deps.store.updateTask(id, patch, ['running']))
           .catch(() => undefined);
       },
+      // Epoch writes go through the same chain as progress, so they land in order.
+      epochMetrics: (metrics) => {
+        const write = pendingWrite.then(async () => {
+          await this.deps.store.putEpochMetrics(id, metrics);
+          await this.deps.store.updateTask(id, { current_epoch: metrics.epoch, latest_metrics: metrics }, [
+            'running',
+          ]);
+        });
+        pendingWrite = write.catch(() => undefined);
+        return write;
+      },
+      truncateMetrics: (lastEpoch) => {
+        const write = pendingWrite.then(async () => {
+          await this.deps.store.truncateEpochMetrics(id, lastEpoch);
+          const kept = (await this.deps.store.getEpochMetrics(id)).at(-1) ?? null;
+          await this.deps.store.updateTask(
+            id,
+            { current_epoch: kept ? kept.epoch : 0, latest_metrics: kept },
+            ['running'],
+          );
+        });
+        pendingWrite = write.catch(() => undefined);
+        return write;
+      },
     };
     let patch: TaskPatch;
     let level: LogLevel = 'info';

@@ -2,25 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { VERSION } from '../../config.js';
 import { unavailable } from '../../domain/errors.js';
+import { SUPPORTED_MODELS } from '../../domain/models.js';
 import type { AppDeps, HttpShared } from '../deps.js';
 import { renderOverviewPage } from '../overview-page.js';
-
-export const SUPPORTED_MODELS = [
-  'resnet18',
-  'resnet34',
-  'resnet50',
-  'resnet101',
-  'resnet152',
-  'vit_b_16',
-  'vit_b_32',
-  'vit_l_16',
-  'vit_l_32',
-  'swin_v2_t',
-  'swin_v2_s',
-  'swin_v2_b',
-  'mobilenet_v3_large',
-  'mobilenet_v3_small',
-] as const;
 
 /** Health reads only in-memory counters: its cost does not grow with the number of stored tasks. */
 export function systemRoutes(deps: AppDeps, { streams }: HttpShared) {

@@ -1,0 +1,87 @@
+import type { FastifyInstance } from 'fastify';
+import type { Static } from '@sinclair/typebox';
+import { notFound } from '../../domain/errors.js';
+import type { JobDefinition } from '../../jobs/job.js';
+import type { AppDeps, HttpShared } from '../deps.js';
+import { ErrorSchema, LogQuery, TaskIdParams, TaskSchema, taskBody } from '../schemas.js';
+import { logStream } from './tasks.js';
+
+export interface FamilyOptions {
+  /** URL segment under /api/v2 and the OpenAPI tag, e.g. "training". */
+  family: string;
+  /** POST /api/v2/<family>/<route> → a task of each definition's kind. */
+  creators: { route: string; def: JobDefinition; summary: string }[];
+  /** Kinds this family's GET routes answer for (others are 404 here, with a pointer). */
+  kinds: string[];
+  /** Whether requests carry device fields (device, gpu_memory_gb). */
+  withDevice: boolean;
+}
+
+/** The routes every task family has: creation, GET /{task_id}, GET /{task_id}/logs (SSE). */
+export function registerFamily(
+  app: FastifyInstance,
+  deps: AppDeps,
+  shared: HttpShared,
+  o: FamilyOptions,
+): void {
+  const { service } = deps;
+  const base = `/api/v2/${o.family}`;
+  for (const { route, def, summary } of o.creators) {
+    app.post(
+      `${base}/${route}`,
+      {
+        onRequest: shared.creationHooks,
+        schema: {
+          tags: [o.family],
+          summary,
+          body: taskBody(def.body, o.withDevice),
+          response: {
+            200: TaskSchema,
+            400: ErrorSchema,
+            409: ErrorSchema,
+            422: ErrorSchema,
+            429: ErrorSchema,
+          },
+        },
+      },
+      async (request) =>
+        service.submit(def.kind, request.body as Record<string, unknown>, {
+          ignoredFields: request.ignoredFields,
+        }),
+    );
+  }
+
+  app.get<{ Params: Static<typeof TaskIdParams> }>(
+    `${base}/:task_id`,
+    {
+      schema: {
+        tags: [o.family],
+        summary: `A ${o.family} task`,
+        params: TaskIdParams,
+        response: { 200: TaskSchema, 404: ErrorSchema },
+      },
+    },
+    async (request) => {
+      const view = await service.get(request.params.task_id);
+      if (!o.kinds.includes(view.task_type)) {
+        throw notFound(
+          `task '${view.task_id}' is a ${view.task_type} task, not ${o.family}; use /api/v2/tasks/${view.task_id}`,
+        );
+      }
+      return view;
+    },
+  );
+
+  app.get<{ Params: Static<typeof TaskIdParams>; Querystring: Static<typeof LogQuery> }>(
+    `${base}/:task_id/logs`,
+    {
+      schema: {
+        tags: [o.family],
+        summary: `Log of a ${o.family} task (SSE): history, then live, then the final status`,
+        params: TaskIdParams,
+        querystring: LogQuery,
+      },
+    },
+    async (request, reply) => logStream(deps, shared.streams, request, reply, o.kinds),
+  );
+}

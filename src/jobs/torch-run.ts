@@ -1,0 +1,71 @@
+/**
+ * What training and evaluation share: running one command of the PyTorch runner for a task, on
+ * the device the scheduler chose, with its events turned into the task's log and progress.
+ */
+import type { TorchSettings } from '../config.js';
+import type { LogLevel } from '../domain/task.js';
+import { runTorch, type RunnerEvent } from '../engines/torch/runner.js';
+import type { RunContext } from './job.js';
+
+const LEVELS = new Set<LogLevel>(['debug', 'info', 'warning', 'error']);
+
+/**
+ * The device as the runner sees it. A GPU task gets only its GPU (CUDA_VISIBLE_DEVICES=N, so
+ * inside the process it is cuda:0); a CPU task gets none, so it cannot touch a GPU by mistake.
+ */
+export function runnerDevice(device: string): { device: string; env: Record<string, string> } {
+  const m = /^cuda:(\d+)$/.exec(device);
+  if (m) return { device: 'cuda:0', env: { CUDA_VISIBLE_DEVICES: m[1] as string } };
+  return { device: 'cpu', env: { CUDA_VISIBLE_DEVICES: '' } };
+}
+
+export interface TorchRunOptions {
+  torch: TorchSettings;
+  command: 'train' | 'evaluate' | 'export-onnx';
+  request: Record<string, unknown>;
+  ctx: RunContext;
+  /** Events other than log/progress (metrics, history, artifact). */
+  onEvent?(event: RunnerEvent): void;
+}
+
+/** Runs the command; resolves with the runner's result, rejects with the reason it failed. */
+export async function runTorchForTask(o: TorchRunOptions): Promise<Record<string, unknown>> {
+  const { ctx } = o;
+  const placed = runnerDevice(ctx.device);
+  return runTorch({
+    python: o.torch.python,
+    command: o.command,
+    request: { ...o.request, device: placed.device, threads: o.torch.threads },
+    signal: ctx.signal,
+    env: placed.env,
+    silenceTimeoutMs: o.torch.silenceTimeoutMs,
+    killGraceMs: o.torch.killGraceMs,
+    onSpawn: (pid) =>
+      ctx.log(
+        `Runner started: ${o.torch.python} -m rfuav_torch ${o.command} (pid ${pid}, device ${placed.device}, ` +
+          `CUDA_VISIBLE_DEVICES='${placed.env.CUDA_VISIBLE_DEVICES}', ${o.torch.threads} CPU thread${o.torch.threads === 1 ? '' : 's'})`,
+      ),
+    onStderr: (line) => {
+      if (line.trim()) ctx.log(`runner stderr: ${line}`, 'warning');
+    },
+    onEvent: (event) => {
+      if (event.event === 'log') {
+        const level = LEVELS.has(event.level as LogLevel) ? (event.level as LogLevel) : 'info';
+        const extra: { stage?: string; step?: number; metrics?: Record<string, unknown> } = {};
+        if (typeof event.stage === 'string') extra.stage = event.stage;
+        if (typeof event.step === 'number') extra.step = event.step;
+        if (event.metrics && typeof event.metrics === 'object')
+          extra.metrics = event.metrics as Record<string, unknown>;
+        ctx.log(String(event.message ?? ''), level, extra);
+      } else if (event.event === 'progress') {
+        const pct = Number(event.percent);
+        if (Number.isFinite(pct))
+          ctx.progress(pct, typeof event.message === 'string' ? event.message : undefined);
+      } else if (event.event === 'error') {
+        if (typeof event.traceback === 'string') ctx.log(event.traceback.trimEnd(), 'debug');
+      } else {
+        o.onEvent?.(event);
+      }
+    },
+  });
+}
