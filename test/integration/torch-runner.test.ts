@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import sharp from 'sharp';
+import { writeImageFolder } from '../fixtures/images.js';
 import { tmpDir } from '../helpers.js';
 
 const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
@@ -46,31 +46,9 @@ function runRunner(
   });
 }
 
-/** Two classes that differ by which half of the picture is bright. */
 async function dataset(root: string): Promise<void> {
-  let seed = 3;
-  const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
-  for (const [split, n] of [
-    ['train', 12],
-    ['val', 4],
-  ] as const) {
-    for (const cls of ['left', 'right']) {
-      fs.mkdirSync(path.join(root, split, cls), { recursive: true });
-      for (let i = 0; i < n; i++) {
-        const px = Buffer.alloc(32 * 32 * 3);
-        for (let y = 0; y < 32; y++) {
-          for (let x = 0; x < 32; x++) {
-            const on = cls === 'left' ? x < 16 : x >= 16;
-            const v = Math.round((on ? 200 : 40) + 60 * (rand() - 0.5));
-            px.set([v, v >> 1, 255 - v], (y * 32 + x) * 3);
-          }
-        }
-        await sharp(px, { raw: { width: 32, height: 32, channels: 3 } })
-          .png()
-          .toFile(path.join(root, split, cls, `${i}.png`));
-      }
-    }
-  }
+  await writeImageFolder(path.join(root, 'train'), { classes: 2, perClass: 12, seed: 3 });
+  await writeImageFolder(path.join(root, 'val'), { classes: 2, perClass: 4, seed: 5 });
 }
 
 describe('PyTorch runner', async () => {
