@@ -21,6 +21,12 @@ Usage:
         [--duration 0.1] [--dtype float32|int16] [--format png|jpg|webp] [--width 1920]
         [--height 1440] [--save-matrix] [--animation webp|gif]
   rfuav augment --input DATASET [--output DIR] [--methods A,B,…] [--seed N]
+  rfuav train --model NAME --num-classes N --train DIR --val DIR --save DIR [--name SUB]
+        [--epochs 100] [--batch-size 8] [--lr 0.0001] [--image-size 224] [--device cuda]
+        [--weights FILE.pth] [--seed S] [--keep-epochs N] [--no-pretrained] [--no-shuffle]
+        [--no-resume]
+  rfuav evaluate --cfg config.yaml --weights FILE.pth --data DIR --save DIR [--device cuda]
+        [--batch-size 16]
 
 Local commands (no server needed):
   rfuav synth --out DIR [--classes 4] [--per-class 10] [--sample-rate 100e6]
@@ -129,6 +135,7 @@ interface TaskLike {
   message: string | null;
   error?: string | null;
   stats?: unknown;
+  result?: Record<string, unknown> | null;
   queue_position?: number;
   pending_reason?: string;
   device?: string | null;
@@ -147,7 +154,12 @@ function formatEntry(data: string): string {
 }
 
 /** Prints a task's log live with a progress bar; resolves with its final status. */
-async function follow(api: ApiClient, id: string, showProgress: boolean): Promise<string> {
+async function follow(
+  api: ApiClient,
+  id: string,
+  showProgress: boolean,
+  show: (entry: LogLine) => boolean = () => true,
+): Promise<string> {
   const bar = new ProgressBar();
   let final = 'unknown';
   let finalMessage: string | null = null;
@@ -182,6 +194,7 @@ async function follow(api: ApiClient, id: string, showProgress: boolean): Promis
           finalMessage = parsed.message ?? null;
           break;
         }
+        if (!show(parsed as LogLine)) continue;
         bar.clear();
         process.stdout.write(`${formatEntry(ev.data)}\n`);
       }
@@ -198,15 +211,34 @@ async function follow(api: ApiClient, id: string, showProgress: boolean): Promis
   return final;
 }
 
-async function submit(v: Values, path: string, body: Record<string, unknown>): Promise<number> {
+interface LogLine {
+  level?: string;
+  message?: string;
+  stage?: string;
+}
+
+interface SubmitHow {
+  /** Which log entries to print while following (default: all). */
+  show?: (entry: LogLine) => boolean;
+  /** Prints the finished task's outcome (default: its stats). */
+  report?: (task: TaskLike) => void;
+}
+
+async function submit(
+  v: Values,
+  path: string,
+  body: Record<string, unknown>,
+  how: SubmitHow = {},
+): Promise<number> {
   const api = client(v);
   const task = await api.request<TaskLike>('POST', path, { ...body, ...common(v) });
   process.stdout.write(`Submitted ${task.task_type} task ${task.task_id} (${task.status})\n`);
   if (v['no-follow']) return 0;
-  const final = await follow(api, task.task_id, true);
+  const final = await follow(api, task.task_id, true, how.show);
   if (final === 'completed') {
     const t = await api.request<TaskLike>('GET', `/api/v2/tasks/${encodeURIComponent(task.task_id)}`);
-    if (t.stats) process.stdout.write(`stats: ${JSON.stringify(t.stats)}\n`);
+    if (how.report) how.report(t);
+    else if (t.stats) process.stdout.write(`stats: ${JSON.stringify(t.stats)}\n`);
     return 0;
   }
   return 1;
@@ -385,8 +417,164 @@ async function noise(args: string[]): Promise<number> {
   return 0;
 }
 
+const MODEL_OPTIONS = {
+  ...SUBMIT_OPTIONS,
+  device: { type: 'string' },
+  'batch-size': { type: 'string' },
+} as const;
+
+/** Copies the given flags into the body under their API names. */
+function flags(
+  v: Values,
+  body: Record<string, unknown>,
+  list: [flag: string, field: string, parse?: Parse][],
+): void {
+  for (const [flag, field, parse] of list) {
+    const value = parse ? parse(v, flag) : str(v, flag);
+    if (value !== undefined) body[field] = value;
+  }
+}
+
+const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(4) : '-');
+
+async function train(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...MODEL_OPTIONS,
+      model: { type: 'string' },
+      'num-classes': { type: 'string' },
+      train: { type: 'string' },
+      val: { type: 'string' },
+      save: { type: 'string' },
+      name: { type: 'string' },
+      epochs: { type: 'string' },
+      lr: { type: 'string' },
+      'image-size': { type: 'string' },
+      weights: { type: 'string' },
+      seed: { type: 'string' },
+      'keep-epochs': { type: 'string' },
+      'no-pretrained': { type: 'boolean' },
+      'no-shuffle': { type: 'boolean' },
+      'no-resume': { type: 'boolean' },
+    },
+  });
+  const body: Record<string, unknown> = {
+    model: str(values, 'model', true),
+    num_classes: int(values, 'num-classes', true),
+    train_path: str(values, 'train', true),
+    val_path: str(values, 'val', true),
+    save_path: str(values, 'save', true),
+  };
+  flags(values, body, [
+    ['name', 'name'],
+    ['device', 'device'],
+    ['weights', 'weight_path'],
+    ['epochs', 'num_epochs', int],
+    ['batch-size', 'batch_size', int],
+    ['lr', 'learning_rate', float],
+    ['image-size', 'image_size', int],
+    ['seed', 'seed', int],
+    ['keep-epochs', 'keep_epoch_weights', int],
+  ]);
+  if (values['no-pretrained']) body.pretrained = false;
+  if (values['no-shuffle']) body.shuffle = false;
+  if (values['no-resume']) body.resume = false;
+  return submit(values, '/api/v2/training/start', body, {
+    // Step lines are what the progress bar shows; one line per epoch (epoch_end) stays.
+    show: (e) =>
+      e.stage !== 'training' && e.stage !== 'epoch_start' && e.stage !== 'validation' && e.level !== 'debug',
+    report: (t) => {
+      const r = t.result ?? {};
+      const onnx = r.onnx as {
+        path?: string;
+        check?: { agrees?: boolean; max_abs_logit_difference?: number };
+      } | null;
+      process.stdout.write(
+        `best validation accuracy ${fmt(r.best_acc)}; model folder ${String(r.output_path)} ` +
+          `(config.yaml, best_model.pth${onnx?.path ? `, ${onnx.path}` : ''})` +
+          (onnx?.check?.max_abs_logit_difference !== undefined
+            ? `; ONNX ${onnx.check.agrees ? 'matches' : 'DIFFERS FROM'} PyTorch (max |Δ logit| ${onnx.check.max_abs_logit_difference.toExponential(1)})`
+            : '') +
+          '\n',
+      );
+    },
+  });
+}
+
+async function evaluate(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...MODEL_OPTIONS,
+      cfg: { type: 'string' },
+      weights: { type: 'string' },
+      data: { type: 'string' },
+      save: { type: 'string' },
+    },
+  });
+  const body: Record<string, unknown> = {
+    cfg_path: str(values, 'cfg', true),
+    weight_path: str(values, 'weights', true),
+    data_path: str(values, 'data', true),
+    save_path: str(values, 'save', true),
+  };
+  flags(values, body, [
+    ['device', 'device'],
+    ['batch-size', 'batch_size', int],
+  ]);
+  return submit(values, '/api/v2/evaluation/start', body, {
+    report: (t) => {
+      const r = t.result ?? {};
+      const rows = [['METRIC', 'VALUE']];
+      for (const k of [
+        'accuracy',
+        'top3_acc',
+        'top5_acc',
+        'precision_macro',
+        'recall_macro',
+        'f1_macro',
+        'precision_micro',
+        'recall_micro',
+        'f1_micro',
+        'map',
+      ]) {
+        rows.push([k, fmt(r[k])]);
+      }
+      rows.push(['samples', String(r.samples)]);
+      process.stdout.write(`${table(rows)}\n`);
+      const snr = r.accuracy_vs_snr as
+        { snr_folder: string; accuracy: number; samples: number }[] | undefined;
+      if (snr?.length) {
+        const snrRows = [['SNR', 'ACCURACY', 'SAMPLES']];
+        for (const p of snr) snrRows.push([p.snr_folder, fmt(p.accuracy), String(p.samples)]);
+        process.stdout.write(`\n${table(snrRows)}\n`);
+      }
+      const files = Object.values((r.files as Record<string, string> | undefined) ?? {});
+      process.stdout.write(`\nwritten to ${String(r.output_path)}: ${files.join(', ')}\n`);
+    },
+  });
+}
+
+/**
+ * `--snr -10` would read as a flag named "1" and "0" to parseArgs: an option followed by a negative
+ * number becomes `--snr=-10`.
+ */
+export function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    const next = args[i + 1];
+    if (a.startsWith('--') && !a.includes('=') && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
+  const [cmd, ...rest] = joinNegativeValues(argv);
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
     process.stdout.write(`${USAGE}\n`);
     return cmd ? 0 : 2;
@@ -560,6 +748,10 @@ export async function main(argv: string[]): Promise<number> {
       if (seed !== undefined) body.seed = seed;
       return submit(values, '/api/v2/preprocessing/augment', body);
     }
+    case 'train':
+      return train(rest);
+    case 'evaluate':
+      return evaluate(rest);
     case 'synth':
       return synth(rest);
     case 'noise':

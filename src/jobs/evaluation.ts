@@ -40,7 +40,6 @@ export function evaluationJob(torch: TorchSettings): JobDefinition<typeof Evalua
   return {
     kind: 'evaluation',
     resourceClass: 'inference',
-    route: 'start',
     body: EvaluationBody,
 
     async validate(body: EvaluationBody, { paths }) {

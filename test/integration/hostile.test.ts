@@ -42,6 +42,10 @@ describe('hostile input sweep', () => {
       '/api/v2/preprocessing/crop',
       '/api/v2/preprocessing/spectrogram',
       '/api/v2/preprocessing/augment',
+      '/api/v2/training/start',
+      '/api/v2/training/x/stop',
+      '/api/v2/training/x/metrics',
+      '/api/v2/evaluation/start',
       '/api/v2/resources/config',
       '/api/v2/tasks/x/cancel',
     ];
@@ -70,9 +74,23 @@ describe('hostile input sweep', () => {
       'format',
       'save_matrix',
       'animation',
+      'model',
+      'num_classes',
+      'train_path',
+      'val_path',
+      'save_path',
+      'batch_size',
+      'num_epochs',
+      'learning_rate',
+      'image_size',
+      'weight_path',
+      'pretrained',
+      'keep_epoch_weights',
+      'cfg_path',
+      'data_path',
     ];
     const counts: Record<number, number> = {};
-    for (let i = 0; i < 600; i++) {
+    for (let i = 0; i < 900; i++) {
       const body: Record<string, unknown> = {};
       for (let f = 0; f < 1 + Math.floor(rand() * 6); f++) body[pick(fields)] = pick(NASTY);
       const raw =

@@ -12,7 +12,7 @@ import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { readModelCard } from '../../src/engines/model-card.js';
 import { writeImageFolder } from '../fixtures/images.js';
-import { startService, tmpDir, waitFor } from '../helpers.js';
+import { fakeNvidiaSmi, startService, tmpDir, waitFor } from '../helpers.js';
 import { http } from '../process.js';
 
 type Task = Record<string, unknown> & { status: string; task_id: string };
@@ -313,7 +313,7 @@ describe('training API', async () => {
   });
 });
 
-describe('training API: a runner that misbehaves fails its task, not the service', async () => {
+describe('training API: the runner seam (fake interpreters, fake GPUs)', async () => {
   const dir = tmpDir();
   const data = path.join(dir, 'data');
   await trainingSet(data);
@@ -325,6 +325,38 @@ describe('training API: a runner that misbehaves fails its task, not the service
   );
   const hang = path.join(dir, 'hang.sh');
   fs.writeFileSync(hang, '#!/bin/sh\nexec sleep 60\n', { mode: 0o755 });
+
+  it('a task placed on cuda:1 runs its runner with only that GPU visible, as cuda:0', async () => {
+    const env = path.join(dir, 'env.sh');
+    // Reports what it was given: the environment's GPU list and the device in its request.
+    fs.writeFileSync(
+      env,
+      '#!/bin/sh\nread -r req\ncase "$req" in *\'"device":"cuda:0"\'*) dev=cuda:0 ;; *) dev=other ;; esac\n' +
+        'echo "{\\"event\\":\\"log\\",\\"message\\":\\"visible=$CUDA_VISIBLE_DEVICES device=$dev\\",\\"level\\":\\"info\\"}"\n' +
+        'echo \'{"event":"result","best_acc":0,"epochs":1}\'\n',
+      { mode: 0o755 },
+    );
+    const smi = fakeNvidiaSmi(dir, [{ totalMiB: 16000 }, { totalMiB: 24000 }]);
+    const svc = await startService(path.join(dir, 'g'), {
+      listen: true,
+      env: { RFUAV_DATA_ROOT: data, RFUAV_PYTHON: env, RFUAV_NVIDIA_SMI: smi.path },
+    });
+    const r = await http<Task>(`${svc.url}/api/v2/training/start`, 'POST', {
+      ...base,
+      task_id: 'g1',
+      device: 'cuda:1',
+      num_epochs: 1,
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const t = await waitForStatus(svc.url, 'g1', 20_000);
+    assert.equal(t.status, 'completed', String(t.error));
+    assert.equal(t.device, 'cuda:1');
+    const entries = await logEntries(svc.url, 'g1');
+    assert.ok(
+      entries.some((e) => e.message === 'visible=1 device=cuda:0'),
+      JSON.stringify(entries.map((e) => e.message)),
+    );
+  });
 
   it('a crash fails the task with the exit code and stderr in error and log', async () => {
     const svc = await startService(path.join(dir, 'a'), {

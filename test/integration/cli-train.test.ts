@@ -1,0 +1,131 @@
+/**
+ * `rfuav train` and `rfuav evaluate` from dist/ against a real server, as a user runs them: the
+ * training follows with one line per epoch (steps go to the progress bar), evaluation prints
+ * its metric and per-SNR tables.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { writeImageFolder } from '../fixtures/images.js';
+import { tmpDir } from '../helpers.js';
+import { ensureBuilt, rfuav, spawnCliServer } from '../process.js';
+
+describe('rfuav train / evaluate', async () => {
+  ensureBuilt();
+  const dir = tmpDir();
+  const data = path.join(dir, 'data');
+  await writeImageFolder(path.join(data, 'set/train'), { classes: 2, perClass: 12, size: 64, seed: 3 });
+  await writeImageFolder(path.join(data, 'set/val'), { classes: 2, perClass: 4, size: 64, seed: 7 });
+  for (const snr of ['-5dB', '5dB'])
+    fs.cpSync(path.join(data, 'set/val'), path.join(data, 'snr', snr), { recursive: true });
+  const server = await spawnCliServer(path.join(dir, 'home'), data, { RFUAV_TORCH_THREADS: '1' });
+  const env = { RFUAV_SERVER: server.url };
+
+  it('trains with one metrics line per epoch, then evaluates per SNR', async () => {
+    const t = await rfuav(
+      [
+        'train',
+        '--model',
+        'resnet18',
+        '--num-classes',
+        '2',
+        '--train',
+        'set/train',
+        '--val',
+        'set/val',
+        '--save',
+        'models',
+        '--name',
+        'm1',
+        '--epochs',
+        '2',
+        '--batch-size',
+        '4',
+        '--lr',
+        '0.001',
+        '--image-size',
+        '64',
+        '--no-pretrained',
+        '--device',
+        'cpu',
+        '--seed',
+        '1',
+      ],
+      env,
+    );
+    assert.equal(t.code, 0, t.out + t.err);
+    const epochLines = t.out.split('\n').filter((l) => / Epoch \d+\/2: train loss/.test(l));
+    assert.equal(epochLines.length, 2, t.out);
+    assert.ok(!/step \d+\/\d+: loss/.test(t.out), 'step lines stay out of the output');
+    assert.match(t.out, /best validation accuracy \d\.\d{4}; model folder models\/m1 .*ONNX matches PyTorch/);
+    assert.match(t.err, /progress \d+% epoch 1\/2 step/);
+
+    const e = await rfuav(
+      [
+        'evaluate',
+        '--cfg',
+        'models/m1/config.yaml',
+        '--weights',
+        'models/m1/best_model.pth',
+        '--data',
+        'snr',
+        '--save',
+        'evals',
+        '--device',
+        'cpu',
+      ],
+      env,
+    );
+    assert.equal(e.code, 0, e.out + e.err);
+    assert.match(e.out, /^accuracy\s+\d\.\d{4}$/m);
+    assert.match(e.out, /^f1_macro\s+\d\.\d{4}$/m);
+    assert.match(e.out, /^-5dB\s+\d\.\d{4}\s+8$/m);
+    assert.match(e.out, /^5dB\s+\d\.\d{4}\s+8$/m);
+    assert.ok(fs.existsSync(path.join(data, 'evals/accuracy_vs_snr.png')));
+
+    const bad = await rfuav(
+      [
+        'train',
+        '--model',
+        'resnet18',
+        '--num-classes',
+        '3',
+        '--train',
+        'set/train',
+        '--val',
+        'set/val',
+        '--save',
+        'x',
+      ],
+      env,
+    );
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /num_classes: is 3 but train_path has 2 class folders/);
+  });
+
+  it('takes negative option values (--snr -5)', async () => {
+    const r = await rfuav([
+      'synth',
+      '--out',
+      path.join(dir, 'rf'),
+      '--classes',
+      '2',
+      '--per-class',
+      '1',
+      '--sample-rate',
+      '1e6',
+      '--duration',
+      '0.01',
+      '--snr',
+      '-5',
+      '--seed',
+      '1',
+    ]);
+    assert.equal(r.code, 0, r.out + r.err);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'rf/manifest.json'), 'utf8')) as {
+      recordings: { snr_db: number }[];
+    };
+    assert.ok(manifest.recordings.every((x) => x.snr_db === -5));
+  });
+});
