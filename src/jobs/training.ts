@@ -192,7 +192,14 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
       if (ctx.task.attempts > 1 && !p.resume) {
         ctx.log('resume is false: training starts again from epoch 1', 'warning');
       }
+      // Metric writes in arrival order; a failed one is reported once, never left unhandled.
       let writes: Promise<void> = Promise.resolve();
+      let writeError: unknown = null;
+      const write = (fn: () => Promise<void>) => {
+        writes = writes.then(fn).catch((err: unknown) => {
+          writeError ??= err;
+        });
+      };
       const result = await runTorchForTask({
         torch,
         command: 'train',
@@ -217,10 +224,10 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
         onEvent: (event) => {
           if (event.event === 'history') {
             const done = Number(event.epochs_done) || 0;
-            writes = writes.then(() => ctx.truncateMetrics(done));
+            write(() => ctx.truncateMetrics(done));
           } else if (event.event === 'metrics') {
             const values = { ...(event.values as Record<string, unknown>), epoch: Number(event.epoch) };
-            writes = writes.then(() => ctx.epochMetrics(values));
+            write(() => ctx.epochMetrics(values));
             ctx.log(epochLine(values, p.num_epochs), 'info', {
               stage: 'epoch_end',
               step: values.epoch,
@@ -230,6 +237,12 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
         },
       });
       await writes;
+      if (writeError) {
+        ctx.log(
+          `Some epoch metrics could not be stored (${writeError instanceof Error ? writeError.message : String(writeError)}); metrics.jsonl in the model folder has them all`,
+          'warning',
+        );
+      }
       const onnx = result.onnx as { path: string; bytes: number; probe_logits?: number[][] } | undefined;
       let onnxCheck: Record<string, unknown> | null = null;
       if (onnx?.probe_logits) {
