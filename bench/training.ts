@@ -230,7 +230,7 @@ const table = mdTable(
     row('through the service (HTTP)', results.service, firsts.service, walls.service),
   ],
 );
-const body = `ResNet-18, ${SIZE} px, batch 8, ${4 * PER_CLASS} training and 16 validation images (4 generated classes), ${EPOCHS} epochs per run, ${ROUNDS} rounds (runner and service in alternating order), CPU with ${THREADS} torch threads, \`pretrained: false\`. Seconds per epoch are the runner's own epoch timing (training + validation + metrics + per-epoch weights and checkpoint) with epoch 1 left out; the bare loop has none of the bookkeeping.
+const body = `ResNet-18, ${SIZE} px, batch 8, ${4 * PER_CLASS} training and 16 validation images (4 generated classes), ${EPOCHS} epochs per run, ${ROUNDS} rounds (runner and service in alternating order), CPU with ${THREADS} torch threads, \`pretrained: false\`. Seconds per epoch are the runner's own epoch timing (training + validation + metrics; writing the weights and the checkpoint comes after it) with epoch 1 left out; the bare loop times training + validation without metrics.
 
 ${table}
 

@@ -131,9 +131,9 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
           field: 'name',
         });
       }
+      paths.resolve(body.save_path, 'save_path');
       const outputRel = name ? path.join(body.save_path, name) : body.save_path;
       const output = paths.resolve(outputRel, name ? 'name' : 'save_path');
-      paths.resolve(body.save_path, 'save_path');
       const outStat = await statOrNull(output);
       if (outStat && !outStat.isDirectory()) {
         throw badPath(`save_path: '${outputRel}' exists and is not a folder`, { field: 'save_path' });
