@@ -1,0 +1,133 @@
+/**
+ * Pillow's bilinear resize, reproduced bit for bit: what torchvision's `Resize` does to a PIL
+ * image when a model is trained (python/rfuav_torch), so inference here sees exactly the pixels
+ * training saw. libvips' (sharp's) linear kernel differs from it by up to ~20 levels on real
+ * spectrograms.
+ *
+ * The algorithm is Pillow's ImagingResample (Resample.c): separable, horizontal pass first over
+ * only the rows the vertical pass needs; a triangle filter whose support grows with the
+ * reduction factor (antialiasing); weights normalised, then turned into 22-bit fixed point; each
+ * pass rounds and clips to 8 bits.
+ */
+
+const PRECISION_BITS = 32 - 8 - 2;
+const HALF = 1 << (PRECISION_BITS - 1);
+const MAX = (1 << PRECISION_BITS) * 256;
+
+interface Coefficients {
+  ksize: number;
+  /** Per output position: first input index and tap count. */
+  bounds: Int32Array;
+  /** ksize fixed-point weights per output position. */
+  weights: Int32Array;
+}
+
+function bilinear(x: number): number {
+  const a = Math.abs(x);
+  return a < 1 ? 1 - a : 0;
+}
+
+/** Pillow's precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter (support 1). */
+function coefficients(inSize: number, outSize: number): Coefficients {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(1, scale);
+  const support = filterScale; // bilinear support 1.0 × filterscale
+  const ksize = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const weights = new Int32Array(outSize * ksize);
+  const k = new Float64Array(ksize);
+  const ss = 1 / filterScale;
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    // C's (int) truncates toward zero.
+    let xmin = Math.trunc(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    let xmax = Math.trunc(center + support + 0.5);
+    if (xmax > inSize) xmax = inSize;
+    xmax -= xmin;
+    let ww = 0;
+    for (let x = 0; x < xmax; x++) {
+      const w = bilinear((x + xmin - center + 0.5) * ss);
+      k[x] = w;
+      ww += w;
+    }
+    for (let x = 0; x < ksize; x++) {
+      const w = x < xmax && ww !== 0 ? (k[x] as number) / ww : 0;
+      weights[xx * ksize + x] =
+        w < 0 ? Math.trunc(-0.5 + w * (1 << PRECISION_BITS)) : Math.trunc(0.5 + w * (1 << PRECISION_BITS));
+    }
+    bounds[xx * 2] = xmin;
+    bounds[xx * 2 + 1] = xmax;
+  }
+  return { ksize, bounds, weights };
+}
+
+function clip8(v: number): number {
+  if (v >= MAX) return 255;
+  if (v <= 0) return 0;
+  return v >> PRECISION_BITS;
+}
+
+/**
+ * Resizes interleaved 8-bit pixels (`channels` per pixel) to `outW`×`outH` exactly as
+ * `PIL.Image.resize((outW, outH), Image.BILINEAR)` does.
+ */
+export function pilBilinearResize(
+  src: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  outW: number,
+  outH: number,
+): Uint8Array {
+  if (src.length !== width * height * channels) throw new Error('pixel buffer does not match its size');
+  const needH = outW !== width;
+  const needV = outH !== height;
+  const h = coefficients(width, outW);
+  const v = coefficients(height, outH);
+  let rows = src;
+  let rowsH = height;
+  let firstRow = 0;
+  if (needH) {
+    // Only the source rows the vertical pass reads.
+    firstRow = v.bounds[0] as number;
+    const lastRow = (v.bounds[outH * 2 - 2] as number) + (v.bounds[outH * 2 - 1] as number);
+    rowsH = needV ? lastRow - firstRow : height;
+    if (!needV) firstRow = 0;
+    rows = new Uint8Array(outW * rowsH * channels);
+    const acc = new Float64Array(channels);
+    for (let yy = 0; yy < rowsH; yy++) {
+      const inRow = (yy + firstRow) * width * channels;
+      const outRow = yy * outW * channels;
+      for (let xx = 0; xx < outW; xx++) {
+        const xmin = h.bounds[xx * 2] as number;
+        const taps = h.bounds[xx * 2 + 1] as number;
+        const kb = xx * h.ksize;
+        acc.fill(HALF);
+        for (let x = 0; x < taps; x++) {
+          const w = h.weights[kb + x] as number;
+          const p = inRow + (x + xmin) * channels;
+          for (let c = 0; c < channels; c++) acc[c] = (acc[c] as number) + (src[p + c] as number) * w;
+        }
+        for (let c = 0; c < channels; c++) rows[outRow + xx * channels + c] = clip8(acc[c] as number);
+      }
+    }
+  }
+  if (!needV) return needH ? rows : src.slice();
+  const rowWidth = needH ? outW : width;
+  const out = new Uint8Array(rowWidth * outH * channels);
+  const stride = rowWidth * channels;
+  for (let yy = 0; yy < outH; yy++) {
+    const ymin = (v.bounds[yy * 2] as number) - (needH ? firstRow : 0);
+    const taps = v.bounds[yy * 2 + 1] as number;
+    const kb = yy * v.ksize;
+    const outRow = yy * stride;
+    for (let i = 0; i < stride; i++) {
+      let acc = HALF;
+      for (let y = 0; y < taps; y++)
+        acc += (rows[(y + ymin) * stride + i] as number) * (v.weights[kb + y] as number);
+      out[outRow + i] = clip8(acc);
+    }
+  }
+  return out;
+}
