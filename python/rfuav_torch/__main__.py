@@ -31,8 +31,10 @@ def main() -> int:
             from .evaluate import run
         elif command == "export-onnx":
             from .onnx_export import run
+        elif command == "infer":
+            from .infer import run
         else:
-            raise ValueError(f"unknown command '{command}' (known: train, evaluate, export-onnx)")
+            raise ValueError(f"unknown command '{command}' (known: train, evaluate, export-onnx, infer)")
         result = run(request)
         events.emit("result", **result)
         return 0

@@ -1,0 +1,52 @@
+"""``infer``: class probabilities for image files with PyTorch weights, preprocessed exactly as in
+training (PIL RGB, bilinear resize to the card's image_size, [0, 1], no normalisation)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from . import events
+from .card import load_card, load_weights
+from .models import build
+
+
+def run(req: dict[str, Any]) -> dict[str, Any]:
+    """Request: cfg_path, weight_path, files (image paths), batch_size. Result: the card's labels
+    and, per file, its softmax probabilities (or the error that kept it from being read)."""
+    card = load_card(req["cfg_path"])
+    threads = int(req.get("threads") or 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    device = torch.device(req.get("device") or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was asked for but this PyTorch sees no GPU")
+    model = build(card["model"], card["num_classes"], False, card["image_size"])
+    load_weights(model, req["weight_path"])
+    model.to(device).eval()
+    size = card["image_size"]
+    tf = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor()])
+    files: list[str] = list(req["files"])
+    batch = max(1, int(req.get("batch_size") or 16))
+    out: list[dict[str, Any]] = []
+    with torch.no_grad():
+        for i in range(0, len(files), batch):
+            chunk = files[i : i + batch]
+            tensors: list[torch.Tensor] = []
+            readable: list[str] = []
+            for f in chunk:
+                try:
+                    with Image.open(f) as im:
+                        tensors.append(tf(im.convert("RGB")))
+                    readable.append(f)
+                except Exception as exc:  # reported per file; the others still run
+                    out.append({"file": f, "error": f"{type(exc).__name__}: {exc}"})
+            if tensors:
+                probs = torch.softmax(model(torch.stack(tensors).to(device)), dim=1).cpu()
+                for f, p in zip(readable, probs):
+                    out.append({"file": f, "probs": p.tolist()})
+            events.progress(100 * min(len(files), i + batch) / max(1, len(files)), f"{min(len(files), i + batch)}/{len(files)} files")
+    labels = [c for c, _ in sorted(card["class_names"].items(), key=lambda kv: kv[1])]
+    return {"labels": labels, "predictions": out}
