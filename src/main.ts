@@ -7,6 +7,8 @@ import { buildApp } from './http/app.js';
 import { augmentJob } from './jobs/augment.js';
 import { cropJob } from './jobs/crop.js';
 import { evaluationJob } from './jobs/evaluation.js';
+import { inferenceJob } from './jobs/inference.js';
+import { OnnxSessionCache } from './engines/onnx/engine.js';
 import { trainingJob } from './jobs/training.js';
 import { JobRegistry, type JobDefinition } from './jobs/job.js';
 import { spectrogramJob } from './jobs/spectrogram.js';
@@ -20,7 +22,7 @@ import type { Store } from './store/store.js';
 import { PathSandbox } from './util/sandbox.js';
 
 /** The built-in task kinds: one line each. */
-function builtinJobs(pool: WorkerPool, config: Config): JobDefinition[] {
+function builtinJobs(pool: WorkerPool, config: Config, sessions: OnnxSessionCache): JobDefinition[] {
   return [
     splitJob,
     augmentJob(pool),
@@ -28,6 +30,7 @@ function builtinJobs(pool: WorkerPool, config: Config): JobDefinition[] {
     spectrogramJob(pool),
     trainingJob(config.torch),
     evaluationJob(config.torch),
+    inferenceJob(config.torch, sessions),
   ] as unknown as JobDefinition[];
 }
 
@@ -79,8 +82,10 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
   const paths = new PathSandbox(config.dataRoot);
   const metrics = new ServiceMetrics();
   const workers = new WorkerPool();
+  const sessions = new OnnxSessionCache(4, config.torch.threads);
   const registry = new JobRegistry();
-  for (const job of [...builtinJobs(workers, config), ...(opts.extraJobs ?? [])]) registry.register(job);
+  for (const job of [...builtinJobs(workers, config, sessions), ...(opts.extraJobs ?? [])])
+    registry.register(job);
 
   let service: TaskService | null = null;
   const devices = new DeviceManager({
@@ -136,6 +141,7 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
         await app.close();
         await svc.stop();
         await workers.close();
+        await sessions.close();
         devices.stop();
         await store.close();
       })();

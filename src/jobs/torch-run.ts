@@ -21,7 +21,7 @@ export function runnerDevice(device: string): { device: string; env: Record<stri
 
 export interface TorchRunOptions {
   torch: TorchSettings;
-  command: 'train' | 'evaluate' | 'export-onnx';
+  command: 'train' | 'evaluate' | 'export-onnx' | 'infer';
   request: Record<string, unknown>;
   ctx: RunContext;
   /** Events other than log/progress (metrics, history, artifact). */

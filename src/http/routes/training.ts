@@ -11,7 +11,7 @@ const MetricsResponse = Type.Object({
   epochs: Type.Array(Type.Object({ epoch: Type.Integer() }, { additionalProperties: true })),
 });
 
-/** /api/v2/training (SPEC §2.2) and /api/v2/evaluation (§2.4), when those kinds are registered. */
+/** /api/v2/training (SPEC §2.2), /api/v2/inference (§2.3) and /api/v2/evaluation (§2.4), when registered. */
 export function trainingRoutes(deps: AppDeps, shared: HttpShared) {
   return async (app: FastifyInstance) => {
     const { service, registry } = deps;
@@ -61,6 +61,16 @@ export function trainingRoutes(deps: AppDeps, shared: HttpShared) {
           return service.cancel(task.task_id);
         },
       );
+    }
+
+    const inference = registry.get('inference');
+    if (inference) {
+      registerFamily(app, deps, shared, {
+        family: 'inference',
+        creators: [{ route: 'start', def: inference, summary: 'Queue an inference task (images)' }],
+        kinds: ['inference'],
+        withDevice: true,
+      });
     }
 
     const evaluation = registry.get('evaluation');

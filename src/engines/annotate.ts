@@ -1,0 +1,32 @@
+/**
+ * The reference's inference output: the predicted class and its confidence drawn in the
+ * top-left corner of a copy of the image, on a dark box so it reads on any spectrogram, sized
+ * from the image's height so it stays legible on thumbnails and on 1920×1440 alike.
+ */
+import sharp from 'sharp';
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export async function annotateImage(
+  input: string,
+  output: string,
+  label: string,
+  confidence: number,
+): Promise<void> {
+  const img = sharp(input, { failOn: 'error' });
+  const meta = await img.metadata();
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  const text = `${label} ${(confidence * 100).toFixed(1)}%`;
+  const font = Math.max(10, Math.round(Math.min(h / 16, (w * 0.9) / (0.62 * text.length))));
+  const pad = Math.max(2, Math.round(font * 0.3));
+  const boxW = Math.min(w, Math.round(text.length * font * 0.62 + 2 * pad));
+  const boxH = Math.min(h, font + 2 * pad);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${boxW}" height="${boxH}">
+<rect width="100%" height="100%" fill="#000000" fill-opacity="0.6"/>
+<text x="${pad}" y="${pad + font * 0.82}" font-family="DejaVu Sans, Arial, sans-serif" font-size="${font}" fill="#ffffff" font-weight="bold">${esc(text)}</text>
+</svg>`;
+  await img.composite([{ input: Buffer.from(svg), left: 0, top: 0 }]).toFile(output);
+}

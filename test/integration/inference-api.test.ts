@@ -1,0 +1,171 @@
+/**
+ * POST /api/v2/inference/start on images with both engines, on a model trained in this test:
+ * annotated copies, predictions.json/csv, per-file failures in a folder, the same answers from
+ * ONNX Runtime and PyTorch, and checks at submission.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import sharp from 'sharp';
+import { runTorch } from '../../src/engines/torch/runner.js';
+import { writeImageFolder } from '../fixtures/images.js';
+import { startService, tmpDir, waitFor } from '../helpers.js';
+import { http } from '../process.js';
+
+type Task = Record<string, unknown> & { status: string; task_id: string; result: Record<string, unknown> };
+interface Pred {
+  file: string;
+  class: string;
+  confidence: number;
+  top5: { class: string; confidence: number }[];
+}
+
+describe('inference API (images)', async () => {
+  const dir = tmpDir();
+  const data = path.join(dir, 'data');
+  await writeImageFolder(path.join(data, 'set/train'), { classes: 3, perClass: 8, size: 48, seed: 3 });
+  await writeImageFolder(path.join(data, 'set/val'), { classes: 3, perClass: 2, size: 48, seed: 5 });
+  await runTorch({
+    python: process.env.RFUAV_PYTHON ?? '/usr/bin/python3',
+    command: 'train',
+    request: {
+      model: 'resnet18',
+      num_classes: 3,
+      train_path: path.join(data, 'set/train'),
+      val_path: path.join(data, 'set/val'),
+      output_dir: path.join(data, 'model'),
+      image_size: 48,
+      num_epochs: 1,
+      batch_size: 4,
+      learning_rate: 0.001,
+      pretrained: false,
+      seed: 1,
+      threads: 1,
+      device: 'cpu',
+    },
+    silenceTimeoutMs: 120_000,
+    killGraceMs: 1000,
+    onEvent: () => undefined,
+  });
+  // A source folder: six images (one a 200×120 JPEG), a text file and a broken PNG.
+  const src = path.join(data, 'inbox');
+  fs.cpSync(path.join(data, 'set/val'), src, { recursive: true });
+  await sharp(path.join(src, 'left/0.png'))
+    .resize(200, 120, { fit: 'fill' })
+    .jpeg()
+    .toFile(path.join(src, 'wide.jpg'));
+  fs.writeFileSync(path.join(src, 'notes.txt'), 'hello');
+  fs.writeFileSync(path.join(src, 'broken.png'), 'not a png');
+  const svc = await startService(dir, { listen: true, env: { RFUAV_TORCH_THREADS: '1' } });
+  const { url } = svc;
+  const body = {
+    cfg_path: 'model/config.yaml',
+    weight_path: 'model/best_model.pth',
+    source_path: 'inbox',
+    device: 'cpu',
+  };
+
+  async function run(extra: Record<string, unknown>): Promise<Task> {
+    const r = await http<Task>(`${url}/api/v2/inference/start`, 'POST', { ...body, ...extra });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return waitFor(
+      async () => {
+        const t = (await http<Task>(`${url}/api/v2/inference/${r.body.task_id}`)).body;
+        return ['completed', 'failed', 'cancelled'].includes(t.status) ? t : null;
+      },
+      60_000,
+      'inference',
+    );
+  }
+
+  it('classifies a folder on ONNX Runtime (auto) and on PyTorch, with the same answers', async () => {
+    const onnx = await run({ save_path: 'out/onnx' });
+    assert.equal(onnx.status, 'completed', String(onnx.error));
+    assert.equal(onnx.result.engine, 'onnx', 'auto picks best_model.onnx beside the .pth');
+    assert.equal(onnx.result.images, 7);
+    assert.deepEqual((onnx.result.failed as { file: string; error: string }[]).map((f) => f.file).sort(), [
+      'broken.png',
+      'notes.txt',
+    ]);
+    const counts = onnx.result.counts as Record<string, number>;
+    assert.equal(
+      Object.values(counts).reduce((a, b) => a + b, 0),
+      7,
+    );
+    const outDir = path.join(data, 'out/onnx');
+    const preds = JSON.parse(fs.readFileSync(path.join(outDir, 'predictions.json'), 'utf8')) as Pred[];
+    assert.equal(preds.length, 7);
+    for (const p of preds) {
+      assert.equal(p.top5.length, 3);
+      assert.equal(p.top5[0]?.class, p.class);
+      assert.ok(p.confidence > 0 && p.confidence <= 1);
+    }
+    const csv = fs.readFileSync(path.join(outDir, 'predictions.csv'), 'utf8').trim().split('\n');
+    assert.equal(csv[0], 'file,frame,class,confidence,top5');
+    assert.equal(csv.length, 8);
+
+    // The annotated copy: same size, the label box changed the top-left corner only.
+    const orig = await sharp(path.join(src, 'wide.jpg')).raw().toBuffer({ resolveWithObject: true });
+    const ann = await sharp(path.join(outDir, 'wide.jpg')).raw().toBuffer({ resolveWithObject: true });
+    assert.deepEqual([ann.info.width, ann.info.height], [200, 120]);
+    const px = (b: Buffer, x: number, y: number) => b[(y * 200 + x) * 3] as number;
+    assert.ok(
+      Math.abs(px(ann.data, 2, 2) - px(orig.data, 2, 2)) > 20,
+      'top-left is covered by the label box',
+    );
+    assert.ok(
+      Math.abs(px(ann.data, 190, 110) - px(orig.data, 190, 110)) <= 8,
+      'bottom-right untouched (JPEG noise aside)',
+    );
+    assert.ok(fs.existsSync(path.join(outDir, 'left/0.png')), 'the folder layout is mirrored');
+
+    const torch = await run({ save_path: 'out/torch', engine: 'torch' });
+    assert.equal(torch.status, 'completed', String(torch.error));
+    assert.equal(torch.result.engine, 'torch');
+    const tp = JSON.parse(fs.readFileSync(path.join(data, 'out/torch/predictions.json'), 'utf8')) as Pred[];
+    const byFile = new Map(tp.map((p) => [p.file, p]));
+    for (const p of preds) {
+      const q = byFile.get(p.file) as Pred;
+      assert.equal(q.class, p.class, p.file);
+      assert.ok(
+        Math.abs(q.confidence - p.confidence) < 1e-4,
+        `${p.file}: ${q.confidence} vs ${p.confidence}`,
+      );
+    }
+  });
+
+  it('classifies a single image', async () => {
+    const t = await run({ source_path: 'inbox/wide.jpg', save_path: 'out/single' });
+    assert.equal(t.status, 'completed', String(t.error));
+    assert.equal(t.result.images, 1);
+    assert.ok(fs.existsSync(path.join(data, 'out/single/wide.jpg')));
+  });
+
+  it('checks requests at submission', async () => {
+    fs.writeFileSync(path.join(data, 'rec.iq'), Buffer.alloc(64));
+    const cases: [Record<string, unknown>, number, RegExp][] = [
+      [{ source_path: 'rec.iq' }, 422, /^source_path: raw IQ sources/],
+      [{ source_path: 'nope' }, 400, /^source_path: 'nope' does not exist/],
+      [{ source_path: 'inbox/notes.txt' }, 422, /^source_path: .* is not an image/],
+      [
+        { weight_path: 'model/best_model.onnx', engine: 'torch' },
+        422,
+        /^engine: 'torch' needs PyTorch weights/,
+      ],
+      [{ weight_path: 'model/config.yaml' }, 422, /^weight_path: .* neither/],
+      [{ cfg_path: 'model/missing.yaml' }, 400, /^cfg_path: .* does not exist/],
+      [{ save_path: 'inbox' }, 400, /^save_path: must not be the source folder/],
+      [{ engine: 'tensorrt' }, 422, /^engine: must be one of auto, onnx, torch/],
+    ];
+    for (const [patch, status, message] of cases) {
+      const r = await http<{ message: string }>(`${url}/api/v2/inference/start`, 'POST', {
+        ...body,
+        save_path: 'out/x',
+        ...patch,
+      });
+      assert.equal(r.status, status, `${JSON.stringify(patch)} → ${r.body.message}`);
+      assert.match(r.body.message, message);
+    }
+  });
+});
