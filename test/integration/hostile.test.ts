@@ -46,6 +46,7 @@ describe('hostile input sweep', () => {
       '/api/v2/training/x/stop',
       '/api/v2/training/x/metrics',
       '/api/v2/evaluation/start',
+      '/api/v2/inference/start',
       '/api/v2/resources/config',
       '/api/v2/tasks/x/cancel',
     ];
@@ -88,6 +89,8 @@ describe('hostile input sweep', () => {
       'keep_epoch_weights',
       'cfg_path',
       'data_path',
+      'source_path',
+      'engine',
     ];
     const counts: Record<number, number> = {};
     for (let i = 0; i < 900; i++) {
