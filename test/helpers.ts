@@ -89,3 +89,43 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Whether a process with this pid exists. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The log entries a task's SSE route replays (history only, `?follow=false`). */
+export async function replayedLog(url: string, logsPath: string): Promise<Record<string, unknown>[]> {
+  const text = await (await fetch(`${url}${logsPath}?follow=false`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>)
+    .filter((e) => 'level' in e);
+}
+
+/** What the runner reports after every epoch (SPEC §2.2). */
+export const EPOCH_METRICS = [
+  'train_loss',
+  'train_acc',
+  'val_loss',
+  'val_acc',
+  'f1_macro',
+  'f1_micro',
+  'precision_macro',
+  'precision_micro',
+  'recall_macro',
+  'recall_micro',
+  'map',
+  'top1_acc',
+  'top3_acc',
+  'top5_acc',
+  'learning_rate',
+  'best_acc',
+] as const;

@@ -12,6 +12,7 @@ from PIL import Image
 from torchvision import transforms
 
 from . import events
+from .runtime import setup
 from .card import load_card, load_weights
 from .metrics import classification_metrics
 from .models import build
@@ -69,12 +70,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     card = load_card(req["cfg_path"])
     out_dir: str = req["output_dir"]
     os.makedirs(out_dir, exist_ok=True)
-    threads = int(req.get("threads") or 0)
-    if threads > 0:
-        torch.set_num_threads(threads)
-    device = torch.device(req.get("device") or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for but this PyTorch sees no GPU")
+    device = setup(req)
     names = card["class_names"]
     n_classes = card["num_classes"]
     labels_by_index = [c for c, _ in sorted(names.items(), key=lambda kv: kv[1])]

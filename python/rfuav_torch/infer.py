@@ -9,6 +9,7 @@ from PIL import Image
 from torchvision import transforms
 
 from . import events
+from .runtime import setup
 from .card import load_card, load_weights
 from .models import build
 
@@ -17,12 +18,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     """Request: cfg_path, weight_path, files (image paths), batch_size. Result: the card's labels
     and, per file, its softmax probabilities (or the error that kept it from being read)."""
     card = load_card(req["cfg_path"])
-    threads = int(req.get("threads") or 0)
-    if threads > 0:
-        torch.set_num_threads(threads)
-    device = torch.device(req.get("device") or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for but this PyTorch sees no GPU")
+    device = setup(req)
     model = build(card["model"], card["num_classes"], False, card["image_size"])
     load_weights(model, req["weight_path"])
     model.to(device).eval()

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from . import events
+from .runtime import setup
 from .card import load_weights
 from .metrics import classification_metrics
 from .models import build
@@ -73,16 +74,11 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     out_dir: str = req["output_dir"]
     os.makedirs(out_dir, exist_ok=True)
     log = TrainLog(os.path.join(out_dir, "train.log"))
-    threads = int(req.get("threads") or 0)
-    if threads > 0:
-        torch.set_num_threads(threads)
     seed = req.get("seed")
     if seed is not None:
         random.seed(seed)
         torch.manual_seed(seed)
-    device = torch.device(req.get("device") or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for but this PyTorch sees no GPU")
+    device = setup(req)
     name: str = req["model"]
     num_classes = int(req["num_classes"])
     image_size = int(req.get("image_size") or 224)

@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { badPath, invalidField } from '../domain/errors.js';
 import { AUGMENT_METHODS, isAugmentMethod, type AugmentMethod } from '../augment/methods.js';
 import { augmentedExtension } from '../augment/image-task.js';
-import { classFolders, imagesIn, isInside, statOrNull } from '../util/files.js';
+import { classFolders, imagesIn, isInside, outputFolder, statOrNull } from '../util/files.js';
 import { hash32 } from '../util/random.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { JobFailure, throwIfAborted, type JobDefinition } from './job.js';
@@ -81,10 +81,7 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
       if (isInside(output, dataset) || isInside(dataset, output)) {
         throw badPath('output_path: must not be inside dataset_path or contain it', { field: 'output_path' });
       }
-      const out = await statOrNull(output);
-      if (out && !out.isDirectory()) {
-        throw badPath(`output_path: '${outputName}' exists and is not a folder`, { field: 'output_path' });
-      }
+      await outputFolder(paths, outputName, 'output_path');
       const params: Params = {
         dataset_path: body.dataset_path,
         output_path: outputName,

@@ -10,7 +10,7 @@ import type { TorchSettings } from '../config.js';
 import { badPath } from '../domain/errors.js';
 import { accuracyVsSnrSvg, confusionMatrixSvg, svgToPng, type SnrPoint } from '../charts/charts.js';
 import { readModelCard } from '../engines/model-card.js';
-import { classFolders, statOrNull } from '../util/files.js';
+import { classFolders, outputFolder, statOrNull } from '../util/files.js';
 import type { JobDefinition } from './job.js';
 import { runTorchForTask } from './torch-run.js';
 import { weightsFile } from './training.js';
@@ -70,11 +70,7 @@ export function evaluationJob(torch: TorchSettings): JobDefinition<typeof Evalua
           );
         }
       }
-      const out = paths.resolve(body.save_path, 'save_path');
-      const outStat = await statOrNull(out);
-      if (outStat && !outStat.isDirectory()) {
-        throw badPath(`save_path: '${body.save_path}' exists and is not a folder`, { field: 'save_path' });
-      }
+      const { path: out } = await outputFolder(paths, body.save_path, 'save_path');
       const params: EvaluationParams = { ...body, layout };
       return {
         params: { ...params },

@@ -13,7 +13,7 @@ import { annotateImage } from '../engines/annotate.js';
 import { readModelCard, type ModelCard } from '../engines/model-card.js';
 import { onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
 import { imageTensorInto } from '../engines/preprocess/image.js';
-import { isImageFile, isInside, statOrNull } from '../util/files.js';
+import { isImageFile, isInside, outputFolder, statOrNull } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import { throwIfAborted, type JobDefinition, type RunContext } from './job.js';
 import { runTorchForTask } from './torch-run.js';
@@ -158,10 +158,7 @@ export function inferenceJob(
           { field: 'save_path' },
         );
       }
-      const outStat = await statOrNull(out);
-      if (outStat && !outStat.isDirectory()) {
-        throw badPath(`save_path: '${body.save_path}' exists and is not a folder`, { field: 'save_path' });
-      }
+      await outputFolder(paths, body.save_path, 'save_path');
       const params: InferenceParams = {
         cfg_path: body.cfg_path,
         source_path: body.source_path,

@@ -10,7 +10,7 @@ import type { TorchSettings } from '../config.js';
 import { badPath, invalidField } from '../domain/errors.js';
 import { SUPPORTED_MODELS } from '../domain/models.js';
 import { onnxProbeDifference } from '../engines/onnx/probe.js';
-import { classFolders, isInside, statOrNull } from '../util/files.js';
+import { classFolders, isInside, outputFolder, statOrNull } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import type { JobDefinition } from './job.js';
 import { runTorchForTask } from './torch-run.js';
@@ -133,11 +133,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
       }
       paths.resolve(body.save_path, 'save_path');
       const outputRel = name ? path.join(body.save_path, name) : body.save_path;
-      const output = paths.resolve(outputRel, name ? 'name' : 'save_path');
-      const outStat = await statOrNull(output);
-      if (outStat && !outStat.isDirectory()) {
-        throw badPath(`save_path: '${outputRel}' exists and is not a folder`, { field: 'save_path' });
-      }
+      const { path: output, exists: outExists } = await outputFolder(paths, outputRel, 'save_path');
       for (const field of ['train_path', 'val_path'] as const) {
         if (isInside(output, paths.resolve(body[field], field))) {
           throw badPath(
@@ -150,7 +146,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
       }
       if (body.weight_path) await weightsFile(paths, body.weight_path, 'weight_path');
       const notes: string[] = [];
-      if (outStat && (await statOrNull(path.join(output, 'checkpoint_last.pt')))) {
+      if (outExists && (await statOrNull(path.join(output, 'checkpoint_last.pt')))) {
         notes.push(
           `${outputRel} already holds a training run; its files will be overwritten (resume applies only after this task is interrupted)`,
         );

@@ -28,14 +28,22 @@ export async function inputAndOutput(
   body: { input_path: string; output_path: string },
 ): Promise<{ input: string; output: string; stat: Stats }> {
   const input = paths.resolve(body.input_path, 'input_path');
-  const output = paths.resolve(body.output_path, 'output_path');
   const stat = await statOrNull(input);
   if (!stat) throw badPath(`input_path: '${body.input_path}' does not exist`, { field: 'input_path' });
-  const out = await statOrNull(output);
-  if (out && !out.isDirectory()) {
-    throw badPath(`output_path: '${body.output_path}' exists and is not a folder`, { field: 'output_path' });
-  }
+  const { path: output } = await outputFolder(paths, body.output_path, 'output_path');
   return { input, output, stat };
+}
+
+/** A folder a job writes into, through the sandbox: if it exists already, it must be a folder. */
+export async function outputFolder(
+  paths: PathSandbox,
+  value: string,
+  field: string,
+): Promise<{ path: string; exists: boolean }> {
+  const output = paths.resolve(value, field);
+  const st = await statOrNull(output);
+  if (st && !st.isDirectory()) throw badPath(`${field}: '${value}' exists and is not a folder`, { field });
+  return { path: output, exists: st !== null };
 }
 
 /** Sub-folders (not hidden), sorted by name: the classes of an ImageFolder root. */

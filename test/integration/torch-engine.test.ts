@@ -8,20 +8,11 @@ import {
   type RunnerEvent,
   type RunnerOptions,
 } from '../../src/engines/torch/runner.js';
-import { tmpDir } from '../helpers.js';
+import { processAlive as alive, tmpDir } from '../helpers.js';
 import sharp from 'sharp';
 import fs from 'node:fs';
 
 const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function run(command: RunnerOptions['command'], request: object, extra: Partial<RunnerOptions> = {}) {
   const events: RunnerEvent[] = [];

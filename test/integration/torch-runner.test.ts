@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { writeImageFolder } from '../fixtures/images.js';
-import { tmpDir } from '../helpers.js';
+import { EPOCH_METRICS, tmpDir } from '../helpers.js';
 
 const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
 const PYTHON_ROOT = path.resolve(import.meta.dirname, '../../python');
@@ -78,22 +78,7 @@ describe('PyTorch runner', async () => {
       [1, 2],
     );
     const values = metrics.map((m) => m.values as Record<string, number>);
-    for (const k of [
-      'train_loss',
-      'train_acc',
-      'val_loss',
-      'val_acc',
-      'f1_macro',
-      'f1_micro',
-      'precision_macro',
-      'recall_macro',
-      'map',
-      'top1_acc',
-      'top3_acc',
-      'top5_acc',
-      'learning_rate',
-      'best_acc',
-    ]) {
+    for (const k of EPOCH_METRICS) {
       assert.equal(typeof values[0]?.[k], 'number', k);
     }
     assert.ok((values[1]?.train_loss as number) < (values[0]?.train_loss as number), 'training loss falls');

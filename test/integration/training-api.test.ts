@@ -12,8 +12,18 @@ import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { readModelCard } from '../../src/engines/model-card.js';
 import { writeImageFolder } from '../fixtures/images.js';
-import { fakeNvidiaSmi, startService, tmpDir, waitFor } from '../helpers.js';
+import {
+  EPOCH_METRICS,
+  fakeNvidiaSmi,
+  processAlive as alive,
+  replayedLog,
+  startService,
+  tmpDir,
+  waitFor,
+} from '../helpers.js';
 import { http } from '../process.js';
+
+const logEntries = (url: string, id: string) => replayedLog(url, `/api/v2/training/${id}/logs`);
 
 type Task = Record<string, unknown> & { status: string; task_id: string };
 type Metrics = Record<string, number> & { train_loss: number; best_acc: number };
@@ -40,30 +50,11 @@ async function waitForStatus(
   );
 }
 
-/** The log as the SSE route replays it (history only). */
-async function logEntries(url: string, id: string): Promise<Record<string, unknown>[]> {
-  const text = await (await fetch(`${url}/api/v2/training/${id}/logs?follow=false`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('data: '))
-    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>)
-    .filter((e) => 'message' in e && 'level' in e);
-}
-
 function runnerPid(entries: Record<string, unknown>[]): number {
   const line = entries.find((e) => /Runner started/.test(String(e.message)));
   const m = /pid (\d+)/.exec(String(line?.message));
   assert.ok(m, 'the log names the runner pid');
   return Number(m[1]);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const base = {
@@ -153,24 +144,7 @@ describe('training API', async () => {
       [1, 2, 3],
     );
     const [first, , last] = curve.body.epochs as [Metrics, unknown, Metrics];
-    for (const k of [
-      'train_loss',
-      'train_acc',
-      'val_loss',
-      'val_acc',
-      'f1_macro',
-      'f1_micro',
-      'precision_macro',
-      'precision_micro',
-      'recall_macro',
-      'recall_micro',
-      'map',
-      'top1_acc',
-      'top3_acc',
-      'top5_acc',
-      'learning_rate',
-      'best_acc',
-    ]) {
+    for (const k of EPOCH_METRICS) {
       assert.equal(typeof last[k], 'number', k);
     }
     assert.ok(last.train_loss < first.train_loss, `loss falls: ${first.train_loss} → ${last.train_loss}`);

@@ -8,28 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { writeImageFolder } from '../fixtures/images.js';
-import { tmpDir, waitFor } from '../helpers.js';
+import { processAlive as alive, replayedLog, tmpDir, waitFor } from '../helpers.js';
+
 import { ensureBuilt, http, spawnCliServer } from '../process.js';
 
+const entries = (url: string, id: string) => replayedLog(url, `/api/v2/tasks/${id}/logs`);
+
 type Task = Record<string, unknown> & { status: string; attempts: number };
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function entries(url: string, id: string): Promise<Record<string, unknown>[]> {
-  const text = await (await fetch(`${url}/api/v2/tasks/${id}/logs?follow=false`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('data: '))
-    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>)
-    .filter((e) => 'level' in e);
-}
 
 describe('training survives kill -9 of the service', async () => {
   ensureBuilt();
