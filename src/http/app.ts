@@ -18,7 +18,7 @@ import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { SseStreams } from './sse.js';
 import { preprocessingRoutes } from './routes/preprocessing.js';
-import { trainingRoutes } from './routes/training.js';
+import { modelTaskRoutes } from './routes/model-tasks.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -184,7 +184,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(systemRoutes(deps, shared));
   await app.register(taskRoutes(deps, shared));
   await app.register(preprocessingRoutes(deps, shared));
-  await app.register(trainingRoutes(deps, shared));
+  await app.register(modelTaskRoutes(deps, shared));
   await app.register(resourceRoutes(deps));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -201,6 +201,12 @@ export function inferenceJob(
       const t0 = performance.now();
       const results: { probs?: ArrayLike<number>; error?: string }[] = [];
       if (p.engine === 'onnx') {
+        if (ctx.device.startsWith('cuda')) {
+          ctx.log(
+            `Placed on ${ctx.device}, but this ONNX Runtime build has no CUDA execution provider: running on the CPU`,
+            'warning',
+          );
+        }
         const classify = await onnxClassifier(sessions, ctx.paths.resolve(p.model_path, 'weight_path'), card);
         for (let i = 0; i < images.length; i += p.batch_size) {
           throwIfAborted(ctx.signal);

@@ -12,7 +12,7 @@ const MetricsResponse = Type.Object({
 });
 
 /** /api/v2/training (SPEC §2.2), /api/v2/inference (§2.3) and /api/v2/evaluation (§2.4), when registered. */
-export function trainingRoutes(deps: AppDeps, shared: HttpShared) {
+export function modelTaskRoutes(deps: AppDeps, shared: HttpShared) {
   return async (app: FastifyInstance) => {
     const { service, registry } = deps;
     const training = registry.get('training');
