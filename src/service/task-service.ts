@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import Ajv, { type ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
 import type { Config, LimitSpec } from '../config.js';
 import { AppError, conflict, invalidField, notFound, unavailable } from '../domain/errors.js';
@@ -67,6 +68,10 @@ export interface TaskServiceDeps {
 
 const PROGRESS_WRITE_MS = 250;
 
+/** Job body checks for callers that did not come through a route's schema (as strict as one). */
+const bodyAjv = new Ajv.default({ coerceTypes: false, useDefaults: true, allErrors: false });
+bodyAjv.addKeyword('example');
+
 /**
  * Owns the life of every task: acceptance, queueing, dispatch onto device slots, running the job,
  * cancellation, recovery after a restart, and graceful stop. The scheduling decisions themselves
@@ -78,6 +83,7 @@ export class TaskService {
   private readonly deps: TaskServiceDeps;
   private readonly now: () => number;
   private readonly running = new Map<string, RunningJob>();
+  private readonly bodyCheckers = new WeakMap<object, ValidateFunction>();
   /** Counts by kind and status, kept in step with every committed transition. */
   private readonly counts = new Map<string, number>();
   private limitOverrides: LimitSpec = {};
@@ -134,9 +140,7 @@ export class TaskService {
     const placement = this.resolveRequest(def.resourceClass, body.device, body.gpu_memory_gb ?? null, notes);
     // A job sees only the fields its own schema declares; the common ones (task_id, priority,
     // device, …) are the service's business and never end up in a job's parameters.
-    const own: Record<string, unknown> = {};
-    for (const k of Object.keys(def.body.properties)) if (k in body) own[k] = body[k];
-    const prepared = await def.validate(own as never, { paths: this.deps.paths });
+    const prepared = await def.validate(this.ownFields(def, body) as never, { paths: this.deps.paths });
     const task = await this.deps.store.createTask({
       task_id: taskId,
       task_type: kind as TaskKind,
@@ -171,6 +175,56 @@ export class TaskService {
     });
     this.requestDispatch();
     return this.view(task);
+  }
+
+  /**
+   * The fields of `body` that the job declares, with its schema's defaults filled in and its
+   * types checked: HTTP routes have done this already; other callers (batch routes, tests) rely
+   * on it here.
+   */
+  private ownFields(def: JobDefinition, body: Record<string, unknown>): Record<string, unknown> {
+    const own: Record<string, unknown> = {};
+    for (const k of Object.keys(def.body.properties)) if (body[k] !== undefined) own[k] = body[k];
+    let check = this.bodyCheckers.get(def.body);
+    if (!check) {
+      check = bodyAjv.compile(def.body);
+      this.bodyCheckers.set(def.body, check);
+    }
+    if (!check(own)) {
+      const first = check.errors?.[0];
+      const field =
+        (first?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.') ||
+        String((first?.params as { missingProperty?: string } | undefined)?.missingProperty ?? 'body');
+      throw invalidField(field, first?.message ?? 'is invalid');
+    }
+    return own;
+  }
+
+  /**
+   * Several tasks of one kind from one request (e.g. POST /inference/batch): every body is
+   * checked first, so a bad one creates none; errors are prefixed with `label(i)`.
+   */
+  async submitAll(
+    kind: string,
+    bodies: (Record<string, unknown> & CommonFields)[],
+    label: (index: number) => string,
+  ): Promise<TaskView[]> {
+    if (this.state !== 'running') throw unavailable('the service is shutting down');
+    const def = this.deps.registry.get(kind);
+    if (!def) throw new AppError('bad_request', `unknown task kind '${kind}'`);
+    for (let i = 0; i < bodies.length; i++) {
+      const body = bodies[i] as Record<string, unknown> & CommonFields;
+      try {
+        this.resolveRequest(def.resourceClass, body.device, body.gpu_memory_gb ?? null, []);
+        await def.validate(this.ownFields(def, body) as never, { paths: this.deps.paths });
+      } catch (err) {
+        if (err instanceof AppError) throw new AppError(err.code, `${label(i)}: ${err.message}`, err.detail);
+        throw err;
+      }
+    }
+    const out: TaskView[] = [];
+    for (const body of bodies) out.push(await this.submit(kind, body));
+    return out;
   }
 
   /**

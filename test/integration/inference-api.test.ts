@@ -142,6 +142,52 @@ describe('inference API (images)', async () => {
     assert.ok(fs.existsSync(path.join(data, 'out/single/wide.jpg')));
   });
 
+  it('batch: one task per source under save_base_path/<index>; a bad source creates none', async () => {
+    const before = (await http<{ total_inference: number }>(`${url}/api/v2/tasks`)).body.total_inference;
+    const bad = await http<{ message: string }>(`${url}/api/v2/inference/batch`, 'POST', {
+      cfg_path: body.cfg_path,
+      weight_path: body.weight_path,
+      source_paths: ['inbox/wide.jpg', 'inbox/missing.png'],
+      save_base_path: 'batch-bad',
+      device: 'cpu',
+    });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message, /^source_paths\[1\]: source_path: 'inbox\/missing.png' does not exist/);
+    assert.equal(
+      (await http<{ total_inference: number }>(`${url}/api/v2/tasks`)).body.total_inference,
+      before,
+    );
+
+    const r = await http<{ status: string; task_ids: string[]; total: number }>(
+      `${url}/api/v2/inference/batch`,
+      'POST',
+      {
+        cfg_path: body.cfg_path,
+        weight_path: body.weight_path,
+        source_paths: ['inbox/wide.jpg', 'inbox/left/0.png', 'inbox/right'],
+        save_base_path: 'batch',
+        device: 'cpu',
+      },
+    );
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.total, 3);
+    for (const [i, id] of r.body.task_ids.entries()) {
+      const t = await waitFor(
+        async () => {
+          const v = (await http<Task>(`${url}/api/v2/inference/${id}`)).body;
+          return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+        },
+        60_000,
+        'batch task',
+      );
+      if (t.status !== 'completed')
+        console.log(await (await fetch(`${url}/api/v2/tasks/${id}/logs?follow=false`)).text());
+      assert.equal(t.status, 'completed', String(t.error));
+      assert.equal(t.result.images, i === 2 ? 2 : 1);
+      assert.ok(fs.existsSync(path.join(data, 'batch', String(i), 'predictions.json')));
+    }
+  });
+
   it('checks requests at submission', async () => {
     fs.writeFileSync(path.join(data, 'rec.iq'), Buffer.alloc(64));
     const cases: [Record<string, unknown>, number, RegExp][] = [

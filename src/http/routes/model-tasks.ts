@@ -1,9 +1,32 @@
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { notFound } from '../../domain/errors.js';
 import type { AppDeps, HttpShared } from '../deps.js';
-import { ActionResult, ErrorSchema, TaskIdParams } from '../schemas.js';
+import { ActionResult, DeviceFields, ErrorSchema, TaskIdParams } from '../schemas.js';
 import { registerFamily } from './family.js';
+
+const BatchBody = Type.Object(
+  {
+    cfg_path: Type.String({ minLength: 1 }),
+    weight_path: Type.String({ minLength: 1 }),
+    source_paths: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 1000 }),
+    save_base_path: Type.String({ minLength: 1, default: 'results' }),
+    engine: Type.Optional(Type.Unsafe<string>({ type: 'string', enum: ['auto', 'onnx', 'torch'] })),
+    batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
+    priority: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
+    description: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()])),
+    ...DeviceFields,
+  },
+  { additionalProperties: false },
+);
+
+const BatchResult = Type.Object({
+  status: Type.Literal('success'),
+  message: Type.String(),
+  task_ids: Type.Array(Type.String()),
+  total: Type.Integer(),
+});
 
 const MetricsResponse = Type.Object({
   task_id: Type.String(),
@@ -71,6 +94,43 @@ export function modelTaskRoutes(deps: AppDeps, shared: HttpShared) {
         kinds: ['inference'],
         withDevice: true,
       });
+
+      app.post<{ Body: Static<typeof BatchBody> }>(
+        '/api/v2/inference/batch',
+        {
+          onRequest: shared.creationHooks,
+          schema: {
+            tags: ['inference'],
+            summary: 'One inference task per source; outputs under save_base_path/<index>',
+            body: BatchBody,
+            response: {
+              200: BatchResult,
+              400: ErrorSchema,
+              409: ErrorSchema,
+              422: ErrorSchema,
+              429: ErrorSchema,
+            },
+          },
+        },
+        async (request) => {
+          const { source_paths, save_base_path, ...common } = request.body;
+          const tasks = await service.submitAll(
+            'inference',
+            source_paths.map((source_path, i) => ({
+              ...common,
+              source_path,
+              save_path: path.posix.join(save_base_path, String(i)),
+            })),
+            (i) => `source_paths[${i}]`,
+          );
+          return {
+            status: 'success' as const,
+            message: `${tasks.length} inference task(s) queued`,
+            task_ids: tasks.map((t) => t.task_id),
+            total: tasks.length,
+          };
+        },
+      );
     }
 
     const evaluation = registry.get('evaluation');
