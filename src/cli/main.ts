@@ -27,6 +27,8 @@ Usage:
         [--no-resume]
   rfuav evaluate --cfg config.yaml --weights FILE.pth --data DIR --save DIR [--device cuda]
         [--batch-size 16]
+  rfuav infer --cfg config.yaml --weights FILE.pth|FILE.onnx --source IMAGE|DIR [--save results]
+        [--engine auto|onnx|torch] [--device cuda] [--batch-size 8]
 
 Local commands (no server needed):
   rfuav synth --out DIR [--classes 4] [--per-class 10] [--sample-rate 100e6]
@@ -573,6 +575,47 @@ export function joinNegativeValues(args: string[]): string[] {
   return out;
 }
 
+async function infer(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...MODEL_OPTIONS,
+      cfg: { type: 'string' },
+      weights: { type: 'string' },
+      source: { type: 'string' },
+      save: { type: 'string' },
+      engine: { type: 'string' },
+    },
+  });
+  const body: Record<string, unknown> = {
+    cfg_path: str(values, 'cfg', true),
+    weight_path: str(values, 'weights', true),
+    source_path: str(values, 'source', true),
+  };
+  flags(values, body, [
+    ['save', 'save_path'],
+    ['engine', 'engine'],
+    ['device', 'device'],
+    ['batch-size', 'batch_size', int],
+  ]);
+  return submit(values, '/api/v2/inference/start', body, {
+    report: (t) => {
+      const r = t.result ?? {};
+      const counts = (r.counts as Record<string, number> | undefined) ?? {};
+      const rows = [['CLASS', 'IMAGES']];
+      for (const [cls, n] of Object.entries(counts).sort((a, b) => b[1] - a[1])) rows.push([cls, String(n)]);
+      process.stdout.write(`${table(rows)}\n`);
+      const failed = (r.failed as { file: string; error: string }[] | undefined) ?? [];
+      for (const f of failed) process.stdout.write(`not classified: ${f.file} (${f.error})\n`);
+      const ips =
+        typeof r.images_per_second === 'number' ? `, ${r.images_per_second.toFixed(1)} images/s` : '';
+      process.stdout.write(
+        `${String(r.images)} image(s) on ${String(r.engine)}${ips}; written to ${String(r.output_path)} (annotated copies, predictions.json, predictions.csv)\n`,
+      );
+    },
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = joinNegativeValues(argv);
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
@@ -752,6 +795,8 @@ export async function main(argv: string[]): Promise<number> {
       return train(rest);
     case 'evaluate':
       return evaluate(rest);
+    case 'infer':
+      return infer(rest);
     case 'synth':
       return synth(rest);
     case 'noise':

@@ -11,7 +11,7 @@ import { writeImageFolder } from '../fixtures/images.js';
 import { tmpDir } from '../helpers.js';
 import { ensureBuilt, rfuav, spawnCliServer } from '../process.js';
 
-describe('rfuav train / evaluate', async () => {
+describe('rfuav train / evaluate / infer', async () => {
   ensureBuilt();
   const dir = tmpDir();
   const data = path.join(dir, 'data');
@@ -22,7 +22,7 @@ describe('rfuav train / evaluate', async () => {
   const server = await spawnCliServer(path.join(dir, 'home'), data, { RFUAV_TORCH_THREADS: '1' });
   const env = { RFUAV_SERVER: server.url };
 
-  it('trains with one metrics line per epoch, then evaluates per SNR', async () => {
+  it('trains with one metrics line per epoch, evaluates per SNR, classifies a folder', async () => {
     const t = await rfuav(
       [
         'train',
@@ -83,6 +83,25 @@ describe('rfuav train / evaluate', async () => {
     assert.match(e.out, /^-5dB\s+\d\.\d{4}\s+8$/m);
     assert.match(e.out, /^5dB\s+\d\.\d{4}\s+8$/m);
     assert.ok(fs.existsSync(path.join(data, 'evals/accuracy_vs_snr.png')));
+
+    const inf = await rfuav(
+      [
+        'infer',
+        '--cfg',
+        'models/m1/config.yaml',
+        '--weights',
+        'models/m1/best_model.pth',
+        '--source',
+        'set/val',
+        '--save',
+        'inferred',
+      ],
+      env,
+    );
+    assert.equal(inf.code, 0, inf.out + inf.err);
+    assert.match(inf.out, /^CLASS\s+IMAGES$/m);
+    assert.match(inf.out, /^8 image\(s\) on onnx, [\d.]+ images\/s; written to inferred /m);
+    assert.ok(fs.existsSync(path.join(data, 'inferred/predictions.csv')));
 
     const bad = await rfuav(
       [
