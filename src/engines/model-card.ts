@@ -60,7 +60,7 @@ export async function readModelCard(file: string, field: string, shown: string):
   if (Array.isArray(card.class_names)) {
     names = Object.fromEntries(card.class_names.map((c, i) => [String(c), i]));
   } else if (typeof card.class_names === 'object' && card.class_names !== null) {
-    names = {};
+    names = Object.create(null) as Record<string, number>;
     for (const [k, v] of Object.entries(card.class_names)) {
       if (!Number.isInteger(v)) throw invalidField(field, `'${shown}': class_names.${k} is not an index`);
       names[k] = v as number;

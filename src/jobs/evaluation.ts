@@ -53,13 +53,13 @@ export function evaluationJob(torch: TorchSettings): JobDefinition<typeof Evalua
       const top = await classFolders(data);
       if (top.length === 0)
         throw badPath(`data_path: '${body.data_path}' has no sub-folders`, { field: 'data_path' });
-      const known = (names: string[]) => names.filter((n) => n in card.class_names);
+      const known = (names: string[]) => names.filter((n) => Object.hasOwn(card.class_names, n));
       // Sub-folders named like the model's classes: one ImageFolder. Otherwise SNR folders.
       const layout = known(top).length > 0 ? 'imagefolder' : 'snr';
       const groups = layout === 'imagefolder' ? [data] : top.map((t) => path.join(data, t));
       for (const g of groups) {
         const classes = await classFolders(g);
-        const unknown = classes.filter((c) => !(c in card.class_names));
+        const unknown = classes.filter((c) => !Object.hasOwn(card.class_names, c));
         if (classes.length === 0 || unknown.length > 0) {
           const where = path.relative(data, g) || '.';
           throw badPath(

@@ -256,6 +256,16 @@ describe('training API', async () => {
     });
     assert.equal(wrongClasses.status, 400);
     assert.match(wrongClasses.body.message, /^data_path: /);
+    // A folder named like an Object.prototype member is not a class the model knows.
+    fs.mkdirSync(path.join(data, 'proto/0dB/constructor'), { recursive: true });
+    const proto = await http<{ message: string }>(`${url}/api/v2/evaluation/start`, 'POST', {
+      cfg_path: 'runs/r1/config.yaml',
+      weight_path: 'runs/r1/best_model.pth',
+      data_path: 'proto',
+      save_path: 'evals/x',
+    });
+    assert.equal(proto.status, 400);
+    assert.match(proto.body.message, /class folders the model does not know: constructor/);
   });
 
   it('stop during an epoch terminates the runner and frees the slot', async () => {
