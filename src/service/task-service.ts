@@ -15,7 +15,13 @@ import {
   type TaskStatus,
 } from '../domain/task.js';
 import type { DeviceManager } from '../devices/manager.js';
-import { JobFailure, type JobDefinition, type JobRegistry, type RunContext } from '../jobs/job.js';
+import {
+  JobFailure,
+  type JobDefinition,
+  type JobRegistry,
+  type PreparedTask,
+  type RunContext,
+} from '../jobs/job.js';
 import type { LogBus } from '../logbus/logbus.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import { SchedulerCore } from '../scheduler/core.js';
@@ -45,6 +51,17 @@ export type TaskView = Omit<TaskRecord, 'params' | 'enqueued_at'> & {
   pending_reason?: string;
   effective_priority?: number;
 };
+
+/** A request that passed every check at submission, ready to be stored. */
+interface CheckedRequest {
+  kind: string;
+  def: JobDefinition;
+  body: Record<string, unknown> & CommonFields;
+  placement: { request: string; memGb: number | null };
+  prepared: PreparedTask;
+  /** Warnings for the task log (e.g. a CPU fallback). */
+  notes: string[];
+}
 
 interface RunningJob {
   controller: AbortController;
@@ -131,16 +148,27 @@ export class TaskService {
     body: Record<string, unknown> & CommonFields,
     meta: SubmitMeta = {},
   ): Promise<TaskView> {
+    return this.create(await this.check(kind, body), meta);
+  }
+
+  /** Everything that decides whether a request is accepted; nothing is written yet. */
+  private async check(kind: string, body: Record<string, unknown> & CommonFields): Promise<CheckedRequest> {
     if (this.state !== 'running') throw unavailable('the service is shutting down');
     const def = this.deps.registry.get(kind);
     if (!def) throw new AppError('bad_request', `unknown task kind '${kind}'`);
-    const taskId = body.task_id ?? randomUUID();
-    const priority = body.priority ?? DEFAULT_PRIORITY[def.resourceClass];
     const notes: string[] = [];
     const placement = this.resolveRequest(def.resourceClass, body.device, body.gpu_memory_gb ?? null, notes);
     // A job sees only the fields its own schema declares; the common ones (task_id, priority,
     // device, …) are the service's business and never end up in a job's parameters.
     const prepared = await def.validate(this.ownFields(def, body) as never, { paths: this.deps.paths });
+    return { kind, def, body, placement, prepared, notes: [...notes, ...(prepared.notes ?? [])] };
+  }
+
+  /** Stores a checked request as a queued task and wakes the scheduler. */
+  private async create(c: CheckedRequest, meta: SubmitMeta): Promise<TaskView> {
+    const { kind, def, body, placement, prepared } = c;
+    const taskId = body.task_id ?? randomUUID();
+    const priority = body.priority ?? DEFAULT_PRIORITY[def.resourceClass];
     const task = await this.deps.store.createTask({
       task_id: taskId,
       task_type: kind as TaskKind,
@@ -161,7 +189,7 @@ export class TaskService {
       taskId,
       `Task accepted: ${kind}, priority ${priority}, device ${placement.request}${placement.memGb ? `, needs ${placement.memGb} GB of GPU memory` : ''}`,
     );
-    for (const n of [...notes, ...(prepared.notes ?? [])]) this.log(taskId, n, 'warning');
+    for (const n of c.notes) this.log(taskId, n, 'warning');
     if (meta.ignoredFields?.length) {
       this.log(taskId, `Ignored unknown request field(s): ${meta.ignoredFields.join(', ')}`, 'warning');
     }
@@ -209,21 +237,17 @@ export class TaskService {
     bodies: (Record<string, unknown> & CommonFields)[],
     label: (index: number) => string,
   ): Promise<TaskView[]> {
-    if (this.state !== 'running') throw unavailable('the service is shutting down');
-    const def = this.deps.registry.get(kind);
-    if (!def) throw new AppError('bad_request', `unknown task kind '${kind}'`);
+    const checked: CheckedRequest[] = [];
     for (let i = 0; i < bodies.length; i++) {
-      const body = bodies[i] as Record<string, unknown> & CommonFields;
       try {
-        this.resolveRequest(def.resourceClass, body.device, body.gpu_memory_gb ?? null, []);
-        await def.validate(this.ownFields(def, body) as never, { paths: this.deps.paths });
+        checked.push(await this.check(kind, bodies[i] as Record<string, unknown> & CommonFields));
       } catch (err) {
         if (err instanceof AppError) throw new AppError(err.code, `${label(i)}: ${err.message}`, err.detail);
         throw err;
       }
     }
     const out: TaskView[] = [];
-    for (const body of bodies) out.push(await this.submit(kind, body));
+    for (const c of checked) out.push(await this.create(c, {}));
     return out;
   }
 

@@ -1,25 +1,29 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { notFound } from '../../domain/errors.js';
 import type { AppDeps, HttpShared } from '../deps.js';
-import { ActionResult, DeviceFields, ErrorSchema, TaskIdParams } from '../schemas.js';
+import { ActionResult, CommonTaskFields, DeviceFields, ErrorSchema, TaskIdParams } from '../schemas.js';
 import { registerFamily } from './family.js';
 
-const BatchBody = Type.Object(
-  {
-    cfg_path: Type.String({ minLength: 1 }),
-    weight_path: Type.String({ minLength: 1 }),
-    source_paths: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 1000 }),
-    save_base_path: Type.String({ minLength: 1, default: 'results' }),
-    engine: Type.Optional(Type.Unsafe<string>({ type: 'string', enum: ['auto', 'onnx', 'torch'] })),
-    batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
-    priority: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
-    description: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()])),
-    ...DeviceFields,
-  },
-  { additionalProperties: false },
-);
+/**
+ * POST /inference/batch: the inference fields, with `source_paths` and `save_base_path` in place
+ * of `source_path` and `save_path` (derived from the job's own schema, so the two never drift).
+ */
+function batchBody(inference: TObject) {
+  const { source_path: _source, save_path: _save, ...fields } = inference.properties;
+  return Type.Object(
+    {
+      ...fields,
+      source_paths: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 1000 }),
+      save_base_path: Type.String({ minLength: 1, default: 'results' }),
+      priority: CommonTaskFields.priority,
+      description: CommonTaskFields.description,
+      ...DeviceFields,
+    },
+    { additionalProperties: false },
+  );
+}
 
 const BatchResult = Type.Object({
   status: Type.Literal('success'),
@@ -95,14 +99,14 @@ export function modelTaskRoutes(deps: AppDeps, shared: HttpShared) {
         withDevice: true,
       });
 
-      app.post<{ Body: Static<typeof BatchBody> }>(
+      app.post<{ Body: { source_paths: string[]; save_base_path: string } & Record<string, unknown> }>(
         '/api/v2/inference/batch',
         {
           onRequest: shared.creationHooks,
           schema: {
             tags: ['inference'],
             summary: 'One inference task per source; outputs under save_base_path/<index>',
-            body: BatchBody,
+            body: batchBody(inference.body),
             response: {
               200: BatchResult,
               400: ErrorSchema,
