@@ -8,11 +8,9 @@ import re
 from typing import Any
 
 import torch
-from PIL import Image
-from torchvision import transforms
 
 from . import events
-from .runtime import setup
+from .runtime import image_transform, load_rgb, setup
 from .card import load_card, load_weights
 from .metrics import classification_metrics
 from .models import build
@@ -85,7 +83,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     model = build(card["model"], n_classes, False, card["image_size"])
     load_weights(model, req["weight_path"])
     model.to(device).eval()
-    tf = transforms.Compose([transforms.Resize((card["image_size"], card["image_size"])), transforms.ToTensor()])
+    tf = image_transform(card["image_size"])
     batch = int(req.get("batch_size") or 16)
 
     all_logits: list[torch.Tensor] = []
@@ -97,7 +95,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             g_logits: list[torch.Tensor] = []
             for i in range(0, len(items), batch):
                 chunk = items[i : i + batch]
-                x = torch.stack([tf(Image.open(p).convert("RGB")) for p, _ in chunk]).to(device)
+                x = torch.stack([tf(load_rgb(p)) for p, _ in chunk]).to(device)
                 g_logits.append(model(x).cpu())
                 done += len(chunk)
                 events.progress(100 * done / total, f"{done}/{total} images")

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from PIL import Image
-from torchvision import transforms
 
 from . import events
-from .runtime import setup
+from .runtime import image_transform, load_rgb, setup
 from .card import load_card, load_weights
 from .models import build
 
@@ -23,7 +21,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     load_weights(model, req["weight_path"])
     model.to(device).eval()
     size = card["image_size"]
-    tf = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor()])
+    tf = image_transform(size)
     files: list[str] = list(req["files"])
     batch = max(1, int(req.get("batch_size") or 16))
     out: list[dict[str, Any]] = []
@@ -34,8 +32,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             readable: list[str] = []
             for f in chunk:
                 try:
-                    with Image.open(f) as im:
-                        tensors.append(tf(im.convert("RGB")))
+                    tensors.append(tf(load_rgb(f)))
                     readable.append(f)
                 except Exception as exc:  # reported per file; the others still run
                     out.append({"file": f, "error": f"{type(exc).__name__}: {exc}"})

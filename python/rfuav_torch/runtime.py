@@ -1,9 +1,11 @@
-"""Per-run settings every command applies first: CPU thread cap and the device."""
+"""What every command shares: CPU thread cap, device, and the image preprocessing."""
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from PIL import Image
+from torchvision import transforms
 
 
 def setup(req: dict[str, Any]) -> torch.device:
@@ -16,3 +18,15 @@ def setup(req: dict[str, Any]) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but this PyTorch sees no GPU")
     return device
+
+
+def image_transform(size: int) -> transforms.Compose:
+    """The reference trainer's preprocessing, the same for training, evaluation and inference:
+    resize to size x size (PIL bilinear), tensor in [0, 1], no normalisation."""
+    return transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor()])
+
+
+def load_rgb(path: str) -> Image.Image:
+    """An image file as RGB (what torchvision's ImageFolder loader does), file closed after."""
+    with Image.open(path) as im:
+        return im.convert("RGB")

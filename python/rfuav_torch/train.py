@@ -11,10 +11,10 @@ import torch
 import yaml
 from torch import nn
 from torch.utils.data import DataLoader
-from torchvision import datasets, transforms
+from torchvision import datasets
 
 from . import events
-from .runtime import setup
+from .runtime import image_transform, setup
 from .card import load_weights
 from .metrics import classification_metrics
 from .models import build
@@ -43,8 +43,7 @@ def _atomic_save(obj: Any, path: str) -> None:
 
 
 def _loader(root: str, image_size: int, batch: int, shuffle: bool, seed: int | None) -> DataLoader:
-    tf = transforms.Compose([transforms.Resize((image_size, image_size)), transforms.ToTensor()])
-    ds = datasets.ImageFolder(root, transform=tf)
+    ds = datasets.ImageFolder(root, transform=image_transform(image_size))
     gen = torch.Generator()
     if seed is not None:
         gen.manual_seed(seed)

@@ -76,10 +76,7 @@ function fileBody(
     input_path: str(v, 'input', true),
     output_path: str(v, 'output', true),
   };
-  for (const [flag, field, parse] of numbers) {
-    const n = parse(v, flag);
-    if (n !== undefined) body[field] = n;
-  }
+  flags(v, body, numbers);
   return body;
 }
 

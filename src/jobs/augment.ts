@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { badPath, invalidField } from '../domain/errors.js';
 import { AUGMENT_METHODS, isAugmentMethod, type AugmentMethod } from '../augment/methods.js';
 import { augmentedExtension } from '../augment/image-task.js';
-import { classFolders, imagesIn, isInside, outputFolder, statOrNull } from '../util/files.js';
+import { classFolders, existingPath, imagesIn, isInside, outputFolder, statOrNull } from '../util/files.js';
 import { hash32 } from '../util/random.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { JobFailure, throwIfAborted, type JobDefinition } from './job.js';
@@ -48,13 +48,7 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
     body: AugmentBody,
 
     async validate(body: Body, { paths }) {
-      const dataset = paths.resolve(body.dataset_path, 'dataset_path');
-      const st = await statOrNull(dataset);
-      if (!st)
-        throw badPath(`dataset_path: '${body.dataset_path}' does not exist`, { field: 'dataset_path' });
-      if (!st.isDirectory()) {
-        throw badPath(`dataset_path: '${body.dataset_path}' is not a folder`, { field: 'dataset_path' });
-      }
+      const { path: dataset } = await existingPath(paths, body.dataset_path, 'dataset_path', 'folder');
       for (const split of AUGMENTED_SPLITS) {
         if (!(await statOrNull(path.join(dataset, split)))?.isDirectory()) {
           throw badPath(

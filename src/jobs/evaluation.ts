@@ -10,7 +10,7 @@ import type { TorchSettings } from '../config.js';
 import { badPath } from '../domain/errors.js';
 import { accuracyVsSnrSvg, confusionMatrixSvg, svgToPng, type SnrPoint } from '../charts/charts.js';
 import { readModelCard } from '../engines/model-card.js';
-import { classFolders, outputFolder, statOrNull } from '../util/files.js';
+import { classFolders, existingPath, outputFolder } from '../util/files.js';
 import type { JobDefinition } from './job.js';
 import { runTorchForTask } from './torch-run.js';
 import { weightsFile } from './training.js';
@@ -45,11 +45,7 @@ export function evaluationJob(torch: TorchSettings): JobDefinition<typeof Evalua
     async validate(body: EvaluationBody, { paths }) {
       const card = await readModelCard(paths.resolve(body.cfg_path, 'cfg_path'), 'cfg_path', body.cfg_path);
       await weightsFile(paths, body.weight_path, 'weight_path');
-      const data = paths.resolve(body.data_path, 'data_path');
-      const stat = await statOrNull(data);
-      if (!stat) throw badPath(`data_path: '${body.data_path}' does not exist`, { field: 'data_path' });
-      if (!stat.isDirectory())
-        throw badPath(`data_path: '${body.data_path}' is not a folder`, { field: 'data_path' });
+      const { path: data } = await existingPath(paths, body.data_path, 'data_path', 'folder');
       const top = await classFolders(data);
       if (top.length === 0)
         throw badPath(`data_path: '${body.data_path}' has no sub-folders`, { field: 'data_path' });

@@ -13,7 +13,7 @@ import { annotateImage } from '../engines/annotate.js';
 import { readModelCard, type ModelCard } from '../engines/model-card.js';
 import { onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
 import { imageTensorInto } from '../engines/preprocess/image.js';
-import { isImageFile, isInside, outputFolder, statOrNull } from '../util/files.js';
+import { existingPath, isImageFile, isInside, outputFolder, statOrNull } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import { throwIfAborted, type JobDefinition, type RunContext } from './job.js';
 import { runTorchForTask } from './torch-run.js';
@@ -51,10 +51,7 @@ async function chooseEngine(
   weightPath: string,
   engine: 'auto' | 'onnx' | 'torch',
 ): Promise<{ engine: 'onnx' | 'torch'; model: string; note?: string }> {
-  const file = paths.resolve(weightPath, 'weight_path');
-  const st = await statOrNull(file);
-  if (!st) throw badPath(`weight_path: '${weightPath}' does not exist`, { field: 'weight_path' });
-  if (!st.isFile()) throw badPath(`weight_path: '${weightPath}' is not a file`, { field: 'weight_path' });
+  const { path: file } = await existingPath(paths, weightPath, 'weight_path', 'file');
   const ext = path.extname(file).toLowerCase();
   if (ext === '.onnx') {
     if (engine === 'torch')
@@ -133,9 +130,7 @@ export function inferenceJob(
     async validate(body: InferenceBody, { paths }) {
       const card = await readModelCard(paths.resolve(body.cfg_path, 'cfg_path'), 'cfg_path', body.cfg_path);
       const chosen = await chooseEngine(paths, body.weight_path, body.engine);
-      const source = paths.resolve(body.source_path, 'source_path');
-      const st = await statOrNull(source);
-      if (!st) throw badPath(`source_path: '${body.source_path}' does not exist`, { field: 'source_path' });
+      const { path: source, stat: st } = await existingPath(paths, body.source_path, 'source_path');
       if (st.isFile()) {
         const ext = path.extname(source).toLowerCase();
         if (IQ_EXTENSIONS.has(ext)) {

@@ -10,7 +10,7 @@ import type { TorchSettings } from '../config.js';
 import { badPath, invalidField } from '../domain/errors.js';
 import { SUPPORTED_MODELS } from '../domain/models.js';
 import { onnxProbeDifference } from '../engines/onnx/probe.js';
-import { classFolders, isInside, outputFolder, statOrNull } from '../util/files.js';
+import { classFolders, existingPath, isInside, outputFolder, statOrNull } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import type { JobDefinition } from './job.js';
 import { runTorchForTask } from './torch-run.js';
@@ -80,10 +80,7 @@ export interface TrainingParams {
 
 /** An ImageFolder root: exists, is a folder, has class sub-folders. Returns them. */
 async function imageFolderClasses(paths: PathSandbox, value: string, field: string): Promise<string[]> {
-  const dir = paths.resolve(value, field);
-  const stat = await statOrNull(dir);
-  if (!stat) throw badPath(`${field}: '${value}' does not exist`, { field });
-  if (!stat.isDirectory()) throw badPath(`${field}: '${value}' is not a folder`, { field });
+  const { path: dir } = await existingPath(paths, value, field, 'folder');
   const classes = await classFolders(dir);
   if (classes.length === 0) {
     throw badPath(`${field}: '${value}' has no class sub-folders (expected one folder per class)`, { field });
@@ -93,10 +90,7 @@ async function imageFolderClasses(paths: PathSandbox, value: string, field: stri
 
 /** A weights file named in a request: inside the data root, exists, .pth/.pt. */
 export async function weightsFile(paths: PathSandbox, value: string, field: string): Promise<string> {
-  const file = paths.resolve(value, field);
-  const stat = await statOrNull(file);
-  if (!stat) throw badPath(`${field}: '${value}' does not exist`, { field });
-  if (!stat.isFile()) throw badPath(`${field}: '${value}' is not a file`, { field });
+  const { path: file } = await existingPath(paths, value, field, 'file');
   if (!/\.(pth|pt)$/i.test(file))
     throw invalidField(field, `'${value}' is not PyTorch weights (.pth or .pt)`);
   return file;

@@ -27,11 +27,25 @@ export async function inputAndOutput(
   paths: PathSandbox,
   body: { input_path: string; output_path: string },
 ): Promise<{ input: string; output: string; stat: Stats }> {
-  const input = paths.resolve(body.input_path, 'input_path');
-  const stat = await statOrNull(input);
-  if (!stat) throw badPath(`input_path: '${body.input_path}' does not exist`, { field: 'input_path' });
+  const { path: input, stat } = await existingPath(paths, body.input_path, 'input_path');
   const { path: output } = await outputFolder(paths, body.output_path, 'output_path');
   return { input, output, stat };
+}
+
+/** A path a request names that must exist, and be a file or a folder when `kind` says so. */
+export async function existingPath(
+  paths: PathSandbox,
+  value: string,
+  field: string,
+  kind?: 'file' | 'folder',
+): Promise<{ path: string; stat: Stats }> {
+  const resolved = paths.resolve(value, field);
+  const stat = await statOrNull(resolved);
+  if (!stat) throw badPath(`${field}: '${value}' does not exist`, { field });
+  if (kind === 'file' && !stat.isFile()) throw badPath(`${field}: '${value}' is not a file`, { field });
+  if (kind === 'folder' && !stat.isDirectory())
+    throw badPath(`${field}: '${value}' is not a folder`, { field });
+  return { path: resolved, stat };
 }
 
 /** A folder a job writes into, through the sandbox: if it exists already, it must be a folder. */

@@ -61,6 +61,20 @@ export class OnnxSessionCache {
   }
 }
 
+/** The model's raw outputs for a batch of CHW tensors laid out one after another in `input`. */
+export async function onnxLogits(
+  session: ort.InferenceSession,
+  input: Float32Array,
+  batch: number,
+  size: number,
+): Promise<Float32Array> {
+  const feeds = {
+    [session.inputNames[0] as string]: new ort.Tensor('float32', input, [batch, 3, size, size]),
+  };
+  const result = await session.run(feeds);
+  return result[session.outputNames[0] as string]?.data as Float32Array;
+}
+
 /** Softmax probabilities for a batch of CHW tensors laid out one after another in `input`. */
 export async function onnxProbabilities(
   session: ort.InferenceSession,
@@ -68,11 +82,7 @@ export async function onnxProbabilities(
   batch: number,
   size: number,
 ): Promise<Float32Array[]> {
-  const feeds = {
-    [session.inputNames[0] as string]: new ort.Tensor('float32', input, [batch, 3, size, size]),
-  };
-  const result = await session.run(feeds);
-  const logits = result[session.outputNames[0] as string]?.data as Float32Array;
+  const logits = await onnxLogits(session, input, batch, size);
   const classes = logits.length / batch;
   const out: Float32Array[] = [];
   for (let b = 0; b < batch; b++) {

@@ -4,6 +4,7 @@
  * ONNX Runtime runs the same input here.
  */
 import ort from 'onnxruntime-node';
+import { onnxLogits } from './engine.js';
 
 export const PROBE_BATCH = 2;
 
@@ -27,9 +28,7 @@ export async function onnxProbeDifference(
     interOpNumThreads: 1,
   });
   try {
-    const input = new ort.Tensor('float32', probeInput(imageSize), [PROBE_BATCH, 3, imageSize, imageSize]);
-    const out = await session.run({ [session.inputNames[0] as string]: input });
-    const logits = out[session.outputNames[0] as string]?.data as Float32Array;
+    const logits = await onnxLogits(session, probeInput(imageSize), PROBE_BATCH, imageSize);
     const classes = torchLogits[0]?.length ?? 0;
     if (torchLogits.length !== PROBE_BATCH || logits.length !== PROBE_BATCH * classes) {
       throw new Error(`ONNX output has ${logits.length} values, PyTorch ${PROBE_BATCH}×${classes}`);
