@@ -30,7 +30,7 @@ function builtinJobs(pool: WorkerPool, config: Config, sessions: OnnxSessionCach
     spectrogramJob(pool),
     trainingJob(config.torch),
     evaluationJob(config.torch),
-    inferenceJob(config.torch, sessions),
+    inferenceJob(config.torch, sessions, pool),
   ] as unknown as JobDefinition[];
 }
 

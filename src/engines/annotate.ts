@@ -9,12 +9,12 @@ function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-export async function annotateImage(
-  input: string,
-  output: string,
+/** A copy of `input` (a file or encoded bytes) with the label drawn on, ready to encode. */
+export async function annotated(
+  input: string | Buffer,
   label: string,
   confidence: number,
-): Promise<void> {
+): Promise<sharp.Sharp> {
   const img = sharp(input, { failOn: 'error' });
   const meta = await img.metadata();
   const w = meta.width ?? 0;
@@ -28,5 +28,26 @@ export async function annotateImage(
 <rect width="100%" height="100%" fill="#000000" fill-opacity="0.6"/>
 <text x="${pad}" y="${pad + font * 0.82}" font-family="DejaVu Sans, Arial, sans-serif" font-size="${font}" fill="#ffffff" font-weight="bold">${esc(text)}</text>
 </svg>`;
-  await img.composite([{ input: Buffer.from(svg), left: 0, top: 0 }]).toFile(output);
+  return img.composite([{ input: Buffer.from(svg), left: 0, top: 0 }]);
+}
+
+export async function annotateImage(
+  input: string,
+  output: string,
+  label: string,
+  confidence: number,
+): Promise<void> {
+  await (await annotated(input, label, confidence)).toFile(output);
+}
+
+/** Frames of equal size (encoded images) as one looping animated WebP or GIF. */
+export async function writeAnimation(
+  frames: Buffer[],
+  output: string,
+  format: 'webp' | 'gif',
+  frameMs: number,
+): Promise<void> {
+  const joined = sharp(frames, { join: { animated: true } });
+  const delay = frames.map(() => frameMs);
+  await (format === 'gif' ? joined.gif({ loop: 0, delay }) : joined.webp({ loop: 0, delay })).toFile(output);
 }

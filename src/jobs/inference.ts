@@ -1,29 +1,42 @@
 /**
- * `inference`: POST /api/v2/inference/start (SPEC §2.3) for images — one image or a folder of
- * them — on ONNX Runtime in process or PyTorch through the runner. Writes an annotated copy per
- * image, predictions.json and predictions.csv. Raw IQ sources are not handled yet (refused at
- * submission with a 422 saying so).
+ * `inference`: POST /api/v2/inference/start (SPEC §2.3) on an image, a raw IQ recording or a
+ * folder of them, on ONNX Runtime in process or PyTorch through the runner. A recording is cut
+ * into slices rendered exactly as the spectrogram task renders them and classified frame by
+ * frame. Writes an annotated copy per image, an annotated animation per recording,
+ * predictions.json and predictions.csv.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import sharp from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import type { TorchSettings } from '../config.js';
 import { badPath, invalidField } from '../domain/errors.js';
-import { annotateImage } from '../engines/annotate.js';
-import { readModelCard, type ModelCard } from '../engines/model-card.js';
+import { annotated, annotateImage, writeAnimation } from '../engines/annotate.js';
+import { readModelCard } from '../engines/model-card.js';
 import { onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
-import { imageTensorInto } from '../engines/preprocess/image.js';
+import { iqSampleCount, type IqDtype } from '../signal/iq.js';
+import type { FrameResult } from '../signal/slice-worker.js';
+import type { WorkerPool } from '../workers/pool.js';
 import { existingPath, isImageFile, isInside, outputFolder, statOrNull } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import { throwIfAborted, type JobDefinition, type RunContext } from './job.js';
+import {
+  ANIMATION_BOX,
+  ANIMATION_FRAME_MS,
+  ANIMATION_MAX_FRAMES,
+  isRecording,
+  samplesPerSlice,
+  SLICING_FIELDS,
+} from './spectrogram.js';
 import { runTorchForTask } from './torch-run.js';
-
-const IQ_EXTENSIONS = new Set(['.iq', '.dat']);
 
 export const InferenceBody = Type.Object({
   cfg_path: Type.String({ minLength: 1, description: 'Model card (config.yaml) written by training' }),
   weight_path: Type.String({ minLength: 1, description: '.pth (PyTorch) or .onnx weights' }),
-  source_path: Type.String({ minLength: 1, description: 'An image or a folder of images' }),
+  source_path: Type.String({
+    minLength: 1,
+    description: 'An image, a raw .iq/.dat recording, or a folder of them',
+  }),
   save_path: Type.String({ minLength: 1, default: 'results', description: 'Output folder (created)' }),
   engine: Type.Unsafe<'auto' | 'onnx' | 'torch'>({
     type: 'string',
@@ -32,6 +45,9 @@ export const InferenceBody = Type.Object({
     description: 'auto: ONNX Runtime when an .onnx is given or sits beside the .pth',
   }),
   batch_size: Type.Integer({ minimum: 1, maximum: 256, default: 8 }),
+  // How raw recordings become frames: as the spectrogram task made the training images.
+  ...SLICING_FIELDS,
+  animation_format: Type.Union([Type.Literal('webp'), Type.Literal('gif')], { default: 'webp' }),
 });
 type InferenceBody = Static<typeof InferenceBody>;
 
@@ -43,6 +59,13 @@ interface InferenceParams {
   /** The file the engine loads (.onnx for onnx, .pth for torch). */
   model_path: string;
   batch_size: number;
+  sample_rate: number;
+  stft_point: number;
+  dtype: IqDtype;
+  width: number;
+  height: number;
+  samples_per_slice: number;
+  animation_format: 'webp' | 'gif';
 }
 
 /** Which engine runs and on which file, by SPEC §2.3's rule for `auto`. */
@@ -104,7 +127,7 @@ interface Prediction {
   top5: { class: string; confidence: number }[];
 }
 
-function topK(
+export function topK(
   probs: ArrayLike<number>,
   labels: string[],
   k: number,
@@ -118,9 +141,46 @@ function csvCell(s: string): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+/** One thing to classify: an image, or one frame (slice) of a recording. */
+interface Item {
+  /** Path relative to the source folder; '' when the source is this one file. */
+  rel: string;
+  /** 1-based frame number within a recording; null for an image. */
+  frame: number | null;
+  /** The recording's last frame: its animation can be written. */
+  last: boolean;
+}
+
+/** An item ready for an engine: its tensor (ONNX) or a file to read (PyTorch), or why it is not. */
+interface Prepared {
+  item: Item;
+  tensor?: Float32Array;
+  file?: string;
+  preview?: Buffer | null;
+  error?: string;
+}
+
+interface Failure {
+  file: string;
+  frame?: number;
+  error: string;
+}
+
+const ANNOTATED_FORMATS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tiff', '.tif']);
+
+function gpuIndex(device: string): number | null {
+  const m = /^cuda:(\d+)$/.exec(device);
+  return m ? Number(m[1]) : null;
+}
+
+function message(err: unknown): string {
+  return (err as Error).message.split('\n')[0] ?? String(err);
+}
+
 export function inferenceJob(
   torch: TorchSettings,
   sessions: OnnxSessionCache,
+  pool: WorkerPool,
 ): JobDefinition<typeof InferenceBody> {
   return {
     kind: 'inference',
@@ -130,19 +190,26 @@ export function inferenceJob(
     async validate(body: InferenceBody, { paths }) {
       const card = await readModelCard(paths.resolve(body.cfg_path, 'cfg_path'), 'cfg_path', body.cfg_path);
       const chosen = await chooseEngine(paths, body.weight_path, body.engine);
+      const perSlice = samplesPerSlice(body);
       const { path: source, stat: st } = await existingPath(paths, body.source_path, 'source_path');
       if (st.isFile()) {
-        const ext = path.extname(source).toLowerCase();
-        if (IQ_EXTENSIONS.has(ext)) {
+        if (isRecording(path.basename(source))) {
+          let samples: number;
+          try {
+            samples = await iqSampleCount(source, body.dtype);
+          } catch (err) {
+            throw invalidField('source_path', message(err).replace(source, `'${body.source_path}'`));
+          }
+          if (samples < perSlice) {
+            throw invalidField(
+              'source_path',
+              `'${body.source_path}' holds ${samples} samples, less than one slice of ${perSlice} (sample_rate × duration_time)`,
+            );
+          }
+        } else if (!isImageFile(path.basename(source))) {
           throw invalidField(
             'source_path',
-            'raw IQ sources (.iq/.dat) are not supported by inference yet; convert them with /api/v2/preprocessing/spectrogram first',
-          );
-        }
-        if (!isImageFile(path.basename(source))) {
-          throw invalidField(
-            'source_path',
-            `'${body.source_path}' is not an image (.jpg .jpeg .png .gif .bmp .tiff .webp)`,
+            `'${body.source_path}' is neither an image (.jpg .jpeg .png .gif .bmp .tiff .webp) nor a raw IQ recording (.iq .dat)`,
           );
         }
       }
@@ -161,6 +228,13 @@ export function inferenceJob(
         engine: chosen.engine,
         model_path: chosen.model,
         batch_size: body.batch_size,
+        sample_rate: body.sample_rate,
+        stft_point: body.stft_point,
+        dtype: body.dtype,
+        width: body.width,
+        height: body.height,
+        samples_per_slice: perSlice,
+        animation_format: body.animation_format,
       };
       return {
         params: { ...params, num_classes: card.num_classes },
@@ -180,79 +254,260 @@ export function inferenceJob(
       const isDir = all.length !== 1 || all[0] !== '';
       const abs = (rel: string) => (rel === '' ? source : path.join(source, rel));
       const shown = (rel: string) => (rel === '' ? path.basename(source) : rel);
-      const failed: { file: string; error: string }[] = [];
-      const images: string[] = [];
+      const target = (rel: string) => path.join(out, isDir ? rel : path.basename(source));
+      const failed: Failure[] = [];
+      const items: Item[] = [];
+      let recordings = 0;
       for (const rel of all) {
         const name = path.basename(abs(rel));
-        if (isImageFile(name)) images.push(rel);
-        else if (IQ_EXTENSIONS.has(path.extname(name).toLowerCase()))
-          failed.push({ file: shown(rel), error: 'raw IQ is not supported by inference yet' });
-        else failed.push({ file: shown(rel), error: 'not an image file' });
+        if (isImageFile(name)) {
+          items.push({ rel, frame: null, last: true });
+        } else if (isRecording(name)) {
+          let samples: number;
+          try {
+            samples = await iqSampleCount(abs(rel), p.dtype);
+          } catch (err) {
+            failed.push({ file: shown(rel), error: message(err).replace(abs(rel), 'the file') });
+            continue;
+          }
+          const count = Math.floor(samples / p.samples_per_slice);
+          if (count === 0) {
+            failed.push({
+              file: shown(rel),
+              error: `${samples} samples: less than one slice of ${p.samples_per_slice}`,
+            });
+            continue;
+          }
+          const tail = samples - count * p.samples_per_slice;
+          if (tail > 0)
+            ctx.log(`${shown(rel)}: the last ${tail} samples do not fill a slice and are not classified`);
+          for (let f = 1; f <= count; f++) items.push({ rel, frame: f, last: f === count });
+          recordings++;
+        } else {
+          failed.push({ file: shown(rel), error: 'neither an image nor a raw IQ recording (.iq .dat)' });
+        }
       }
+      const frames = items.filter((i) => i.frame !== null).length;
       ctx.log(
-        `Classifying ${images.length} image(s) with ${card.model} on ${p.engine === 'onnx' ? 'ONNX Runtime' : 'PyTorch'}${isDir && failed.length ? `; ${failed.length} other file(s) skipped` : ''}`,
+        `Classifying ${items.length - frames} image(s) and ${frames} frame(s) of ${recordings} recording(s) ` +
+          `with ${card.model} on ${p.engine === 'onnx' ? 'ONNX Runtime' : 'PyTorch'}` +
+          (frames
+            ? ` (slices of ${p.samples_per_slice} samples, ${p.stft_point}-point STFT, ${p.width}x${p.height})`
+            : '') +
+          (isDir && failed.length ? `; ${failed.length} other file(s) skipped` : ''),
       );
+
       const predictions: Prediction[] = [];
+      const counts: Record<string, number> = {};
+      const animations: string[] = [];
+      let animation: Buffer[] = [];
+      let done = 0;
+      const progress = (base: number, span: number) =>
+        ctx.progress(base + (items.length ? (done / items.length) * span : span), `${done}/${items.length}`);
+
+      /** Records one item's outcome: prediction, annotated copy or animation frame. */
+      const finish = async (r: Prepared, probs: ArrayLike<number> | undefined): Promise<void> => {
+        const { item } = r;
+        done++;
+        if (!probs) {
+          failed.push({
+            file: shown(item.rel),
+            ...(item.frame !== null ? { frame: item.frame } : {}),
+            error: r.error ?? 'could not be read',
+          });
+        } else {
+          const top5 = topK(probs, card.labels, 5);
+          const best = top5[0] as { class: string; confidence: number };
+          predictions.push({ file: shown(item.rel), frame: item.frame, ...best, top5 });
+          counts[best.class] = (counts[best.class] ?? 0) + 1;
+          try {
+            if (item.frame === null) {
+              const t = target(item.rel);
+              await fs.mkdir(path.dirname(t), { recursive: true });
+              const ext = path.extname(t).toLowerCase();
+              await annotateImage(
+                abs(item.rel),
+                ANNOTATED_FORMATS.has(ext) ? t : `${t}.png`,
+                best.class,
+                best.confidence,
+              );
+            } else {
+              const preview = r.preview ?? (await framePreview(r));
+              if (preview) {
+                const a = await annotated(preview, `${best.class} #${item.frame}`, best.confidence);
+                animation.push(await a.png({ compressionLevel: 2 }).toBuffer());
+              }
+            }
+          } catch (err) {
+            ctx.log(
+              `${shown(item.rel)}${item.frame !== null ? ` frame ${item.frame}` : ''}: classified, but the annotated output could not be written (${message(err)})`,
+              'warning',
+            );
+          }
+        }
+        if (item.frame !== null && item.last) await flushAnimation(item.rel);
+      };
+
+      const framePreview = async (r: Prepared): Promise<Buffer | null> =>
+        r.file && (r.item.frame ?? 0) <= ANIMATION_MAX_FRAMES
+          ? sharp(r.file)
+              .resize({ ...ANIMATION_BOX, fit: 'inside', withoutEnlargement: true })
+              .png()
+              .toBuffer()
+          : null;
+
+      const flushAnimation = async (rel: string): Promise<void> => {
+        const frames = animation;
+        animation = [];
+        if (!frames.length) return;
+        const file = `${target(rel)}.${p.animation_format}`;
+        try {
+          await fs.mkdir(path.dirname(file), { recursive: true });
+          await writeAnimation(frames, file, p.animation_format, ANIMATION_FRAME_MS);
+          animations.push(path.relative(out, file));
+        } catch (err) {
+          ctx.log(`${shown(rel)}: the annotated animation could not be written (${message(err)})`, 'warning');
+        }
+      };
+
+      const frameJob = (item: Item, pngPath: string | null, preview: boolean) => ({
+        source: {
+          file: abs(item.rel),
+          dtype: p.dtype,
+          firstSample: ((item.frame as number) - 1) * p.samples_per_slice,
+          samples: p.samples_per_slice,
+        },
+        stftPoint: p.stft_point,
+        width: p.width,
+        height: p.height,
+        colormap: 'jet' as const,
+        inputSize: card.image_size,
+        pngPath,
+        preview:
+          preview && (item.frame as number) <= ANIMATION_MAX_FRAMES ? ANIMATION_BOX : { width: 0, height: 0 },
+      });
+
+      /** Runs `make`, turning a failure into the item's error unless the task was cancelled. */
+      const attempt = async (item: Item, make: () => Promise<Prepared>): Promise<Prepared> => {
+        try {
+          return await make();
+        } catch (err) {
+          throwIfAborted(ctx.signal);
+          return { item, error: message(err) };
+        }
+      };
+
       const t0 = performance.now();
-      const results: { probs?: ArrayLike<number>; error?: string }[] = [];
       if (p.engine === 'onnx') {
-        if (ctx.device.startsWith('cuda')) {
+        const lease = await sessions.acquire(
+          ctx.paths.resolve(p.model_path, 'weight_path'),
+          gpuIndex(ctx.device),
+        );
+        if (lease.fallback !== undefined) {
           ctx.log(
-            `Placed on ${ctx.device}, but this ONNX Runtime build has no CUDA execution provider: running on the CPU`,
+            `Placed on ${ctx.device}, but ONNX Runtime cannot use the GPU here (${lease.fallback || 'no CUDA execution provider in this build'}): running on the CPU`,
             'warning',
           );
         }
-        const classify = await onnxClassifier(sessions, ctx.paths.resolve(p.model_path, 'weight_path'), card);
-        for (let i = 0; i < images.length; i += p.batch_size) {
-          throwIfAborted(ctx.signal);
-          results.push(...(await classify(images.slice(i, i + p.batch_size).map(abs))));
-          ctx.progress((results.length / images.length) * 95, `${results.length}/${images.length} images`);
+        const size = card.image_size;
+        const per = 3 * size * size;
+        const prepare = (item: Item) =>
+          attempt(item, async () => {
+            if (item.frame === null) {
+              const r = await pool.imageInput({ input: abs(item.rel), size }, ctx.signal);
+              return 'error' in r ? { item, error: r.error } : { item, tensor: r.tensor };
+            }
+            const r: FrameResult = await pool.frameInput(frameJob(item, null, true), ctx.signal);
+            return {
+              item,
+              tensor: r.tensor as Float32Array,
+              preview: r.preview ? Buffer.from(r.preview) : null,
+            };
+          });
+        const chunks: Item[][] = [];
+        for (let i = 0; i < items.length; i += p.batch_size) chunks.push(items.slice(i, i + p.batch_size));
+        const prepareChunk = (c: number) => {
+          const ready = Promise.all((chunks[c] as Item[]).map(prepare));
+          ready.catch(() => undefined); // awaited below; cancelled with the task otherwise
+          return ready;
+        };
+        try {
+          let next = chunks.length ? prepareChunk(0) : null;
+          for (let c = 0; c < chunks.length; c++) {
+            const ready = await (next as Promise<Prepared[]>);
+            throwIfAborted(ctx.signal);
+            // The workers decode and render the next batch while ONNX Runtime runs this one.
+            next = c + 1 < chunks.length ? prepareChunk(c + 1) : null;
+            const ok = ready.filter((r) => r.tensor);
+            const input = new Float32Array(ok.length * per);
+            ok.forEach((r, j) => input.set(r.tensor as Float32Array, j * per));
+            const probs = ok.length ? await onnxProbabilities(lease.session, input, ok.length, size) : [];
+            if (ok.length && (probs[0]?.length ?? 0) !== card.num_classes) {
+              throw new Error(
+                `the ONNX model has ${probs[0]?.length} outputs but the model card ${card.num_classes} classes`,
+              );
+            }
+            const byItem = new Map(ok.map((r, j) => [r, probs[j]]));
+            for (const r of ready) await finish(r, byItem.get(r));
+            progress(0, 95);
+          }
+        } finally {
+          lease.release();
         }
-      } else if (images.length) {
-        // One runner for the whole source: the model loads once; its progress is the task's.
-        results.push(...(await torchClassify(torch, ctx, p, images.map(abs))));
+      } else if (items.length) {
+        // Frames become PNG files the runner reads like images; one runner for everything, so
+        // the model loads once.
+        const scratch = path.join(out, '.frames');
+        try {
+          await fs.mkdir(scratch, { recursive: true });
+          const prepared: Prepared[] = [];
+          const renderShare = frames ? 40 : 0;
+          for (let i = 0; i < items.length; i += 2 * pool.size) {
+            throwIfAborted(ctx.signal);
+            const batch = items.slice(i, i + 2 * pool.size);
+            prepared.push(
+              ...(await Promise.all(
+                batch.map((item) =>
+                  item.frame === null
+                    ? Promise.resolve({ item, file: abs(item.rel) })
+                    : attempt(item, async () => {
+                        const file = path.join(scratch, `${prepared.length}-${item.frame}.png`);
+                        await pool.frameInput(frameJob(item, file, false), ctx.signal);
+                        return { item, file };
+                      }),
+                ),
+              )),
+            );
+            if (frames)
+              ctx.progress(
+                (prepared.length / items.length) * renderShare,
+                `rendered ${prepared.length}/${items.length}`,
+              );
+          }
+          const files = prepared.filter((r) => r.file).map((r) => r.file as string);
+          const results = await torchClassify(torch, ctx, p, files, (pct, msg) =>
+            ctx.progress(renderShare + (pct / 100) * (95 - renderShare), msg),
+          );
+          const byFile = new Map(files.map((f, j) => [f, results[j]]));
+          for (const r of prepared) {
+            throwIfAborted(ctx.signal);
+            const got = r.file ? byFile.get(r.file) : undefined;
+            await finish(got?.error ? { ...r, error: got.error } : r, got?.probs);
+          }
+        } finally {
+          await fs.rm(scratch, { recursive: true, force: true });
+        }
       }
       const seconds = (performance.now() - t0) / 1000;
-      for (let j = 0; j < images.length; j++) {
-        throwIfAborted(ctx.signal);
-        const rel = images[j] as string;
-        const r = results[j] as { probs?: ArrayLike<number>; error?: string };
-        if (!r.probs) {
-          failed.push({ file: shown(rel), error: r.error ?? 'could not be read' });
-          continue;
-        }
-        const top5 = topK(r.probs, card.labels, 5);
-        const best = top5[0] as { class: string; confidence: number };
-        predictions.push({
-          file: shown(rel),
-          frame: null,
-          class: best.class,
-          confidence: best.confidence,
-          top5,
-        });
-        const target = path.join(out, isDir ? rel : path.basename(source));
-        await fs.mkdir(path.dirname(target), { recursive: true });
-        const ext = path.extname(target).toLowerCase();
-        const annotated = ['.jpg', '.jpeg', '.png', '.webp', '.tiff', '.tif'].includes(ext)
-          ? target
-          : `${target}.png`;
-        try {
-          await annotateImage(abs(rel), annotated, best.class, best.confidence);
-        } catch (err) {
-          ctx.log(
-            `${shown(rel)}: classified, but the annotated copy could not be written (${(err as Error).message})`,
-            'warning',
-          );
-        }
-      }
-      for (const f of failed) ctx.log(`${f.file}: ${f.error}`, 'warning');
+      for (const f of failed)
+        ctx.log(`${f.file}${f.frame ? ` frame ${f.frame}` : ''}: ${f.error}`, 'warning');
       await fs.writeFile(path.join(out, 'predictions.json'), JSON.stringify(predictions, null, 2));
       const csv = ['file,frame,class,confidence,top5'];
       for (const pr of predictions) {
         csv.push(
           [
             csvCell(pr.file),
-            '',
+            pr.frame ?? '',
             csvCell(pr.class),
             pr.confidence.toFixed(6),
             csvCell(pr.top5.map((t) => `${t.class}:${t.confidence.toFixed(4)}`).join(' ')),
@@ -260,19 +515,24 @@ export function inferenceJob(
         );
       }
       await fs.writeFile(path.join(out, 'predictions.csv'), `${csv.join('\n')}\n`);
-      const counts: Record<string, number> = {};
-      for (const pr of predictions) counts[pr.class] = (counts[pr.class] ?? 0) + 1;
+      const images = predictions.filter((x) => x.frame === null).length;
+      const classifiedFrames = predictions.length - images;
       return {
-        message: `classified ${predictions.length} image(s)${failed.length ? `, ${failed.length} file(s) not classified` : ''}`,
+        message:
+          `classified ${images} image(s) and ${classifiedFrames} frame(s) of ${recordings} recording(s)` +
+          (failed.length ? `, ${failed.length} not classified` : ''),
         result: {
           engine: p.engine,
           model: card.model,
           counts,
-          files: predictions.length + failed.length,
-          images: predictions.length,
-          frames: 0,
+          files: all.length,
+          images,
+          recordings,
+          frames: classifiedFrames,
+          animations,
           failed,
           images_per_second: seconds > 0 ? predictions.length / seconds : null,
+          seconds,
           output_path: ctx.paths.display(out),
           predictions_json: 'predictions.json',
           predictions_csv: 'predictions.csv',
@@ -282,42 +542,20 @@ export function inferenceJob(
   };
 }
 
-/** ONNX Runtime over a batch of image files; unreadable ones come back with their error. */
-async function onnxClassifier(sessions: OnnxSessionCache, model: string, card: ModelCard) {
-  const session = await sessions.get(model);
-  const size = card.image_size;
-  const per = 3 * size * size;
-  return async (files: string[]) => {
-    const input = new Float32Array(files.length * per);
-    const ok: number[] = [];
-    const results: { probs?: ArrayLike<number>; error?: string }[] = files.map(() => ({}));
-    for (let i = 0; i < files.length; i++) {
-      try {
-        await imageTensorInto(files[i] as string, size, input, ok.length * per);
-        ok.push(i);
-      } catch (err) {
-        results[i] = { error: `unreadable image: ${(err as Error).message.split('\n')[0]}` };
-      }
-    }
-    if (ok.length) {
-      const probs = await onnxProbabilities(session, input.subarray(0, ok.length * per), ok.length, size);
-      if ((probs[0]?.length ?? 0) !== card.num_classes) {
-        throw new Error(
-          `the ONNX model has ${probs[0]?.length} outputs but the model card ${card.num_classes} classes`,
-        );
-      }
-      ok.forEach((i, j) => (results[i] = { probs: probs[j] }));
-    }
-    return results;
-  };
-}
-
-/** One runner call per batch (PyTorch engine). */
-async function torchClassify(torch: TorchSettings, ctx: RunContext, p: InferenceParams, files: string[]) {
+/** One runner call for every file (PyTorch engine); unreadable ones come back with their error. */
+async function torchClassify(
+  torch: TorchSettings,
+  ctx: RunContext,
+  p: InferenceParams,
+  files: string[],
+  progress: (percent: number, message?: string) => void,
+): Promise<{ probs?: number[]; error?: string }[]> {
+  if (!files.length) return [];
   const r = (await runTorchForTask({
     torch,
     command: 'infer',
     ctx,
+    progress,
     request: {
       cfg_path: ctx.paths.resolve(p.cfg_path, 'cfg_path'),
       weight_path: ctx.paths.resolve(p.model_path, 'weight_path'),

@@ -3,6 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import { badPath, invalidField } from '../domain/errors.js';
+import { writeAnimation } from '../engines/annotate.js';
 import { iqSampleCount, type IqDtype } from '../signal/iq.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { SliceResult } from '../signal/slice-worker.js';
@@ -11,9 +12,9 @@ import { throwIfAborted, type JobDefinition } from './job.js';
 
 export const RECORDING_EXTENSIONS = new Set(['.iq', '.dat']);
 /** Animation frames are scaled to fit this box and capped in number, so memory stays bounded. */
-const ANIMATION_BOX = { width: 640, height: 480 };
-const ANIMATION_MAX_FRAMES = 300;
-const ANIMATION_FRAME_MS = 200;
+export const ANIMATION_BOX = { width: 640, height: 480 };
+export const ANIMATION_MAX_FRAMES = 300;
+export const ANIMATION_FRAME_MS = 200;
 
 /** A worker holds one slice in memory (twice with save_matrix): bound it. */
 const MAX_SAMPLES_PER_SLICE = 20_000_000;
@@ -51,7 +52,42 @@ interface Params extends Omit<Body, 'colormap'> {
   samples_per_slice: number;
 }
 
-function isRecording(name: string): boolean {
+/** The fields that say how a recording is cut and transformed (shared with inference on raw IQ). */
+export const SLICING_FIELDS = {
+  sample_rate: SpectrogramBody.properties.sample_rate,
+  stft_point: SpectrogramBody.properties.stft_point,
+  duration_time: SpectrogramBody.properties.duration_time,
+  dtype: SpectrogramBody.properties.dtype,
+  width: SpectrogramBody.properties.width,
+  height: SpectrogramBody.properties.height,
+};
+
+/** Complex samples per slice, after the checks the schema cannot express. */
+export function samplesPerSlice(body: {
+  sample_rate: number;
+  duration_time: number;
+  stft_point: number;
+}): number {
+  if ((body.stft_point & (body.stft_point - 1)) !== 0) {
+    throw invalidField('stft_point', `must be a power of two (got ${body.stft_point})`);
+  }
+  const perSlice = Math.round(body.sample_rate * body.duration_time);
+  if (perSlice < body.stft_point) {
+    throw invalidField(
+      'duration_time',
+      `a slice of ${perSlice} samples (sample_rate × duration_time) is shorter than stft_point ${body.stft_point}`,
+    );
+  }
+  if (perSlice > MAX_SAMPLES_PER_SLICE) {
+    throw invalidField(
+      'duration_time',
+      `a slice of ${perSlice} samples is over the limit of ${MAX_SAMPLES_PER_SLICE}`,
+    );
+  }
+  return perSlice;
+}
+
+export function isRecording(name: string): boolean {
   return !name.startsWith('.') && RECORDING_EXTENSIONS.has(path.extname(name).toLowerCase());
 }
 
@@ -85,22 +121,7 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
 
     async validate(body: Body, { paths }) {
       const { input, output, stat: st } = await inputAndOutput(paths, body);
-      if ((body.stft_point & (body.stft_point - 1)) !== 0) {
-        throw invalidField('stft_point', `must be a power of two (got ${body.stft_point})`);
-      }
-      const perSlice = Math.round(body.sample_rate * body.duration_time);
-      if (perSlice < body.stft_point) {
-        throw invalidField(
-          'duration_time',
-          `a slice of ${perSlice} samples (sample_rate × duration_time) is shorter than stft_point ${body.stft_point}`,
-        );
-      }
-      if (perSlice > MAX_SAMPLES_PER_SLICE) {
-        throw invalidField(
-          'duration_time',
-          `a slice of ${perSlice} samples is over the limit of ${MAX_SAMPLES_PER_SLICE}`,
-        );
-      }
+      const perSlice = samplesPerSlice(body);
       let files: string[];
       if (st.isFile()) {
         if (!isRecording(input)) {
@@ -238,12 +259,12 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
           }
           if (p.animation && images.length > 0) {
             while (inflight.length > 0) await settle(); // this recording's frames are all on disk
-            await writeAnimation(rel, outDir, images);
+            await animate(rel, outDir, images);
           }
         }
         while (inflight.length > 0) await settle();
       }
-      async function writeAnimation(rel: string, outDir: string, images: string[]): Promise<void> {
+      async function animate(rel: string, outDir: string, images: string[]): Promise<void> {
         const frames = images.slice(0, ANIMATION_MAX_FRAMES);
         if (images.length > frames.length) {
           ctx.log(
@@ -262,11 +283,7 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
         );
         const pack = path.basename(rel, path.extname(rel));
         const out = path.join(outDir, `${pack}.${p.animation_format}`);
-        const joined = sharp(scaled, { join: { animated: true } });
-        const delay = frames.map(() => ANIMATION_FRAME_MS);
-        await (
-          p.animation_format === 'gif' ? joined.gif({ loop: 0, delay }) : joined.webp({ loop: 0, delay })
-        ).toFile(out);
+        await writeAnimation(scaled, out, p.animation_format, ANIMATION_FRAME_MS);
         animations++;
       }
       const seconds = (performance.now() - started) / 1000;

@@ -24,6 +24,8 @@ export interface TorchRunOptions {
   command: 'train' | 'evaluate' | 'export-onnx' | 'infer';
   request: Record<string, unknown>;
   ctx: RunContext;
+  /** Where the runner's progress goes (default: the task's progress as is). */
+  progress?(percent: number, message?: string): void;
   /** Events other than log/progress (metrics, history, artifact). */
   onEvent?(event: RunnerEvent): void;
 }
@@ -60,7 +62,10 @@ export async function runTorchForTask(o: TorchRunOptions): Promise<Record<string
       } else if (event.event === 'progress') {
         const pct = Number(event.percent);
         if (Number.isFinite(pct))
-          ctx.progress(pct, typeof event.message === 'string' ? event.message : undefined);
+          (o.progress ?? ctx.progress.bind(ctx))(
+            pct,
+            typeof event.message === 'string' ? event.message : undefined,
+          );
       } else if (event.event === 'error') {
         if (typeof event.traceback === 'string') ctx.log(event.traceback.trimEnd(), 'debug');
       } else {

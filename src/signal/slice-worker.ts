@@ -4,6 +4,9 @@
  * only timings travel back. Runs off the event loop that serves HTTP.
  */
 import fs from 'node:fs';
+import sharp from 'sharp';
+import { pilBilinearResize } from '../engines/preprocess/pil-resize.js';
+import { rgbToChw } from '../engines/preprocess/image.js';
 import { readSamplesSync, type IqDtype } from './iq.js';
 import { npyFloat32 } from './npy.js';
 import { colouriseFast, encodeImage, type ImageFormat } from './render.js';
@@ -35,13 +38,20 @@ export interface SliceResult {
 
 const plans = new Map<number, StftPlan>();
 
-export async function renderSlice(job: SliceJob): Promise<SliceResult> {
-  let plan = plans.get(job.stftPoint);
+function planFor(n: number): StftPlan {
+  let plan = plans.get(n);
   if (!plan) {
-    plan = stftPlan(job.stftPoint);
-    plans.set(job.stftPoint, plan);
+    plan = stftPlan(n);
+    plans.set(n, plan);
   }
-  const src = job.source;
+  return plan;
+}
+
+/** The slice's samples, read by this worker straight into the STFT's memory when from a file. */
+async function withSamples<T>(
+  src: SliceJob['source'],
+  use: (samples: SliceSamples) => Promise<T>,
+): Promise<T> {
   let fd: number | null = null;
   try {
     const samples: SliceSamples =
@@ -52,10 +62,14 @@ export async function renderSlice(job: SliceJob): Promise<SliceResult> {
             fill: (target: Float32Array) =>
               readSamplesSync((fd ??= fs.openSync(src.file, 'r')), src.dtype, src.firstSample, target),
           };
-    return await render(job, plan, samples);
+    return await use(samples);
   } finally {
     if (fd !== null) fs.closeSync(fd);
   }
+}
+
+export function renderSlice(job: SliceJob): Promise<SliceResult> {
+  return withSamples(job.source, (samples) => render(job, planFor(job.stftPoint), samples));
 }
 
 async function render(job: SliceJob, plan: StftPlan, samples: SliceSamples): Promise<SliceResult> {
@@ -68,4 +82,62 @@ async function render(job: SliceJob, plan: StftPlan, samples: SliceSamples): Pro
   if (job.npyPath && data.db)
     await fs.promises.writeFile(job.npyPath, npyFloat32(data.db, data.freqs, data.frames));
   return { freqs: data.freqs, frames: data.frames, stftMs: t1 - t0, renderMs: performance.now() - t1 };
+}
+
+export interface FrameJob {
+  source: SliceJob['source'];
+  stftPoint: number;
+  /** The size the training images were rendered at (the spectrogram task's width × height). */
+  width: number;
+  height: number;
+  colormap: ColormapName;
+  /** The model's input size: the frame comes back as its CHW tensor (ONNX engine)… */
+  inputSize: number;
+  /** …or is written here as a PNG for the PyTorch runner to read (then no tensor). */
+  pngPath: string | null;
+  /** A small PNG of the frame for the recording's animation, fitted into this box; 0 = none. */
+  preview: { width: number; height: number };
+}
+
+export interface FrameResult {
+  tensor: Float32Array | null;
+  preview: Uint8Array | null;
+}
+
+/**
+ * One slice of a recording as a classifier input: rendered exactly as the spectrogram task
+ * renders it (the pixels a PNG training image decodes to), then resized as training resized it.
+ */
+export function frameInput(job: FrameJob): Promise<FrameResult> {
+  return withSamples(job.source, async (samples) => {
+    const data = sliceImageData(samples, planFor(job.stftPoint), job.width, false);
+    let rgb = colouriseFast(data.reduced, data.freqs, data.columns, job.colormap, data, job.height);
+    if (data.columns !== job.width) {
+      // As encodeImage does for slices with fewer STFT frames than image columns.
+      rgb = await sharp(rgb, { raw: { width: data.columns, height: job.height, channels: 3 } })
+        .resize(job.width, job.height, { fit: 'fill' })
+        .raw()
+        .toBuffer();
+    }
+    const raw = { raw: { width: job.width, height: job.height, channels: 3 as const } };
+    let tensor: Float32Array | null = null;
+    if (job.pngPath) {
+      await fs.promises.writeFile(
+        job.pngPath,
+        await encodeImage(rgb, job.width, job.height, { ...job, format: 'png' }),
+      );
+    } else {
+      const size = job.inputSize;
+      tensor = new Float32Array(3 * size * size);
+      rgbToChw(pilBilinearResize(rgb, job.width, job.height, 3, size, size), size, tensor, 0);
+    }
+    const preview =
+      job.preview.width > 0
+        ? await sharp(rgb, raw)
+            .resize({ ...job.preview, fit: 'inside', withoutEnlargement: true })
+            .png({ compressionLevel: 2 })
+            .toBuffer()
+        : null;
+    return { tensor, preview };
+  });
 }

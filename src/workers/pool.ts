@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import type { AugmentImageJob, AugmentImageResult } from '../augment/image-task.js';
-import type { SliceJob, SliceResult } from '../signal/slice-worker.js';
+import type { FrameJob, FrameResult, SliceJob, SliceResult } from '../signal/slice-worker.js';
 
 /**
  * The worker threads for CPU-heavy work (STFT + render, image augmentation), never on the HTTP
@@ -31,6 +31,21 @@ export class WorkerPool {
       transferList: job.source instanceof Float32Array ? [job.source.buffer as ArrayBuffer] : [],
       signal,
     }) as Promise<SliceResult>;
+  }
+
+  /** A recording's slice rendered and resized as a classifier input (inference on raw IQ). */
+  frameInput(job: FrameJob, signal?: AbortSignal): Promise<FrameResult> {
+    return this.piscina().run(job, { name: 'frameInput', signal }) as Promise<FrameResult>;
+  }
+
+  /** An image decoded and resized as training did, off the event loop. */
+  imageInput(
+    job: { input: string | Uint8Array; size: number },
+    signal?: AbortSignal,
+  ): Promise<{ tensor: Float32Array } | { error: string }> {
+    return this.piscina().run(job, { name: 'imageInput', signal }) as Promise<
+      { tensor: Float32Array } | { error: string }
+    >;
   }
 
   augmentImage(job: AugmentImageJob, signal?: AbortSignal): Promise<AugmentImageResult> {

@@ -63,7 +63,7 @@ describe('inference engines agree', async () => {
 
   it('ONNX Runtime (TypeScript preprocessing) equals PyTorch (torchvision preprocessing)', async () => {
     const cache = new OnnxSessionCache(2, 1);
-    const session = await cache.get(path.join(out, 'best_model.onnx'));
+    const { session, release } = await cache.acquire(path.join(out, 'best_model.onnx'));
     const input = new Float32Array(files.length * 3 * SIZE * SIZE);
     for (let i = 0; i < files.length; i++)
       await imageTensorInto(files[i] as string, SIZE, input, i * 3 * SIZE * SIZE);
@@ -87,6 +87,7 @@ describe('inference engines agree', async () => {
         worst = Math.max(worst, Math.abs((ours[i]?.[c] as number) - (probs[c] as number)));
     });
     assert.ok(worst < 1e-4, `max |Δp| = ${worst}`);
+    release();
     await cache.close();
   });
 
@@ -95,15 +96,44 @@ describe('inference engines agree', async () => {
     const copy = path.join(dir, 'copy.onnx');
     fs.copyFileSync(onnx, copy);
     const cache = new OnnxSessionCache(1, 1);
-    const a = await cache.get(onnx);
-    assert.equal(await cache.get(onnx), a, 'same session for the same file');
-    await cache.get(copy);
+    const get = async (f: string) => {
+      const lease = await cache.acquire(f);
+      lease.release();
+      return lease.session;
+    };
+    const a = await get(onnx);
+    assert.equal(await get(onnx), a, 'same session for the same file');
+    await get(copy);
     assert.equal(cache.size, 1);
-    assert.notEqual(await cache.get(onnx), a, 'evicted, then created again');
-    const before = await cache.get(copy);
+    assert.notEqual(await get(onnx), a, 'evicted, then created again');
+    const before = await get(copy);
     fs.utimesSync(copy, new Date(), new Date(Date.now() + 5000));
-    assert.notEqual(await cache.get(copy), before, 'a changed file gets a new session');
-    await assert.rejects(cache.get(path.join(dir, 'missing.onnx')), /ENOENT/);
+    assert.notEqual(await get(copy), before, 'a changed file gets a new session');
+    await assert.rejects(cache.acquire(path.join(dir, 'missing.onnx')), /ENOENT/);
+    await cache.close();
+  });
+
+  it('never releases a session while it is lent out, and falls back to the CPU without CUDA', async () => {
+    const onnx = path.join(out, 'best_model.onnx');
+    const copy = path.join(dir, 'copy2.onnx');
+    fs.copyFileSync(onnx, copy);
+    const cache = new OnnxSessionCache(1, 1);
+    const held = await cache.acquire(onnx);
+    const other = await cache.acquire(copy); // evicts `onnx` from the cache, but it is held
+    assert.equal(cache.size, 1);
+    const input = new Float32Array(3 * SIZE * SIZE).fill(0.5);
+    const p = await onnxProbabilities(held.session, input, 1, SIZE);
+    assert.equal(p[0]?.length, 3, 'the evicted session still runs for its holder');
+    held.release();
+    held.release(); // a second release is harmless
+    await assert.rejects(onnxProbabilities(held.session, input, 1, SIZE), 'released once its holder let go');
+    other.release();
+    // A task placed on a GPU: this ONNX Runtime build has no CUDA provider, so the CPU runs it.
+    const gpu = await cache.acquire(onnx, 0);
+    assert.equal(gpu.provider, 'cpu');
+    assert.ok(gpu.fallback, 'says why the GPU is not used');
+    assert.equal((await onnxProbabilities(gpu.session, input, 1, SIZE))[0]?.length, 3);
+    gpu.release();
     await cache.close();
   });
 });

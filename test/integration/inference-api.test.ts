@@ -190,10 +190,26 @@ describe('inference API (images)', async () => {
 
   it('checks requests at submission', async () => {
     fs.writeFileSync(path.join(data, 'rec.iq'), Buffer.alloc(64));
+    fs.writeFileSync(path.join(data, 'odd.iq'), Buffer.alloc(63));
     const cases: [Record<string, unknown>, number, RegExp][] = [
-      [{ source_path: 'rec.iq' }, 422, /^source_path: raw IQ sources/],
+      [
+        { source_path: 'rec.iq' },
+        422,
+        /^source_path: 'rec.iq' holds 8 samples, less than one slice of 10000000/,
+      ],
+      [{ source_path: 'odd.iq' }, 422, /^source_path: 'odd.iq' is 63 bytes, not a whole number of float32/],
+      [{ source_path: 'rec.iq', stft_point: 1000 }, 422, /^stft_point: must be a power of two/],
+      [
+        { source_path: 'rec.iq', sample_rate: 1000, duration_time: 0.01 },
+        422,
+        /^duration_time: a slice of 10 samples/,
+      ],
       [{ source_path: 'nope' }, 400, /^source_path: 'nope' does not exist/],
-      [{ source_path: 'inbox/notes.txt' }, 422, /^source_path: .* is not an image/],
+      [
+        { source_path: 'inbox/notes.txt' },
+        422,
+        /^source_path: .* is neither an image .* nor a raw IQ recording/,
+      ],
       [
         { weight_path: 'model/best_model.onnx', engine: 'torch' },
         422,

@@ -9,55 +9,118 @@ import ort from 'onnxruntime-node';
 interface Cached {
   key: string;
   session: Promise<ort.InferenceSession>;
+  /** Holders that have not released it yet; an evicted session is released when this reaches 0. */
+  users: number;
+  evicted: boolean;
+}
+
+/** A session lent out by the cache: call release() when done with it (once). */
+export interface SessionLease {
+  session: ort.InferenceSession;
+  /** 'cuda' when the CUDA execution provider runs it, else 'cpu'. */
+  provider: 'cuda' | 'cpu';
+  /** Set when a GPU was asked for but this build of ONNX Runtime cannot use one. */
+  fallback?: string;
+  release(): void;
 }
 
 export class OnnxSessionCache {
   private readonly entries = new Map<string, Cached>();
+  /** Why the CUDA execution provider could not be used, once it has failed (not retried). */
+  private cudaError: string | null = null;
 
   constructor(
     private readonly capacity = 4,
     private readonly threads = 1,
   ) {}
 
-  /** The session for `file`, created on first use; the file's size and mtime are part of the key. */
-  async get(file: string): Promise<ort.InferenceSession> {
+  /**
+   * The session for `file` (created on first use; the file's size and mtime are part of the
+   * key), on GPU `gpu` when given and the CUDA execution provider loads, on the CPU otherwise.
+   * Sessions in use are never released under their holders: an evicted one goes when its last
+   * lease is released.
+   */
+  async acquire(file: string, gpu: number | null = null): Promise<SessionLease> {
     const st = await fs.stat(file);
+    const wantCuda = gpu !== null && this.cudaError === null;
+    const id = wantCuda ? `${file}\0cuda:${gpu}` : file;
     const key = `${st.size}:${st.mtimeMs}`;
-    const hit = this.entries.get(file);
-    if (hit && hit.key === key) {
-      this.entries.delete(file);
-      this.entries.set(file, hit); // most recently used last
-      return hit.session;
+    let entry = this.entries.get(id);
+    if (entry && entry.key !== key) {
+      this.evict(id, entry);
+      entry = undefined;
     }
-    if (hit) this.drop(file, hit);
-    const session = ort.InferenceSession.create(file, {
+    if (entry) {
+      this.entries.delete(id);
+      this.entries.set(id, entry); // most recently used last
+    } else {
+      const created = this.create(file, wantCuda ? gpu : null);
+      entry = { key, session: created, users: 0, evicted: false };
+      const e = entry;
+      this.entries.set(id, e);
+      created.catch(() => {
+        if (this.entries.get(id) === e) this.entries.delete(id);
+      });
+      for (const [oldId, old] of this.entries) {
+        if (this.entries.size <= this.capacity) break;
+        if (old !== e) this.evict(oldId, old);
+      }
+    }
+    entry.users++;
+    const held = entry;
+    let session: ort.InferenceSession;
+    try {
+      session = await held.session;
+    } catch (err) {
+      this.unuse(held);
+      if (!wantCuda) throw err;
+      this.cudaError = (err as Error).message.split('\n')[0] ?? 'unknown error';
+      return { ...(await this.acquire(file, null)), fallback: this.cudaError };
+    }
+    let released = false;
+    return {
+      session,
+      provider: wantCuda ? 'cuda' : 'cpu',
+      ...(gpu !== null && !wantCuda ? { fallback: this.cudaError ?? '' } : {}),
+      release: () => {
+        if (released) return;
+        released = true;
+        this.unuse(held);
+      },
+    };
+  }
+
+  private create(file: string, gpu: number | null): Promise<ort.InferenceSession> {
+    return ort.InferenceSession.create(file, {
+      executionProviders: gpu === null ? ['cpu'] : [{ name: 'cuda', deviceId: gpu }],
       intraOpNumThreads: this.threads,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
     });
-    const entry = { key, session };
-    this.entries.set(file, entry);
-    session.catch(() => {
-      if (this.entries.get(file) === entry) this.entries.delete(file);
-    });
-    while (this.entries.size > this.capacity) {
-      const [oldest, e] = this.entries.entries().next().value as [string, Cached];
-      this.drop(oldest, e);
-    }
-    return session;
   }
 
   get size(): number {
     return this.entries.size;
   }
 
-  private drop(file: string, e: Cached): void {
-    this.entries.delete(file);
+  private evict(id: string, e: Cached): void {
+    if (this.entries.get(id) === e) this.entries.delete(id);
+    e.evicted = true;
+    if (e.users === 0) this.dispose(e);
+  }
+
+  private unuse(e: Cached): void {
+    e.users--;
+    if (e.evicted && e.users === 0) this.dispose(e);
+  }
+
+  private dispose(e: Cached): void {
     e.session.then((s) => s.release()).catch(() => undefined);
   }
 
+  /** Releases every session not in use now; those in use go when their holders release them. */
   async close(): Promise<void> {
-    for (const [file, e] of [...this.entries]) this.drop(file, e);
+    for (const [id, e] of [...this.entries]) this.evict(id, e);
   }
 }
 
