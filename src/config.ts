@@ -37,6 +37,8 @@ export interface Config {
   environment: string;
   /** How the PyTorch runner is started and watched. */
   torch: TorchSettings;
+  /** POST /api/v2/inference/predict (see src/predict/predict-service.ts). */
+  predict: PredictSettings;
 }
 
 export interface TorchSettings {
@@ -107,6 +109,17 @@ export function isDeviceKey(key: string): boolean {
   return key === 'cpu' || key === 'gpu' || key === 'cuda' || /^cuda:\d{1,3}$/.test(key);
 }
 
+export interface PredictSettings {
+  /** Requests for one model run together up to this many (1 = no batching). */
+  maxBatch: number;
+  /** How long the first request of a batch waits for company. */
+  maxWaitMs: number;
+  /** Requests in progress at once (decoding, waiting, running); more are refused with 429. */
+  maxInflight: number;
+  /** Body size limit of the predict route (an image or an IQ chunk rides in the body). */
+  bodyLimitBytes: number;
+}
+
 export interface ConfigOverrides {
   host?: string;
   port?: number;
@@ -147,6 +160,12 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
     shutdownGraceMs: num(env, 'RFUAV_SHUTDOWN_GRACE_S', 10, 0, 3600) * 1000,
     logLevel: env.RFUAV_LOG_LEVEL ?? 'info',
     environment: env.RFUAV_ENV ?? env.NODE_ENV ?? 'production',
+    predict: {
+      maxBatch: num(env, 'RFUAV_PREDICT_MAX_BATCH', 8, 1, 256),
+      maxWaitMs: num(env, 'RFUAV_PREDICT_MAX_WAIT_MS', 5, 0, 10_000),
+      maxInflight: num(env, 'RFUAV_PREDICT_MAX_INFLIGHT', 32, 1, 100_000),
+      bodyLimitBytes: num(env, 'RFUAV_PREDICT_BODY_LIMIT_BYTES', 64 * 1024 * 1024, 1024, 1024 ** 3),
+    },
     torch: {
       python: env.RFUAV_PYTHON || defaultPython(),
       silenceTimeoutMs: num(env, 'RFUAV_RUNNER_SILENCE_S', 600, 1, 86400) * 1000,

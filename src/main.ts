@@ -20,6 +20,7 @@ import { TaskService } from './service/task-service.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { PathSandbox } from './util/sandbox.js';
+import { PredictService } from './predict/predict-service.js';
 
 /** The built-in task kinds: one line each. */
 function builtinJobs(pool: WorkerPool, config: Config, sessions: OnnxSessionCache): JobDefinition[] {
@@ -116,6 +117,7 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
     metrics,
     registry,
     logger,
+    predict: new PredictService(config.predict, sessions, workers, paths),
   });
   await svc.start();
   logger.info(

@@ -19,6 +19,7 @@ import { taskRoutes } from './routes/tasks.js';
 import { SseStreams } from './sse.js';
 import { preprocessingRoutes } from './routes/preprocessing.js';
 import { modelTaskRoutes } from './routes/model-tasks.js';
+import { predictRoutes } from './routes/predict.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -186,6 +187,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(preprocessingRoutes(deps, shared));
   await app.register(modelTaskRoutes(deps, shared));
   await app.register(resourceRoutes(deps));
+  if (deps.predict) await app.register(predictRoutes(deps, deps.predict));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

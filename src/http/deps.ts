@@ -6,6 +6,7 @@ import type { DeviceManager } from '../devices/manager.js';
 import type { JobRegistry } from '../jobs/job.js';
 import type { LogBus } from '../logbus/logbus.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
+import type { PredictService } from '../predict/predict-service.js';
 import type { TaskService } from '../service/task-service.js';
 import type { Store } from '../store/store.js';
 import type { SseStreams } from './sse.js';
@@ -21,6 +22,8 @@ export interface AppDeps {
   metrics: ServiceMetrics;
   registry: JobRegistry;
   logger: Logger;
+  /** POST /api/v2/inference/predict, when the service offers it. */
+  predict?: PredictService;
 }
 
 /** Parts the HTTP layer builds once and shares between route plugins. */

@@ -58,9 +58,11 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const status = err.statusCode ?? 500;
     if (status === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply
-        .status(413)
-        .send(errorBody('request body is too large', { limit_bytes: app.initialConfig.bodyLimit }));
+      return reply.status(413).send(
+        errorBody('request body is too large', {
+          limit_bytes: request.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit,
+        }),
+      );
     }
     if (status >= 400 && status < 500) {
       // Fastify's own client errors: malformed JSON, wrong content type, bad headers.

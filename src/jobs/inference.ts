@@ -69,7 +69,7 @@ interface InferenceParams {
 }
 
 /** Which engine runs and on which file, by SPEC §2.3's rule for `auto`. */
-async function chooseEngine(
+export async function chooseEngine(
   paths: PathSandbox,
   weightPath: string,
   engine: 'auto' | 'onnx' | 'torch',

@@ -17,7 +17,7 @@ export const ANIMATION_MAX_FRAMES = 300;
 export const ANIMATION_FRAME_MS = 200;
 
 /** A worker holds one slice in memory (twice with save_matrix): bound it. */
-const MAX_SAMPLES_PER_SLICE = 20_000_000;
+export const MAX_SAMPLES_PER_SLICE = 20_000_000;
 
 export const SpectrogramBody = Type.Object({
   input_path: Type.String({

@@ -1,0 +1,156 @@
+/**
+ * POST /api/v2/inference/predict (SPEC §2.3): one image (multipart upload, `image_base64` or a
+ * data-root `path`) or one IQ chunk (`iq` upload, `iq_base64` or a `.iq`/`.dat` path), classified
+ * at once by PredictService. JSON and multipart bodies are checked by the same schema here (the
+ * multipart fields arrive as text, so numbers are read from it).
+ */
+import multipart from '@fastify/multipart';
+import { Type, type Static } from '@sinclair/typebox';
+import Ajv from 'ajv';
+import type { FastifyInstance } from 'fastify';
+import { AppError, invalidField } from '../../domain/errors.js';
+import { SLICING_FIELDS } from '../../jobs/spectrogram.js';
+import type { ModelRef, PredictInput, PredictService } from '../../predict/predict-service.js';
+import type { AppDeps } from '../deps.js';
+
+const PredictBody = Type.Object({
+  model: Type.Optional(
+    Type.String({ minLength: 1, description: 'A trained model folder (config.yaml + best_model.onnx)' }),
+  ),
+  cfg_path: Type.Optional(
+    Type.String({ minLength: 1, description: 'Model card, with weight_path instead of model' }),
+  ),
+  weight_path: Type.Optional(
+    Type.String({ minLength: 1, description: '.onnx, or .pth with an .onnx beside it' }),
+  ),
+  image_base64: Type.Optional(
+    Type.String({ minLength: 1, description: 'An encoded image (PNG, JPEG, …), base64' }),
+  ),
+  iq_base64: Type.Optional(
+    Type.String({ minLength: 1, description: 'One IQ chunk: interleaved little-endian I,Q (dtype), base64' }),
+  ),
+  path: Type.Optional(
+    Type.String({ minLength: 1, description: 'An image or an IQ chunk file in the data root' }),
+  ),
+  top_k: Type.Integer({ minimum: 1, maximum: 100, default: 5 }),
+  dtype: SLICING_FIELDS.dtype,
+  stft_point: SLICING_FIELDS.stft_point,
+  width: SLICING_FIELDS.width,
+  height: SLICING_FIELDS.height,
+});
+type PredictBody = Static<typeof PredictBody>;
+
+const NUMERIC = new Set(['top_k', 'stft_point', 'width', 'height']);
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+const ajv = new Ajv.default({
+  coerceTypes: false,
+  useDefaults: true,
+  removeAdditional: true,
+  allErrors: true,
+});
+ajv.addKeyword('example');
+const check = ajv.compile<PredictBody>(PredictBody);
+
+function decode(field: string, text: string): Uint8Array {
+  const s = text.replace(/\s+/g, '');
+  if (!BASE64.test(s)) throw invalidField(field, 'is not base64');
+  const bytes = Buffer.from(s, 'base64');
+  if (bytes.length === 0) throw invalidField(field, 'decodes to nothing');
+  return bytes;
+}
+
+export function predictRoutes(deps: AppDeps, predict: PredictService) {
+  return async (app: FastifyInstance) => {
+    const limit = deps.config.predict.bodyLimitBytes;
+    await app.register(multipart, {
+      limits: { fileSize: limit, files: 1, fields: 20, fieldSize: 64 * 1024 },
+    });
+    app.post(
+      '/api/v2/inference/predict',
+      {
+        bodyLimit: limit,
+        // Checked in the handler for JSON and multipart alike; the schema is here for /docs.
+        validatorCompiler: () => () => true,
+        schema: {
+          tags: ['inference'],
+          summary: 'Classify one image or IQ chunk now (batched with concurrent requests for the same model)',
+          consumes: ['application/json', 'multipart/form-data'],
+          body: PredictBody,
+        },
+      },
+      async (request, reply) => {
+        const fields: Record<string, unknown> = {};
+        let upload: { field: string; filename: string; bytes: Uint8Array } | null = null;
+        if (request.isMultipart()) {
+          for await (const part of request.parts()) {
+            if (part.type === 'file') {
+              upload = { field: part.fieldname, filename: part.filename, bytes: await part.toBuffer() };
+            } else {
+              const v = part.value;
+              fields[part.fieldname] = NUMERIC.has(part.fieldname) && /^\d+$/.test(String(v)) ? Number(v) : v;
+            }
+          }
+        } else {
+          const b = request.body;
+          if (typeof b !== 'object' || b === null || Array.isArray(b)) {
+            throw new AppError('validation', 'body: must be a JSON object or a multipart form', {
+              field: 'body',
+            });
+          }
+          Object.assign(fields, b);
+        }
+        if (!check(fields)) {
+          throw Object.assign(new Error('invalid body'), {
+            statusCode: 400,
+            validation: check.errors,
+            validationContext: 'body',
+          });
+        }
+        const body = fields as PredictBody;
+        let ref: ModelRef;
+        if (body.model !== undefined) {
+          if (body.cfg_path !== undefined || body.weight_path !== undefined)
+            throw invalidField('model', 'give either model or cfg_path with weight_path, not both');
+          ref = { model: body.model };
+        } else if (body.cfg_path !== undefined && body.weight_path !== undefined) {
+          ref = { cfg_path: body.cfg_path, weight_path: body.weight_path };
+        } else {
+          throw invalidField('model', 'is required: a trained model folder, or cfg_path with weight_path');
+        }
+        const given = [upload, body.image_base64, body.iq_base64, body.path].filter(
+          (x) => x !== undefined && x !== null,
+        );
+        if (given.length !== 1) {
+          throw invalidField(
+            'image',
+            given.length
+              ? 'give exactly one input: an uploaded file, image_base64, iq_base64 or path'
+              : 'is required: upload a file (field image or iq), or give image_base64, iq_base64 or path',
+          );
+        }
+        let input: PredictInput;
+        if (upload) {
+          const iq = upload.field === 'iq' || /\.(iq|dat)$/i.test(upload.filename);
+          if (upload.bytes.length === 0) throw invalidField(upload.field, 'the uploaded file is empty');
+          input = { kind: iq ? 'iq' : 'image', bytes: upload.bytes, field: upload.field };
+        } else if (body.image_base64 !== undefined) {
+          input = { kind: 'image', bytes: decode('image_base64', body.image_base64), field: 'image_base64' };
+        } else if (body.iq_base64 !== undefined) {
+          input = { kind: 'iq', bytes: decode('iq_base64', body.iq_base64), field: 'iq_base64' };
+        } else {
+          input = { kind: 'path', path: body.path as string };
+        }
+        try {
+          return await predict.predict(ref, input, body, body.top_k);
+        } catch (err) {
+          if (err instanceof AppError && err.code === 'rate_limited') {
+            deps.metrics.rejected.inc({ reason: 'predict_busy' });
+            reply.header('retry-after', '1');
+          }
+          throw err;
+        }
+      },
+    );
+  };
+}
