@@ -28,14 +28,22 @@ export class ApiClient {
     return h;
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.send<T>(method, path, {
+      headers: this.headers(body === undefined ? {} : { 'content-type': 'application/json' }),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  }
+
+  /** A multipart form (fetch sets its content type and boundary). */
+  upload<T>(path: string, form: FormData): Promise<T> {
+    return this.send<T>('POST', path, { headers: this.headers(), body: form });
+  }
+
+  private async send<T>(method: string, path: string, init: RequestInit): Promise<T> {
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.opts.server), {
-        method,
-        headers: this.headers(body === undefined ? {} : { 'content-type': 'application/json' }),
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      res = await fetch(new URL(path, this.opts.server), { method, ...init });
     } catch (err) {
       throw new ApiError(
         0,

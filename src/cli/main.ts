@@ -1,3 +1,5 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
 import { createService, InsecureListenError } from '../main.js';
@@ -27,8 +29,13 @@ Usage:
         [--no-resume]
   rfuav evaluate --cfg config.yaml --weights FILE.pth --data DIR --save DIR [--device cuda]
         [--batch-size 16]
-  rfuav infer --cfg config.yaml --weights FILE.pth|FILE.onnx --source IMAGE|DIR [--save results]
-        [--engine auto|onnx|torch] [--device cuda] [--batch-size 8]
+  rfuav infer --cfg config.yaml --weights FILE.pth|FILE.onnx --source IMAGE|RECORDING|DIR
+        [--save results] [--engine auto|onnx|torch] [--device cuda] [--batch-size 8]
+        [--sample-rate 100e6] [--stft-point 1024] [--duration 0.1] [--dtype float32|int16]
+        [--width 1920] [--height 1440] [--animation webp|gif]   (how recordings become frames)
+  rfuav predict FILE (--model DIR | --cfg config.yaml --weights FILE) [--top-k 5]
+        [--stft-point 1024] [--width 1920] [--height 1440] [--dtype float32|int16] [--json]
+        (FILE: a local image, or a .iq/.dat IQ chunk; answered at once, no task)
 
 Local commands (no server needed):
   rfuav synth --out DIR [--classes 4] [--per-class 10] [--sample-rate 100e6]
@@ -582,6 +589,10 @@ async function infer(args: string[]): Promise<number> {
       source: { type: 'string' },
       save: { type: 'string' },
       engine: { type: 'string' },
+      'sample-rate': { type: 'string' },
+      duration: { type: 'string' },
+      animation: { type: 'string' },
+      ...FRAME_OPTIONS,
     },
   });
   const body: Record<string, unknown> = {
@@ -594,23 +605,102 @@ async function infer(args: string[]): Promise<number> {
     ['engine', 'engine'],
     ['device', 'device'],
     ['batch-size', 'batch_size', int],
+    ['sample-rate', 'sample_rate', float],
+    ['duration', 'duration_time', float],
+    ['animation', 'animation_format'],
+    ...FRAME_FLAGS,
   ]);
   return submit(values, '/api/v2/inference/start', body, {
     report: (t) => {
       const r = t.result ?? {};
       const counts = (r.counts as Record<string, number> | undefined) ?? {};
-      const rows = [['CLASS', 'IMAGES']];
+      const rows = [['CLASS', 'IMAGES/FRAMES']];
       for (const [cls, n] of Object.entries(counts).sort((a, b) => b[1] - a[1])) rows.push([cls, String(n)]);
       process.stdout.write(`${table(rows)}\n`);
-      const failed = (r.failed as { file: string; error: string }[] | undefined) ?? [];
-      for (const f of failed) process.stdout.write(`not classified: ${f.file} (${f.error})\n`);
+      const failed = (r.failed as { file: string; frame?: number; error: string }[] | undefined) ?? [];
+      for (const f of failed)
+        process.stdout.write(`not classified: ${f.file}${f.frame ? ` frame ${f.frame}` : ''} (${f.error})\n`);
       const ips =
         typeof r.images_per_second === 'number' ? `, ${r.images_per_second.toFixed(1)} images/s` : '';
+      const frames = r.frames
+        ? ` and ${String(r.frames)} frame(s) of ${String(r.recordings)} recording(s)`
+        : '';
+      const anims = (r.animations as string[] | undefined)?.length ? ', annotated animations' : '';
       process.stdout.write(
-        `${String(r.images)} image(s) on ${String(r.engine)}${ips}; written to ${String(r.output_path)} (annotated copies, predictions.json, predictions.csv)\n`,
+        `${String(r.images)} image(s)${frames} on ${String(r.engine)}${ips}; written to ${String(r.output_path)} (annotated copies${anims}, predictions.json, predictions.csv)\n`,
       );
     },
   });
+}
+
+/** How an IQ chunk or recording is drawn as a frame (as the spectrogram task drew the training images). */
+const FRAME_OPTIONS = {
+  'stft-point': { type: 'string' },
+  width: { type: 'string' },
+  height: { type: 'string' },
+  dtype: { type: 'string' },
+} as const;
+const FRAME_FLAGS: [string, string, Parse?][] = [
+  ['stft-point', 'stft_point', int],
+  ['width', 'width', int],
+  ['height', 'height', int],
+  ['dtype', 'dtype'],
+];
+
+async function predict(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      ...CLIENT_OPTIONS,
+      model: { type: 'string' },
+      cfg: { type: 'string' },
+      weights: { type: 'string' },
+      'top-k': { type: 'string' },
+      json: { type: 'boolean' },
+      ...FRAME_OPTIONS,
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const file = positionals[0];
+  if (!file || positionals.length > 1)
+    throw new UsageError('predict takes one file: an image or an IQ chunk');
+  const fields: Record<string, unknown> = {};
+  flags(values, fields, [
+    ['model', 'model'],
+    ['cfg', 'cfg_path'],
+    ['weights', 'weight_path'],
+    ['top-k', 'top_k', int],
+    ...FRAME_FLAGS,
+  ]);
+  if (fields.model === undefined && (fields.cfg_path === undefined || fields.weight_path === undefined))
+    throw new UsageError('--model DIR, or --cfg with --weights, is required');
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.set(k, String(v));
+  const bytes = await fs.readFile(file);
+  const iq = /\.(iq|dat)$/i.test(file);
+  form.set(iq ? 'iq' : 'image', new Blob([bytes]), path.basename(file));
+  const a = await client(values).upload<{
+    class: string;
+    confidence: number;
+    top_k: { class: string; confidence: number }[];
+    latency_ms: number;
+    batch_size: number;
+  }>('/api/v2/inference/predict', form);
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(a)}\n`);
+    return 0;
+  }
+  const rows = [['CLASS', 'CONFIDENCE']];
+  for (const t of a.top_k) rows.push([t.class, `${(t.confidence * 100).toFixed(2)}%`]);
+  process.stdout.write(
+    `${path.basename(file)}: ${a.class} (${(a.confidence * 100).toFixed(1)}%)\n${table(rows)}\n` +
+      `answered in ${a.latency_ms.toFixed(1)} ms on the server${a.batch_size > 1 ? ` (batched with ${a.batch_size - 1} other request(s))` : ''}\n`,
+  );
+  return 0;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -794,6 +884,8 @@ export async function main(argv: string[]): Promise<number> {
       return evaluate(rest);
     case 'infer':
       return infer(rest);
+    case 'predict':
+      return predict(rest);
     case 'synth':
       return synth(rest);
     case 'noise':

@@ -99,9 +99,45 @@ describe('rfuav train / evaluate / infer', async () => {
       env,
     );
     assert.equal(inf.code, 0, inf.out + inf.err);
-    assert.match(inf.out, /^CLASS\s+IMAGES$/m);
+    assert.match(inf.out, /^CLASS\s+IMAGES\/FRAMES$/m);
     assert.match(inf.out, /^8 image\(s\) on onnx, [\d.]+ images\/s; written to inferred /m);
     assert.ok(fs.existsSync(path.join(data, 'inferred/predictions.csv')));
+
+    // predict uploads a local file and answers at once, as the inference task did.
+    const preds = JSON.parse(fs.readFileSync(path.join(data, 'inferred/predictions.json'), 'utf8')) as {
+      file: string;
+      class: string;
+      confidence: number;
+    }[];
+    const first = preds[0] as { file: string; class: string; confidence: number };
+    const local = path.join(dir, 'upload.png');
+    fs.copyFileSync(path.join(data, 'set/val', first.file), local);
+    const pr = await rfuav(['predict', local, '--model', 'models/m1', '--top-k', '2'], env);
+    assert.equal(pr.code, 0, pr.out + pr.err);
+    const pct = (first.confidence * 100).toFixed(1);
+    assert.match(pr.out, new RegExp(`^upload\\.png: ${first.class} \\(${pct.replace('.', '\\.')}%\\)$`, 'm'));
+    assert.match(pr.out, /^CLASS\s+CONFIDENCE$/m);
+    assert.match(pr.out, /^answered in [\d.]+ ms on the server/m);
+    const json = await rfuav(
+      [
+        'predict',
+        local,
+        '--cfg',
+        'models/m1/config.yaml',
+        '--weights',
+        'models/m1/best_model.onnx',
+        '--json',
+      ],
+      env,
+    );
+    assert.equal(json.code, 0, json.err);
+    assert.equal((JSON.parse(json.out) as { class: string }).class, first.class);
+    const none = await rfuav(['predict', local], env);
+    assert.equal(none.code, 2);
+    assert.match(none.err, /--model DIR, or --cfg with --weights, is required/);
+    const missing = await rfuav(['predict', path.join(dir, 'nope.png'), '--model', 'models/m1'], env);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /ENOENT/);
 
     const bad = await rfuav(
       [
