@@ -45,6 +45,10 @@ export const InferenceBody = Type.Object({
     description: 'auto: ONNX Runtime when an .onnx is given or sits beside the .pth',
   }),
   batch_size: Type.Integer({ minimum: 1, maximum: 256, default: 8 }),
+  annotate: Type.Boolean({
+    default: true,
+    description: 'Write annotated copies of images and animations of recordings (false: predictions only)',
+  }),
   // How raw recordings become frames: as the spectrogram task made the training images.
   ...SLICING_FIELDS,
   animation_format: Type.Union([Type.Literal('webp'), Type.Literal('gif')], { default: 'webp' }),
@@ -59,6 +63,7 @@ interface InferenceParams {
   /** The file the engine loads (.onnx for onnx, .pth for torch). */
   model_path: string;
   batch_size: number;
+  annotate: boolean;
   sample_rate: number;
   stft_point: number;
   dtype: IqDtype;
@@ -228,6 +233,7 @@ export function inferenceJob(
         engine: chosen.engine,
         model_path: chosen.model,
         batch_size: body.batch_size,
+        annotate: body.annotate,
         sample_rate: body.sample_rate,
         stft_point: body.stft_point,
         dtype: body.dtype,
@@ -302,8 +308,8 @@ export function inferenceJob(
       const animations: string[] = [];
       let animation: Buffer[] = [];
       let done = 0;
-      const progress = (base: number, span: number) =>
-        ctx.progress(base + (items.length ? (done / items.length) * span : span), `${done}/${items.length}`);
+      const progress = () =>
+        ctx.progress(items.length ? (done / items.length) * 95 : 95, `${done}/${items.length}`);
 
       /** Records one item's outcome: prediction, annotated copy or animation frame. */
       const finish = async (r: Prepared, probs: ArrayLike<number> | undefined): Promise<void> => {
@@ -320,36 +326,37 @@ export function inferenceJob(
           const best = top5[0] as { class: string; confidence: number };
           predictions.push({ file: shown(item.rel), frame: item.frame, ...best, top5 });
           counts[best.class] = (counts[best.class] ?? 0) + 1;
-          try {
-            if (item.frame === null) {
-              const t = target(item.rel);
-              await fs.mkdir(path.dirname(t), { recursive: true });
-              const ext = path.extname(t).toLowerCase();
-              await annotateImage(
-                abs(item.rel),
-                ANNOTATED_FORMATS.has(ext) ? t : `${t}.png`,
-                best.class,
-                best.confidence,
-              );
-            } else {
-              const preview = r.preview ?? (await framePreview(r));
-              if (preview) {
-                const a = await annotated(preview, `${best.class} #${item.frame}`, best.confidence);
-                animation.push(await a.png({ compressionLevel: 2 }).toBuffer());
-              }
-            }
-          } catch (err) {
-            ctx.log(
-              `${shown(item.rel)}${item.frame !== null ? ` frame ${item.frame}` : ''}: classified, but the annotated output could not be written (${message(err)})`,
-              'warning',
-            );
-          }
+          if (p.annotate) await annotate(r, best);
         }
         if (item.frame !== null && item.last) await flushAnimation(item.rel);
       };
 
+      /** The annotated copy of an image, or the annotated frame of a recording's animation. */
+      const annotate = async (r: Prepared, best: { class: string; confidence: number }): Promise<void> => {
+        const { item } = r;
+        try {
+          if (item.frame === null) {
+            const t = target(item.rel);
+            await fs.mkdir(path.dirname(t), { recursive: true });
+            const ext = path.extname(t).toLowerCase();
+            const file = ANNOTATED_FORMATS.has(ext) ? t : `${t}.png`;
+            await annotateImage(abs(item.rel), file, best.class, best.confidence);
+            return;
+          }
+          const preview = r.preview ?? (await framePreview(r));
+          if (!preview) return;
+          const a = await annotated(preview, `${best.class} #${item.frame}`, best.confidence);
+          animation.push(await a.png({ compressionLevel: 2 }).toBuffer());
+        } catch (err) {
+          ctx.log(
+            `${shown(item.rel)}${item.frame !== null ? ` frame ${item.frame}` : ''}: classified, but the annotated output could not be written (${message(err)})`,
+            'warning',
+          );
+        }
+      };
+
       const framePreview = async (r: Prepared): Promise<Buffer | null> =>
-        r.file && (r.item.frame ?? 0) <= ANIMATION_MAX_FRAMES
+        r.file && p.annotate && (r.item.frame ?? 0) <= ANIMATION_MAX_FRAMES
           ? sharp(r.file)
               .resize({ ...ANIMATION_BOX, fit: 'inside', withoutEnlargement: true })
               .png()
@@ -433,6 +440,7 @@ export function inferenceJob(
         };
         try {
           let next = chunks.length ? prepareChunk(0) : null;
+          let finishing: Promise<void> = Promise.resolve();
           for (let c = 0; c < chunks.length; c++) {
             const ready = await (next as Promise<Prepared[]>);
             throwIfAborted(ctx.signal);
@@ -448,9 +456,15 @@ export function inferenceJob(
               );
             }
             const byItem = new Map(ok.map((r, j) => [r, probs[j]]));
-            for (const r of ready) await finish(r, byItem.get(r));
-            progress(0, 95);
+            // Outputs of this batch are written while the next one runs; batches stay in order.
+            await finishing;
+            finishing = (async () => {
+              for (const r of ready) await finish(r, byItem.get(r));
+              progress();
+            })();
+            finishing.catch(() => undefined); // awaited with the next batch or below
           }
+          await finishing;
         } finally {
           lease.release();
         }

@@ -43,6 +43,8 @@ export interface PredictAnswer {
   latency_ms: number;
   /** How many requests ran through the model together with this one (itself included). */
   batch_size: number;
+  /** Where the time went: decoding/rendering the input, waiting for the batch, running it. */
+  timing_ms: { prepare: number; wait: number; model: number };
   model: string;
   input: 'image' | 'iq';
 }
@@ -53,10 +55,18 @@ interface Resolved {
   shown: string;
 }
 
+interface Ran {
+  probs: Float32Array;
+  batch: number;
+  /** When its batch started and how long the model took. */
+  started: number;
+  modelMs: number;
+}
+
 interface Pending {
   tensor: Float32Array;
   enqueued: number;
-  resolve(v: { probs: Float32Array; batch: number }): void;
+  resolve(v: Ran): void;
   reject(err: unknown): void;
 }
 
@@ -71,7 +81,7 @@ class ModelBatcher {
     readonly model: Resolved,
   ) {}
 
-  submit(tensor: Float32Array): Promise<{ probs: Float32Array; batch: number }> {
+  submit(tensor: Float32Array): Promise<Ran> {
     return new Promise((resolve, reject) => {
       this.queue.push({ tensor, enqueued: performance.now(), resolve, reject });
       this.schedule();
@@ -113,14 +123,18 @@ class ModelBatcher {
       if (lease instanceof Error) throw lease;
       const input = new Float32Array(batch.length * per);
       batch.forEach((p, i) => input.set(p.tensor, i * per));
+      const started = performance.now();
       const probs = await onnxProbabilities(lease.session, input, batch.length, size);
+      const modelMs = performance.now() - started;
       if ((probs[0]?.length ?? 0) !== this.model.card.num_classes) {
         throw invalidField(
           'model',
           `the ONNX model has ${probs[0]?.length} outputs but its model card ${this.model.card.num_classes} classes`,
         );
       }
-      batch.forEach((p, i) => p.resolve({ probs: probs[i] as Float32Array, batch: batch.length }));
+      batch.forEach((p, i) =>
+        p.resolve({ probs: probs[i] as Float32Array, batch: batch.length, started, modelMs }),
+      );
     } catch (err) {
       for (const p of batch) p.reject(err);
     } finally {
@@ -163,12 +177,13 @@ export class PredictService {
     try {
       const model = await this.resolve(ref);
       const { tensor, kind } = await this.tensor(input, frame, model.card.image_size);
+      const prepared = performance.now();
       let batcher = this.batchers.get(model.onnx);
       if (!batcher || batcher.model.card !== model.card) {
         batcher = new ModelBatcher(this, model);
         this.batchers.set(model.onnx, batcher);
       }
-      const { probs, batch } = await batcher.submit(tensor);
+      const { probs, batch, started, modelMs } = await batcher.submit(tensor);
       const top = topK(probs, model.card.labels, Math.min(k, model.card.num_classes));
       const best = top[0] as { class: string; confidence: number };
       return {
@@ -177,6 +192,7 @@ export class PredictService {
         top_k: top,
         latency_ms: performance.now() - t0,
         batch_size: batch,
+        timing_ms: { prepare: prepared - t0, wait: started - prepared, model: modelMs },
         model: model.shown,
         input: kind,
       };

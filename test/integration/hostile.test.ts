@@ -47,6 +47,8 @@ describe('hostile input sweep', () => {
       '/api/v2/training/x/metrics',
       '/api/v2/evaluation/start',
       '/api/v2/inference/start',
+      '/api/v2/inference/batch',
+      '/api/v2/inference/predict',
       '/api/v2/resources/config',
       '/api/v2/tasks/x/cancel',
     ];
@@ -91,6 +93,13 @@ describe('hostile input sweep', () => {
       'data_path',
       'source_path',
       'engine',
+      'source_paths',
+      'save_base_path',
+      'annotate',
+      'image_base64',
+      'iq_base64',
+      'path',
+      'top_k',
     ];
     const counts: Record<number, number> = {};
     for (let i = 0; i < 900; i++) {
@@ -109,6 +118,7 @@ describe('hostile input sweep', () => {
             'application/json',
             'text/plain',
             'application/json; charset=latin1',
+            'multipart/form-data; boundary=x',
           ]),
         },
         payload: raw,

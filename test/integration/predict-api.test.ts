@@ -233,6 +233,31 @@ describe('predict endpoint', async () => {
       body: '[1,2]',
     });
     assert.equal(notJson.status, 422);
+    const broken = await fetch(`${url}/api/v2/inference/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=x' },
+      body: '--x\r\nContent-Disposition: form-data; name="model"\r\n\r\nmod',
+    });
+    assert.equal(broken.status, 400);
+    assert.match(
+      ((await broken.json()) as { message: string }).message,
+      /^the multipart body could not be read/,
+    );
+    const two = new FormData();
+    two.set('model', 'model');
+    two.append(
+      'image',
+      new Blob([fs.readFileSync(path.join(data, 'set/val', images[0] as string))]),
+      'a.png',
+    );
+    two.append(
+      'image',
+      new Blob([fs.readFileSync(path.join(data, 'set/val', images[1] as string))]),
+      'b.png',
+    );
+    const twoFiles = await fetch(`${url}/api/v2/inference/predict`, { method: 'POST', body: two });
+    assert.equal(twoFiles.status, 413);
+    assert.match(((await twoFiles.json()) as { message: string }).message, /^send one file per request/);
   });
 
   it('refuses with 429 and Retry-After beyond its in-flight limit, and 413 for a too large body', async () => {

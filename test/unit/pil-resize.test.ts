@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { pilBilinearResize } from '../../src/engines/preprocess/pil-resize.js';
+import { pilBilinearResize, pilBilinearResizeJs } from '../../src/engines/preprocess/pil-resize.js';
 import { mulberry32 } from '../../src/util/random.js';
 import { tmpDir } from '../helpers.js';
 
@@ -58,8 +58,14 @@ describe('Pillow bilinear resize', () => {
       const raw = new Uint8Array(w * h * 3);
       // Smooth gradients plus noise: both the filter weights and the rounding matter.
       for (let i = 0; i < raw.length; i++) raw[i] = Math.floor((((i * 37) % 256) + rand() * 255) / 2);
-      const ours = pilBilinearResize(raw, w, h, 3, ow, oh);
-      assert.equal(maxDiff(ours, pillow(raw, w, h, ow, oh, dir)), 0, `${w}x${h} → ${ow}x${oh}`);
+      const theirs = pillow(raw, w, h, ow, oh, dir);
+      // The WebAssembly path (RGB) and the JavaScript one both.
+      assert.equal(maxDiff(pilBilinearResize(raw, w, h, 3, ow, oh), theirs), 0, `${w}x${h} → ${ow}x${oh}`);
+      assert.equal(
+        maxDiff(pilBilinearResizeJs(raw, w, h, 3, ow, oh), theirs),
+        0,
+        `JS ${w}x${h} → ${ow}x${oh}`,
+      );
     }
   });
 

@@ -83,13 +83,29 @@ export function predictRoutes(deps: AppDeps, predict: PredictService) {
         const fields: Record<string, unknown> = {};
         let upload: { field: string; filename: string; bytes: Uint8Array } | null = null;
         if (request.isMultipart()) {
-          for await (const part of request.parts()) {
-            if (part.type === 'file') {
-              upload = { field: part.fieldname, filename: part.filename, bytes: await part.toBuffer() };
-            } else {
-              const v = part.value;
-              fields[part.fieldname] = NUMERIC.has(part.fieldname) && /^\d+$/.test(String(v)) ? Number(v) : v;
+          try {
+            for await (const part of request.parts()) {
+              if (part.type === 'file') {
+                upload = { field: part.fieldname, filename: part.filename, bytes: await part.toBuffer() };
+              } else {
+                const v = part.value;
+                fields[part.fieldname] =
+                  NUMERIC.has(part.fieldname) && /^\d+$/.test(String(v)) ? Number(v) : v;
+              }
             }
+          } catch (err) {
+            // Limits (413 and the like) keep their status; a malformed form is the client's error.
+            const code = (err as { code?: string }).code;
+            if (code === 'FST_FILES_LIMIT')
+              throw new AppError('payload_too_large', 'send one file per request (an image or an IQ chunk)');
+            if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT')
+              throw new AppError('payload_too_large', `too many form fields (${(err as Error).message})`);
+            const status = (err as { statusCode?: number }).statusCode ?? 0;
+            if (status >= 400 && status < 500) throw err;
+            throw new AppError(
+              'bad_request',
+              `the multipart body could not be read: ${(err as Error).message}`,
+            );
           }
         } else {
           const b = request.body;

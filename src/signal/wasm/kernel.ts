@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import PFFFT from '@echogarden/pffft-wasm/simd';
+import { RESAMPLE_WASM } from './resample-wasm.js';
 import { SPECTRUM_WASM } from './spectrum-wasm.js';
 
 /**
@@ -70,6 +71,33 @@ export const kernel = await (async () => {
     ): void;
   };
 })();
+
+/** Pillow's bilinear resample passes (resample.wat), on the same memory. */
+export const resample = (
+  await WebAssembly.instantiate(RESAMPLE_WASM, { env: { memory: memory as unknown as WebAssembly.Memory } })
+).instance.exports as unknown as {
+  horizontal3(
+    src: number,
+    srcStride: number,
+    rows: number,
+    out: number,
+    outW: number,
+    bounds: number,
+    weights: number,
+    ksize: number,
+  ): void;
+  vertical(
+    rows: number,
+    stride: number,
+    out: number,
+    outH: number,
+    bounds: number,
+    weights: number,
+    ksize: number,
+    rowOffset: number,
+    acc: number,
+  ): void;
+};
 
 /** A buffer in the shared WebAssembly memory that grows on demand and is reused (one per thread). */
 export interface Scratch {
