@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import type { JobDefinition } from '../src/jobs/job.js';
 import { createService, type RunningService } from '../src/main.js';
+import { runTorch } from '../src/engines/torch/runner.js';
 
 /** A temp folder removed when the test file ends. */
 export function tmpDir(prefix = 'rfuav-test-'): string {
@@ -129,3 +130,40 @@ export const EPOCH_METRICS = [
   'learning_rate',
   'best_acc',
 ] as const;
+
+/**
+ * Trains a small ResNet-18 on the CPU with the runner directly (no service): a model folder
+ * (best_model.pth/.onnx, config.yaml) for the inference and predict tests.
+ */
+export async function trainTinyModel(o: {
+  train: string;
+  val: string;
+  out: string;
+  classes: number;
+  imageSize: number;
+  epochs: number;
+  batchSize: number;
+}): Promise<void> {
+  await runTorch({
+    python: process.env.RFUAV_PYTHON ?? '/usr/bin/python3',
+    command: 'train',
+    request: {
+      model: 'resnet18',
+      num_classes: o.classes,
+      train_path: o.train,
+      val_path: o.val,
+      output_dir: o.out,
+      image_size: o.imageSize,
+      num_epochs: o.epochs,
+      batch_size: o.batchSize,
+      learning_rate: 0.001,
+      pretrained: false,
+      seed: 1,
+      threads: 1,
+      device: 'cpu',
+    },
+    silenceTimeoutMs: 120_000,
+    killGraceMs: 1000,
+    onEvent: () => undefined,
+  });
+}

@@ -622,12 +622,15 @@ async function infer(args: string[]): Promise<number> {
         process.stdout.write(`not classified: ${f.file}${f.frame ? ` frame ${f.frame}` : ''} (${f.error})\n`);
       const ips =
         typeof r.images_per_second === 'number' ? `, ${r.images_per_second.toFixed(1)} images/s` : '';
-      const frames = r.frames
-        ? ` and ${String(r.frames)} frame(s) of ${String(r.recordings)} recording(s)`
-        : '';
+      const what = [
+        r.images || !r.recordings ? `${String(r.images)} image(s)` : '',
+        r.recordings ? `${String(r.frames)} frame(s) of ${String(r.recordings)} recording(s)` : '',
+      ]
+        .filter(Boolean)
+        .join(' and ');
       const anims = (r.animations as string[] | undefined)?.length ? ', annotated animations' : '';
       process.stdout.write(
-        `${String(r.images)} image(s)${frames} on ${String(r.engine)}${ips}; written to ${String(r.output_path)} (annotated copies${anims}, predictions.json, predictions.csv)\n`,
+        `${what} on ${String(r.engine)}${ips}; written to ${String(r.output_path)} (annotated copies${anims}, predictions.json, predictions.csv)\n`,
       );
     },
   });

@@ -173,6 +173,14 @@ interface Failure {
 
 const ANNOTATED_FORMATS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tiff', '.tif']);
 
+/** "3 image(s)", "12 frame(s) of 4 recording(s)", or both joined by "and". */
+function amount(images: number, frames: number, recordings: number): string {
+  const parts: string[] = [];
+  if (images > 0 || recordings === 0) parts.push(`${images} image(s)`);
+  if (recordings > 0) parts.push(`${frames} frame(s) of ${recordings} recording(s)`);
+  return parts.join(' and ');
+}
+
 function gpuIndex(device: string): number | null {
   const m = /^cuda:(\d+)$/.exec(device);
   return m ? Number(m[1]) : null;
@@ -295,7 +303,7 @@ export function inferenceJob(
       }
       const frames = items.filter((i) => i.frame !== null).length;
       ctx.log(
-        `Classifying ${items.length - frames} image(s) and ${frames} frame(s) of ${recordings} recording(s) ` +
+        `Classifying ${amount(items.length - frames, frames, recordings)} ` +
           `with ${card.model} on ${p.engine === 'onnx' ? 'ONNX Runtime' : 'PyTorch'}` +
           (frames
             ? ` (slices of ${p.samples_per_slice} samples, ${p.stft_point}-point STFT, ${p.width}x${p.height})`
@@ -481,11 +489,12 @@ export function inferenceJob(
             const batch = items.slice(i, i + 2 * pool.size);
             prepared.push(
               ...(await Promise.all(
-                batch.map((item) =>
+                batch.map((item, j) =>
                   item.frame === null
                     ? Promise.resolve({ item, file: abs(item.rel) })
                     : attempt(item, async () => {
-                        const file = path.join(scratch, `${prepared.length}-${item.frame}.png`);
+                        // Named by the item's place in the whole list: unique across recordings.
+                        const file = path.join(scratch, `${i + j}.png`);
                         await pool.frameInput(frameJob(item, file, false), ctx.signal);
                         return { item, file };
                       }),
@@ -533,7 +542,7 @@ export function inferenceJob(
       const classifiedFrames = predictions.length - images;
       return {
         message:
-          `classified ${images} image(s) and ${classifiedFrames} frame(s) of ${recordings} recording(s)` +
+          `classified ${amount(images, classifiedFrames, recordings)}` +
           (failed.length ? `, ${failed.length} not classified` : ''),
         result: {
           engine: p.engine,

@@ -8,9 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { runTorch } from '../../src/engines/torch/runner.js';
 import { writeImageFolder } from '../fixtures/images.js';
-import { startService, tmpDir, waitFor } from '../helpers.js';
+import { startService, tmpDir, waitFor, trainTinyModel } from '../helpers.js';
 import { http } from '../process.js';
 
 type Task = Record<string, unknown> & { status: string; task_id: string; result: Record<string, unknown> };
@@ -26,27 +25,14 @@ describe('inference API (images)', async () => {
   const data = path.join(dir, 'data');
   await writeImageFolder(path.join(data, 'set/train'), { classes: 3, perClass: 8, size: 48, seed: 3 });
   await writeImageFolder(path.join(data, 'set/val'), { classes: 3, perClass: 2, size: 48, seed: 5 });
-  await runTorch({
-    python: process.env.RFUAV_PYTHON ?? '/usr/bin/python3',
-    command: 'train',
-    request: {
-      model: 'resnet18',
-      num_classes: 3,
-      train_path: path.join(data, 'set/train'),
-      val_path: path.join(data, 'set/val'),
-      output_dir: path.join(data, 'model'),
-      image_size: 48,
-      num_epochs: 1,
-      batch_size: 4,
-      learning_rate: 0.001,
-      pretrained: false,
-      seed: 1,
-      threads: 1,
-      device: 'cpu',
-    },
-    silenceTimeoutMs: 120_000,
-    killGraceMs: 1000,
-    onEvent: () => undefined,
+  await trainTinyModel({
+    train: path.join(data, 'set/train'),
+    val: path.join(data, 'set/val'),
+    out: path.join(data, 'model'),
+    classes: 3,
+    imageSize: 48,
+    epochs: 1,
+    batchSize: 4,
   });
   // A source folder: six images (one a 200×120 JPEG), a text file and a broken PNG.
   const src = path.join(data, 'inbox');

@@ -8,10 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { runTorch } from '../../src/engines/torch/runner.js';
 import { writeRecording, CLASS_PROFILES } from '../../src/signal/synth.js';
 import { writeImageFolder } from '../fixtures/images.js';
-import { startService, tmpDir, waitFor } from '../helpers.js';
+import { startService, tmpDir, waitFor, trainTinyModel } from '../helpers.js';
 import { http } from '../process.js';
 
 type Task = Record<string, unknown> & { status: string; task_id: string; result: Record<string, unknown> };
@@ -35,27 +34,14 @@ describe('predict endpoint', async () => {
   const data = path.join(dir, 'data');
   await writeImageFolder(path.join(data, 'set/train'), { classes: 3, perClass: 8, size: 48, seed: 3 });
   await writeImageFolder(path.join(data, 'set/val'), { classes: 3, perClass: 4, size: 48, seed: 5 });
-  await runTorch({
-    python: process.env.RFUAV_PYTHON ?? '/usr/bin/python3',
-    command: 'train',
-    request: {
-      model: 'resnet18',
-      num_classes: 3,
-      train_path: path.join(data, 'set/train'),
-      val_path: path.join(data, 'set/val'),
-      output_dir: path.join(data, 'model'),
-      image_size: 48,
-      num_epochs: 1,
-      batch_size: 4,
-      learning_rate: 0.001,
-      pretrained: false,
-      seed: 1,
-      threads: 1,
-      device: 'cpu',
-    },
-    silenceTimeoutMs: 120_000,
-    killGraceMs: 1000,
-    onEvent: () => undefined,
+  await trainTinyModel({
+    train: path.join(data, 'set/train'),
+    val: path.join(data, 'set/val'),
+    out: path.join(data, 'model'),
+    classes: 3,
+    imageSize: 48,
+    epochs: 1,
+    batchSize: 4,
   });
   fs.mkdirSync(path.join(data, 'pth-only'));
   fs.copyFileSync(path.join(data, 'model/best_model.pth'), path.join(data, 'pth-only/w.pth'));
