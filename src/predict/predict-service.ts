@@ -136,7 +136,13 @@ class ModelBatcher {
         p.resolve({ probs: probs[i] as Float32Array, batch: batch.length, started, modelMs }),
       );
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      // A model that will not load or run (a corrupt file, an input size its card does not
+      // match) is the request's problem, not the server's.
+      const why =
+        err instanceof AppError
+          ? err
+          : invalidField('model', `the ONNX model could not run: ${(err as Error).message.split('\n')[0]}`);
+      for (const p of batch) p.reject(why);
     } finally {
       if (!(lease instanceof Error)) lease.release();
       this.running = false;
@@ -158,10 +164,6 @@ export class PredictService {
     private readonly pool: WorkerPool,
     private readonly paths: PathSandbox,
   ) {}
-
-  get inProgress(): number {
-    return this.inflight;
-  }
 
   /** Refuses at once (429) when `maxInflight` requests are already in progress. */
   async predict(ref: ModelRef, input: PredictInput, frame: FrameOptions, k: number): Promise<PredictAnswer> {

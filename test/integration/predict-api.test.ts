@@ -213,6 +213,21 @@ describe('predict endpoint', async () => {
       assert.equal(r.status, status, `${JSON.stringify(body).slice(0, 120)} → ${JSON.stringify(r.body)}`);
       assert.match(String(r.body.message), message);
     }
+    // A card that does not fit its model (96 px card, 48 px ONNX): named, not a server error.
+    fs.mkdirSync(path.join(data, 'misfit'), { recursive: true });
+    fs.copyFileSync(path.join(data, 'model/best_model.onnx'), path.join(data, 'misfit/best_model.onnx'));
+    fs.writeFileSync(
+      path.join(data, 'misfit/config.yaml'),
+      fs
+        .readFileSync(path.join(data, 'model/config.yaml'), 'utf8')
+        .replace(/image_size: 48/, 'image_size: 96'),
+    );
+    const misfit = await predict({ model: 'misfit', image_base64: img });
+    assert.equal(misfit.status, 422, JSON.stringify(misfit.body));
+    assert.match(String(misfit.body.message), /^model: the ONNX model could not run/);
+    fs.writeFileSync(path.join(data, 'misfit/best_model.onnx'), 'not onnx');
+    const corrupt = await predict({ model: 'misfit', image_base64: img });
+    assert.equal(corrupt.status, 422, JSON.stringify(corrupt.body));
     const notJson = await fetch(`${url}/api/v2/inference/predict`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
