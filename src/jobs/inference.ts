@@ -13,7 +13,7 @@ import type { TorchSettings } from '../config.js';
 import { badPath, invalidField } from '../domain/errors.js';
 import { annotated, annotateImage, writeAnimation } from '../engines/annotate.js';
 import { readModelCard } from '../engines/model-card.js';
-import { onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
+import { onnxCardMismatch, onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
 import { iqSampleCount, type IqDtype } from '../signal/iq.js';
 import type { FrameResult } from '../signal/slice-worker.js';
 import type { WorkerPool } from '../workers/pool.js';
@@ -203,6 +203,21 @@ export function inferenceJob(
     async validate(body: InferenceBody, { paths }) {
       const card = await readModelCard(paths.resolve(body.cfg_path, 'cfg_path'), 'cfg_path', body.cfg_path);
       const chosen = await chooseEngine(paths, body.weight_path, body.engine);
+      if (chosen.engine === 'onnx') {
+        // The model is loaded now (and stays cached for the run): it must fit its card.
+        const lease = await sessions
+          .acquire(paths.resolve(chosen.model, 'weight_path'))
+          .catch((err: Error) => {
+            throw invalidField(
+              'weight_path',
+              `'${chosen.model}' is not a loadable ONNX model (${message(err)})`,
+            );
+          });
+        const mismatch = onnxCardMismatch(lease.session, card);
+        lease.release();
+        if (mismatch)
+          throw invalidField('weight_path', `${mismatch} ('${chosen.model}' vs '${body.cfg_path}')`);
+      }
       const perSlice = samplesPerSlice(body);
       const { path: source, stat: st } = await existingPath(paths, body.source_path, 'source_path');
       if (st.isFile()) {

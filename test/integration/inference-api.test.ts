@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
+import YAML from 'yaml';
 import { writeImageFolder } from '../fixtures/images.js';
 import { startService, tmpDir, waitFor, trainTinyModel } from '../helpers.js';
 import { http } from '../process.js';
@@ -177,6 +178,15 @@ describe('inference API (images)', async () => {
   it('checks requests at submission', async () => {
     fs.writeFileSync(path.join(data, 'rec.iq'), Buffer.alloc(64));
     fs.writeFileSync(path.join(data, 'odd.iq'), Buffer.alloc(63));
+    // Model cards that do not fit the ONNX export (48 px, 3 classes), and a corrupt export.
+    const card = fs.readFileSync(path.join(data, 'model/config.yaml'), 'utf8');
+    fs.mkdirSync(path.join(data, 'misfit'), { recursive: true });
+    fs.writeFileSync(path.join(data, 'misfit/big.yaml'), card.replace(/image_size: 48/, 'image_size: 96'));
+    fs.writeFileSync(path.join(data, 'misfit/corrupt.onnx'), 'not onnx');
+    const four = YAML.parse(card) as { num_classes: number; class_names: Record<string, number> };
+    four.num_classes = 4;
+    four.class_names.extra = 3;
+    fs.writeFileSync(path.join(data, 'misfit/four.yaml'), YAML.stringify(four));
     const cases: [Record<string, unknown>, number, RegExp][] = [
       [
         { source_path: 'rec.iq' },
@@ -205,6 +215,16 @@ describe('inference API (images)', async () => {
       [{ cfg_path: 'model/missing.yaml' }, 400, /^cfg_path: .* does not exist/],
       [{ save_path: 'inbox' }, 400, /^save_path: must not be the source folder/],
       [{ engine: 'tensorrt' }, 422, /^engine: must be one of auto, onnx, torch/],
+      [
+        { cfg_path: 'misfit/big.yaml', weight_path: 'model/best_model.onnx' },
+        422,
+        /^weight_path: the ONNX model takes 48×48 images but the model card says image_size 96/,
+      ],
+      [
+        { weight_path: 'misfit/corrupt.onnx' },
+        422,
+        /^weight_path: 'misfit\/corrupt.onnx' is not a loadable ONNX model/,
+      ],
     ];
     for (const [patch, status, message] of cases) {
       const r = await http<{ message: string }>(`${url}/api/v2/inference/start`, 'POST', {

@@ -160,3 +160,24 @@ export async function onnxProbabilities(
   }
   return out;
 }
+
+/**
+ * Why `session` cannot serve a model card, or null: its output is not `classes` wide, or its
+ * input is fixed at another image size. Dimensions the export left symbolic are not checked.
+ */
+export function onnxCardMismatch(
+  session: ort.InferenceSession,
+  card: { num_classes: number; image_size: number },
+): string | null {
+  const dims = (m: ort.InferenceSession.ValueMetadata | undefined) =>
+    m && m.isTensor ? m.shape : ([] as readonly (number | string)[]);
+  const out = dims(session.outputMetadata[0]);
+  const classes = out[out.length - 1];
+  if (typeof classes === 'number' && classes !== card.num_classes)
+    return `the ONNX model has ${classes} outputs but the model card ${card.num_classes} classes`;
+  const input = dims(session.inputMetadata[0]);
+  const [h, w] = [input[2], input[3]];
+  if ((typeof h === 'number' && h !== card.image_size) || (typeof w === 'number' && w !== card.image_size))
+    return `the ONNX model takes ${w}×${h} images but the model card says image_size ${card.image_size}`;
+  return null;
+}
