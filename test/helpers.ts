@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../src/config.js';
 import type { JobDefinition } from '../src/jobs/job.js';
 import { createService, type RunningService } from '../src/main.js';
 import { runTorch } from '../src/engines/torch/runner.js';
+import { writeImageFolder } from './fixtures/images.js';
 
 /** A temp folder removed when the test file ends. */
 export function tmpDir(prefix = 'rfuav-test-'): string {
@@ -165,5 +166,28 @@ export async function trainTinyModel(o: {
     silenceTimeoutMs: 120_000,
     killGraceMs: 1000,
     onEvent: () => undefined,
+  });
+}
+
+/**
+ * The small image model the inference and predict tests share: 3 pattern classes at 48 px
+ * (set/train 8 per class, set/val `valPerClass`), one epoch, written to `data/model`.
+ */
+export async function tinyImageModel(data: string, valPerClass: number): Promise<void> {
+  await writeImageFolder(path.join(data, 'set/train'), { classes: 3, perClass: 8, size: 48, seed: 3 });
+  await writeImageFolder(path.join(data, 'set/val'), {
+    classes: 3,
+    perClass: valPerClass,
+    size: 48,
+    seed: 5,
+  });
+  await trainTinyModel({
+    train: path.join(data, 'set/train'),
+    val: path.join(data, 'set/val'),
+    out: path.join(data, 'model'),
+    classes: 3,
+    imageSize: 48,
+    epochs: 1,
+    batchSize: 4,
   });
 }

@@ -9,8 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import YAML from 'yaml';
-import { writeImageFolder } from '../fixtures/images.js';
-import { startService, tmpDir, waitFor, trainTinyModel } from '../helpers.js';
+import { startService, tmpDir, waitFor, tinyImageModel } from '../helpers.js';
 import { http } from '../process.js';
 
 type Task = Record<string, unknown> & { status: string; task_id: string; result: Record<string, unknown> };
@@ -24,17 +23,7 @@ interface Pred {
 describe('inference API (images)', async () => {
   const dir = tmpDir();
   const data = path.join(dir, 'data');
-  await writeImageFolder(path.join(data, 'set/train'), { classes: 3, perClass: 8, size: 48, seed: 3 });
-  await writeImageFolder(path.join(data, 'set/val'), { classes: 3, perClass: 2, size: 48, seed: 5 });
-  await trainTinyModel({
-    train: path.join(data, 'set/train'),
-    val: path.join(data, 'set/val'),
-    out: path.join(data, 'model'),
-    classes: 3,
-    imageSize: 48,
-    epochs: 1,
-    batchSize: 4,
-  });
+  await tinyImageModel(data, 2);
   // A source folder: six images (one a 200×120 JPEG), a text file and a broken PNG.
   const src = path.join(data, 'inbox');
   fs.cpSync(path.join(data, 'set/val'), src, { recursive: true });

@@ -9,8 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { writeRecording, CLASS_PROFILES } from '../../src/signal/synth.js';
-import { writeImageFolder } from '../fixtures/images.js';
-import { startService, tmpDir, waitFor, trainTinyModel } from '../helpers.js';
+import { startService, tmpDir, waitFor, tinyImageModel } from '../helpers.js';
 import { http } from '../process.js';
 
 type Task = Record<string, unknown> & { status: string; task_id: string; result: Record<string, unknown> };
@@ -32,17 +31,7 @@ interface Pred {
 describe('predict endpoint', async () => {
   const dir = tmpDir();
   const data = path.join(dir, 'data');
-  await writeImageFolder(path.join(data, 'set/train'), { classes: 3, perClass: 8, size: 48, seed: 3 });
-  await writeImageFolder(path.join(data, 'set/val'), { classes: 3, perClass: 4, size: 48, seed: 5 });
-  await trainTinyModel({
-    train: path.join(data, 'set/train'),
-    val: path.join(data, 'set/val'),
-    out: path.join(data, 'model'),
-    classes: 3,
-    imageSize: 48,
-    epochs: 1,
-    batchSize: 4,
-  });
+  await tinyImageModel(data, 4);
   fs.mkdirSync(path.join(data, 'pth-only'));
   fs.copyFileSync(path.join(data, 'model/best_model.pth'), path.join(data, 'pth-only/w.pth'));
   // A 0.01 s IQ chunk at 1 MS/s.

@@ -73,10 +73,7 @@ function clip8(v: number): number {
   return v >> PRECISION_BITS;
 }
 
-/**
- * Resizes interleaved 8-bit pixels (`channels` per pixel) to `outW`×`outH` exactly as
- * `PIL.Image.resize((outW, outH), Image.BILINEAR)` does.
- */
+/** The JavaScript implementation, any channel count: the reference the WebAssembly one is held to. */
 export function pilBilinearResizeJs(
   src: Uint8Array,
   width: number,
