@@ -281,10 +281,15 @@ export class PredictService {
       const ext = path.extname(p).toLowerCase();
       if (ext === '.iq' || ext === '.dat') {
         const st = await fs.stat(p);
-        if (st.size > MAX_SAMPLES_PER_SLICE * COMPLEX_SAMPLE_BYTES[frame.dtype]) {
+        // The same bound as an upload: a chunk from the data root may not take more memory.
+        const limit = Math.min(
+          MAX_SAMPLES_PER_SLICE * COMPLEX_SAMPLE_BYTES[frame.dtype],
+          this.settings.bodyLimitBytes,
+        );
+        if (st.size > limit) {
           throw invalidField(
             'path',
-            `'${input.path}' is longer than one chunk (${MAX_SAMPLES_PER_SLICE} samples); classify whole recordings with /api/v2/inference/start`,
+            `'${input.path}' (${st.size} bytes) is longer than one chunk (at most ${limit} bytes here); classify whole recordings with /api/v2/inference/start`,
           );
         }
         bytes = await fs.readFile(p);
@@ -304,6 +309,8 @@ export class PredictService {
       if ('error' in r) throw invalidField(field, r.error);
       return { tensor: r.tensor, kind };
     }
+    if (frame.stft_point & (frame.stft_point - 1))
+      throw invalidField('stft_point', `must be a power of two (got ${frame.stft_point})`);
     const samples = iqSamples(bytes as Uint8Array, frame, field);
     const r = await this.pool.frameInput({
       source: samples,
@@ -334,7 +341,10 @@ function iqSamples(bytes: Uint8Array, frame: FrameOptions, field: string): Float
   }
   if (n > MAX_SAMPLES_PER_SLICE)
     throw invalidField(field, `${n} samples is over the limit of ${MAX_SAMPLES_PER_SLICE}`);
-  if (frame.dtype === 'float32' && os.endianness() === 'LE') return new Float32Array(bytes.slice().buffer);
+  // A copy of exactly these bytes: a small Buffer is a view into Node's shared 8 KiB pool, so
+  // its `.buffer` holds other data around it (and may not be 4-byte aligned).
+  if (frame.dtype === 'float32' && os.endianness() === 'LE')
+    return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const out = new Float32Array(2 * n);
   if (frame.dtype === 'float32') for (let i = 0; i < 2 * n; i++) out[i] = view.readFloatLE(4 * i);

@@ -5,13 +5,14 @@
  * that need enlarging or reducing.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { OnnxSessionCache, onnxProbabilities } from '../../src/engines/onnx/engine.js';
+import { OnnxSessionCache, fixedBatch, onnxProbabilities } from '../../src/engines/onnx/engine.js';
 import { imageTensorInto } from '../../src/engines/preprocess/image.js';
-import { runTorch } from '../../src/engines/torch/runner.js';
+import { PYTHON_ROOT, runTorch } from '../../src/engines/torch/runner.js';
 import { writeImageFolder } from '../fixtures/images.js';
 import { tmpDir } from '../helpers.js';
 
@@ -110,6 +111,44 @@ describe('inference engines agree', async () => {
     fs.utimesSync(copy, new Date(), new Date(Date.now() + 5000));
     assert.notEqual(await get(copy), before, 'a changed file gets a new session');
     await assert.rejects(cache.acquire(path.join(dir, 'missing.onnx')), /ENOENT/);
+    await cache.close();
+  });
+
+  it('runs a model exported with a fixed batch size in runs of that size', async () => {
+    // A user's own export without a dynamic batch axis (here fixed at 2): a batch of 7 becomes
+    // runs of 2, the last padded, and each image still gets its own answer.
+    const fixed = path.join(dir, 'fixed2.onnx');
+    const script = [
+      'import sys, torch',
+      'from rfuav_torch.card import load_card, load_weights',
+      'from rfuav_torch.models import build',
+      'c = load_card(sys.argv[1])',
+      "m = build(c['model'], c['num_classes'], False, c['image_size'])",
+      'load_weights(m, sys.argv[2]); m.eval()',
+      "torch.onnx.export(m, torch.rand(2, 3, c['image_size'], c['image_size']), sys.argv[3], input_names=['input'], output_names=['logits'])",
+    ].join('\n');
+    execFileSync(
+      PYTHON,
+      ['-c', script, path.join(out, 'config.yaml'), path.join(out, 'best_model.pth'), fixed],
+      { env: { ...process.env, PYTHONPATH: PYTHON_ROOT }, stdio: 'pipe' },
+    );
+    const cache = new OnnxSessionCache(2, 1);
+    const dynamic = await cache.acquire(path.join(out, 'best_model.onnx'));
+    const two = await cache.acquire(fixed);
+    assert.equal(fixedBatch(dynamic.session), null);
+    assert.equal(fixedBatch(two.session), 2);
+    const per = 3 * SIZE * SIZE;
+    const input = new Float32Array(files.length * per);
+    for (let i = 0; i < files.length; i++) await imageTensorInto(files[i] as string, SIZE, input, i * per);
+    assert.equal(files.length % 2, 1, 'an odd count, so the last run is padded');
+    const want = await onnxProbabilities(dynamic.session, input, files.length, SIZE);
+    const got = await onnxProbabilities(two.session, input, files.length, SIZE);
+    assert.equal(got.length, files.length);
+    got.forEach((g, i) =>
+      g.forEach((v, c) => assert.ok(Math.abs(v - (want[i]?.[c] as number)) < 1e-5, `image ${i} class ${c}`)),
+    );
+    dynamic.release();
+    two.release();
     await cache.close();
   });
 

@@ -147,6 +147,33 @@ describe('predict endpoint', async () => {
     }
   });
 
+  it('reads a chunk smaller than 4 KiB as exactly its own samples', async () => {
+    // Small decoded bodies live in Node's shared buffer pool; the samples must be these bytes,
+    // not the pool around them. 256 samples = 2 KiB, by base64, upload and path alike.
+    const bytes = fs.readFileSync(path.join(data, 'chunk.iq')).subarray(0, 256 * 8);
+    fs.writeFileSync(path.join(data, 'small.iq'), bytes);
+    const frame = { stft_point: 16, width: 64, height: 48 };
+    const byPath = await predict({ model: 'model', path: 'small.iq', ...frame });
+    assert.equal(byPath.status, 200, JSON.stringify(byPath.body));
+    const form = new FormData();
+    form.set('model', 'model');
+    for (const [k, v] of Object.entries(frame)) form.set(k, String(v));
+    form.set('iq', new Blob([bytes]), 'small.iq');
+    const res = await fetch(`${url}/api/v2/inference/predict`, { method: 'POST', body: form });
+    const byUpload = (await res.json()) as Answer;
+    assert.equal(res.status, 200, JSON.stringify(byUpload));
+    for (let i = 0; i < 3; i++) {
+      const byB64 = await predict({ model: 'model', iq_base64: bytes.toString('base64'), ...frame });
+      assert.equal(byB64.status, 200, JSON.stringify(byB64.body));
+      for (const a of [byB64.body, byUpload]) {
+        assert.deepEqual(
+          a.top_k.map((t) => t.confidence.toFixed(6)),
+          byPath.body.top_k.map((t) => t.confidence.toFixed(6)),
+        );
+      }
+    }
+  });
+
   it('batches concurrent requests, each still getting its own answer', async () => {
     const requests = [...images, ...images].map((rel) =>
       predict({ model: 'model', image_base64: b64(`set/val/${rel}`) }).then((r) => ({ rel, r })),
@@ -183,6 +210,11 @@ describe('predict endpoint', async () => {
         { model: 'model', iq_base64: Buffer.alloc(80).toString('base64') },
         422,
         /^iq_base64: 10 samples is shorter than stft_point 1024/,
+      ],
+      [
+        { model: 'model', iq_base64: Buffer.alloc(8000).toString('base64'), stft_point: 100 },
+        422,
+        /^stft_point: must be a power of two \(got 100\)/,
       ],
       [{ model: 'nowhere', image_base64: img }, 400, /^model: 'nowhere' does not exist/],
       [{ model: '../..', image_base64: img }, 400, /^model: /],
@@ -277,6 +309,16 @@ describe('predict endpoint', async () => {
       image_base64: 'A'.repeat(8000),
     });
     assert.equal(big.status, 413);
+    // A chunk named by path is held to the same limit as an upload.
+    const long = await http<Answer>(`${small.url}/api/v2/inference/predict`, 'POST', {
+      model: 'model',
+      path: 'chunk.iq',
+    });
+    assert.equal(long.status, 422, JSON.stringify(long.body));
+    assert.match(
+      String(long.body.message),
+      /^path: 'chunk.iq' \(80000 bytes\) is longer than one chunk \(at most 4096 bytes/,
+    );
     // The service is fine afterwards.
     assert.equal((await call(images[0] as string)).status, 200);
   });

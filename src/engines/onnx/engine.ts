@@ -124,18 +124,46 @@ export class OnnxSessionCache {
   }
 }
 
-/** The model's raw outputs for a batch of CHW tensors laid out one after another in `input`. */
+/** The batch size an export fixed (e.g. 1 for a model exported without a dynamic batch axis), or null. */
+export function fixedBatch(session: ort.InferenceSession): number | null {
+  const m = session.inputMetadata[0];
+  const b = m && m.isTensor ? m.shape[0] : undefined;
+  return typeof b === 'number' && b > 0 ? b : null;
+}
+
+/**
+ * The model's raw outputs for a batch of CHW tensors laid out one after another in `input`. A
+ * model whose export fixed the batch size is run in runs of that size (the last one padded).
+ */
 export async function onnxLogits(
   session: ort.InferenceSession,
   input: Float32Array,
   batch: number,
   size: number,
 ): Promise<Float32Array> {
-  const feeds = {
-    [session.inputNames[0] as string]: new ort.Tensor('float32', input, [batch, 3, size, size]),
+  const run = async (data: Float32Array, n: number) => {
+    const feeds = { [session.inputNames[0] as string]: new ort.Tensor('float32', data, [n, 3, size, size]) };
+    const result = await session.run(feeds);
+    return result[session.outputNames[0] as string]?.data as Float32Array;
   };
-  const result = await session.run(feeds);
-  return result[session.outputNames[0] as string]?.data as Float32Array;
+  const fixed = fixedBatch(session);
+  if (fixed === null || fixed === batch) return run(input, batch);
+  const per = 3 * size * size;
+  const parts: Float32Array[] = [];
+  for (let b = 0; b < batch; b += fixed) {
+    const n = Math.min(fixed, batch - b);
+    const chunk = new Float32Array(fixed * per);
+    chunk.set(input.subarray(b * per, (b + n) * per));
+    const out = await run(chunk, fixed);
+    parts.push(out.subarray(0, (out.length / fixed) * n));
+  }
+  const all = new Float32Array(parts.reduce((s, x) => s + x.length, 0));
+  let at = 0;
+  for (const x of parts) {
+    all.set(x, at);
+    at += x.length;
+  }
+  return all;
 }
 
 /** Softmax probabilities for a batch of CHW tensors laid out one after another in `input`. */
