@@ -284,6 +284,9 @@ export function inferenceJob(
       const abs = (rel: string) => (rel === '' ? source : path.join(source, rel));
       const shown = (rel: string) => (rel === '' ? path.basename(source) : rel);
       const target = (rel: string) => path.join(out, isDir ? rel : path.basename(source));
+      // Every file written goes through the sandbox: a symbolic link inside save_path (a folder
+      // or a file of a previous run) must not lead the outputs out of the data root.
+      const safe = (file: string) => ctx.paths.resolve(ctx.paths.display(file), 'save_path');
       const failed: Failure[] = [];
       const items: Item[] = [];
       let recordings = 0;
@@ -360,9 +363,9 @@ export function inferenceJob(
         try {
           if (item.frame === null) {
             const t = target(item.rel);
-            await fs.mkdir(path.dirname(t), { recursive: true });
             const ext = path.extname(t).toLowerCase();
-            const file = ANNOTATED_FORMATS.has(ext) ? t : `${t}.png`;
+            const file = safe(ANNOTATED_FORMATS.has(ext) ? t : `${t}.png`);
+            await fs.mkdir(path.dirname(file), { recursive: true });
             await annotateImage(abs(item.rel), file, best.class, best.confidence);
             return;
           }
@@ -390,8 +393,8 @@ export function inferenceJob(
         const frames = animation;
         animation = [];
         if (!frames.length) return;
-        const file = `${target(rel)}.${p.animation_format}`;
         try {
+          const file = safe(`${target(rel)}.${p.animation_format}`);
           await fs.mkdir(path.dirname(file), { recursive: true });
           await writeAnimation(frames, file, p.animation_format, ANIMATION_FRAME_MS);
           animations.push(path.relative(out, file));
@@ -461,9 +464,9 @@ export function inferenceJob(
           ready.catch(() => undefined); // awaited below; cancelled with the task otherwise
           return ready;
         };
+        let next = chunks.length ? prepareChunk(0) : null;
+        let finishing: Promise<void> = Promise.resolve();
         try {
-          let next = chunks.length ? prepareChunk(0) : null;
-          let finishing: Promise<void> = Promise.resolve();
           for (let c = 0; c < chunks.length; c++) {
             const ready = await (next as Promise<Prepared[]>);
             throwIfAborted(ctx.signal);
@@ -489,14 +492,17 @@ export function inferenceJob(
           }
           await finishing;
         } finally {
+          // On a failure mid-run, the next batch may still be rendering and the last one's
+          // outputs still being written: let them settle before the task ends.
+          await Promise.allSettled([next, finishing]);
           lease.release();
         }
       } else if (items.length) {
         // Frames become PNG files the runner reads like images; one runner for everything, so
         // the model loads once.
-        const scratch = path.join(out, '.frames');
+        // A fresh folder of its own: two tasks writing to one save_path must not share frames.
+        const scratch = await fs.mkdtemp(path.join(out, '.frames-'));
         try {
-          await fs.mkdir(scratch, { recursive: true });
           const prepared: Prepared[] = [];
           const renderShare = frames ? 40 : 0;
           for (let i = 0; i < items.length; i += 2 * pool.size) {
@@ -539,7 +545,7 @@ export function inferenceJob(
       const seconds = (performance.now() - t0) / 1000;
       for (const f of failed)
         ctx.log(`${f.file}${f.frame ? ` frame ${f.frame}` : ''}: ${f.error}`, 'warning');
-      await fs.writeFile(path.join(out, 'predictions.json'), JSON.stringify(predictions, null, 2));
+      await fs.writeFile(safe(path.join(out, 'predictions.json')), JSON.stringify(predictions, null, 2));
       const csv = ['file,frame,class,confidence,top5'];
       for (const pr of predictions) {
         csv.push(
@@ -552,7 +558,7 @@ export function inferenceJob(
           ].join(','),
         );
       }
-      await fs.writeFile(path.join(out, 'predictions.csv'), `${csv.join('\n')}\n`);
+      await fs.writeFile(safe(path.join(out, 'predictions.csv')), `${csv.join('\n')}\n`);
       const images = predictions.filter((x) => x.frame === null).length;
       const classifiedFrames = predictions.length - images;
       return {

@@ -111,6 +111,33 @@ describe('inference API (images)', async () => {
     }
   });
 
+  it('keeps every output inside the data root when save_path holds symbolic links', async () => {
+    const outside = path.join(dir, 'outside');
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'victim.json'), 'untouched');
+    const links = path.join(data, 'out/links');
+    fs.mkdirSync(links, { recursive: true });
+    // A sub-folder of the outputs that leads out: its annotated copies are refused, the rest done.
+    fs.symlinkSync(outside, path.join(links, 'left'));
+    const t = await run({ save_path: 'out/links' });
+    assert.equal(t.status, 'completed', String(t.error));
+    assert.equal(t.result.images, 7, 'every image is still classified');
+    assert.deepEqual(fs.readdirSync(outside), ['victim.json'], 'nothing written outside the data root');
+    assert.ok(fs.existsSync(path.join(links, 'right/0.png')), 'copies elsewhere are written');
+    const logs = await fetch(`${url}/api/v2/tasks/${t.task_id}/logs?follow=false`);
+    assert.match(
+      await logs.text(),
+      /left\/0\.png: classified, but the annotated output could not be written \(save_path: .*leads outside the data root/,
+    );
+    // A predictions file that leads out: the task fails rather than write through it.
+    fs.rmSync(path.join(links, 'predictions.json'));
+    fs.symlinkSync(path.join(outside, 'victim.json'), path.join(links, 'predictions.json'));
+    const bad = await run({ save_path: 'out/links', annotate: false });
+    assert.equal(bad.status, 'failed');
+    assert.match(String(bad.error), /leads outside the data root/);
+    assert.equal(fs.readFileSync(path.join(outside, 'victim.json'), 'utf8'), 'untouched');
+  });
+
   it('classifies a single image', async () => {
     const t = await run({ source_path: 'inbox/wide.jpg', save_path: 'out/single' });
     assert.equal(t.status, 'completed', String(t.error));

@@ -77,6 +77,10 @@ describe('inference API (raw IQ)', async () => {
 
   for (const engine of ['onnx', 'torch'] as const) {
     it(`classifies unseen recordings frame by frame (${engine})`, async () => {
+      // A folder of the user's own named like the scratch frames once were: it must survive.
+      const out = path.join(data, 'out', engine);
+      fs.mkdirSync(path.join(out, '.frames'), { recursive: true });
+      fs.writeFileSync(path.join(out, '.frames/mine.txt'), 'keep');
       const task = await submit('/api/v2/inference/start', {
         ...model,
         ...SLICING,
@@ -85,7 +89,6 @@ describe('inference API (raw IQ)', async () => {
         save_path: `out/${engine}`,
       });
       const r = task.result;
-      const out = path.join(data, 'out', engine);
       assert.equal(r.engine, engine);
       assert.equal(r.recordings, 6);
       assert.equal(r.frames, 18, 'six 0.15 s recordings in 0.05 s slices');
@@ -125,7 +128,12 @@ describe('inference API (raw IQ)', async () => {
         assert.equal(meta.pages, 3, a);
         assert.equal(meta.width, 96);
       }
-      assert.ok(!fs.existsSync(path.join(out, '.frames')), 'no scratch frames left behind');
+      assert.deepEqual(
+        fs.readdirSync(out).filter((f) => f.startsWith('.')),
+        ['.frames'],
+        'no scratch frames left behind',
+      );
+      assert.equal(fs.readFileSync(path.join(out, '.frames/mine.txt'), 'utf8'), 'keep');
       runs[engine] = { task, preds };
     });
   }
