@@ -286,7 +286,18 @@ export function inferenceJob(
       const target = (rel: string) => path.join(out, isDir ? rel : path.basename(source));
       // Every file written goes through the sandbox: a symbolic link inside save_path (a folder
       // or a file of a previous run) must not lead the outputs out of the data root.
-      const safe = (file: string) => ctx.paths.resolve(ctx.paths.display(file), 'save_path');
+      const safe = (file: string) => {
+        const real = ctx.paths.resolve(ctx.paths.display(file), 'save_path');
+        // A link to elsewhere in the root (the source folder, a model card) is refused too.
+        if (!isInside(real, out))
+          throw badPath(
+            `save_path: '${ctx.paths.display(file)}' leads out of save_path through a symbolic link`,
+            {
+              field: 'save_path',
+            },
+          );
+        return real;
+      };
       const failed: Failure[] = [];
       const items: Item[] = [];
       let recordings = 0;
@@ -444,13 +455,16 @@ export function inferenceJob(
         }
         const size = card.image_size;
         const per = 3 * size * size;
+        // Stopped with the task, or when the run fails: a batch being prepared is then wasted work.
+        const stopPrefetch = new AbortController();
+        const signal = AbortSignal.any([ctx.signal, stopPrefetch.signal]);
         const prepare = (item: Item) =>
           attempt(item, async () => {
             if (item.frame === null) {
-              const r = await pool.imageInput({ input: abs(item.rel), size }, ctx.signal);
+              const r = await pool.imageInput({ input: abs(item.rel), size }, signal);
               return 'error' in r ? { item, error: r.error } : { item, tensor: r.tensor };
             }
-            const r: FrameResult = await pool.frameInput(frameJob(item, null, true), ctx.signal);
+            const r: FrameResult = await pool.frameInput(frameJob(item, null, true), signal);
             return {
               item,
               tensor: r.tensor as Float32Array,
@@ -494,34 +508,42 @@ export function inferenceJob(
         } finally {
           // On a failure mid-run, the next batch may still be rendering and the last one's
           // outputs still being written: let them settle before the task ends.
+          stopPrefetch.abort();
           await Promise.allSettled([next, finishing]);
           lease.release();
         }
       } else if (items.length) {
         // Frames become PNG files the runner reads like images; one runner for everything, so
         // the model loads once.
-        // A fresh folder of its own: two tasks writing to one save_path must not share frames.
-        const scratch = await fs.mkdtemp(path.join(out, '.frames-'));
+        // A folder of the task's own: two tasks writing to one save_path must not share frames,
+        // and a run again after a crash clears what the interrupted one left.
+        const scratch = path.join(out, `.frames-${ctx.task.task_id}`);
+        await fs.rm(scratch, { recursive: true, force: true });
+        await fs.mkdir(scratch);
         try {
           const prepared: Prepared[] = [];
           const renderShare = frames ? 40 : 0;
           for (let i = 0; i < items.length; i += 2 * pool.size) {
             throwIfAborted(ctx.signal);
             const batch = items.slice(i, i + 2 * pool.size);
-            prepared.push(
-              ...(await Promise.all(
-                batch.map((item, j) =>
-                  item.frame === null
-                    ? Promise.resolve({ item, file: abs(item.rel) })
-                    : attempt(item, async () => {
-                        // Named by the item's place in the whole list: unique across recordings.
-                        const file = path.join(scratch, `${i + j}.png`);
-                        await pool.frameInput(frameJob(item, file, false), ctx.signal);
-                        return { item, file };
-                      }),
-                ),
-              )),
+            // Every frame of the batch settles before going on: on a cancel none is still
+            // being written when the scratch folder is removed.
+            const settled = await Promise.allSettled(
+              batch.map((item, j): Promise<Prepared> =>
+                item.frame === null
+                  ? Promise.resolve({ item, file: abs(item.rel) })
+                  : attempt(item, async () => {
+                      // Named by the item's place in the whole list: unique across recordings.
+                      const file = path.join(scratch, `${i + j}.png`);
+                      await pool.frameInput(frameJob(item, file, false), ctx.signal);
+                      return { item, file };
+                    }),
+              ),
             );
+            for (const r of settled) {
+              if (r.status === 'rejected') throw r.reason;
+              prepared.push(r.value);
+            }
             if (frames)
               ctx.progress(
                 (prepared.length / items.length) * renderShare,
@@ -539,7 +561,9 @@ export function inferenceJob(
             await finish(got?.error ? { ...r, error: got.error } : r, got?.probs);
           }
         } finally {
-          await fs.rm(scratch, { recursive: true, force: true });
+          await fs.rm(scratch, { recursive: true, force: true }).catch((err: unknown) => {
+            ctx.log(`The scratch frames could not be removed (${message(err)})`, 'warning');
+          });
         }
       }
       const seconds = (performance.now() - t0) / 1000;

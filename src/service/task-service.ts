@@ -594,7 +594,9 @@ export class TaskService {
       signal: job.controller.signal,
       device: p.device,
       paths: this.deps.paths,
-      log: (message, level = 'info', extra = {}) => this.log(id, message, level, extra),
+      // What a task says reaches clients: the data root's absolute location is taken out.
+      log: (message, level = 'info', extra = {}) =>
+        this.log(id, this.deps.paths.scrub(message), level, extra),
       progress: (percent, message) => {
         const pct = Math.max(0, Math.min(100, Math.floor(percent)));
         const t = this.now();
@@ -656,7 +658,7 @@ export class TaskService {
         patch = { status: 'cancelled', message: 'cancelled while running', finished_at: this.iso() };
         line = 'Cancelled; the work has stopped';
       } else {
-        const msg = err instanceof Error ? err.message : String(err);
+        const msg = this.deps.paths.scrub(err instanceof Error ? err.message : String(err));
         patch = { status: 'failed', message: 'failed', error: msg, finished_at: this.iso() };
         if (err instanceof JobFailure && err.stats) patch.stats = err.stats;
         line = `Failed: ${msg}`;

@@ -78,6 +78,20 @@ export class PathSandbox {
     return path.relative(base, resolved) || '.';
   }
 
+  /**
+   * `text` (an error message, a log line) with the data root's absolute location taken out:
+   * paths under it become relative, the root itself `.`. Clients never see where it lives.
+   */
+  scrub(text: string): string {
+    let out = text;
+    for (const r of new Set([this.realRoot, this.root])) {
+      out = out.split(r + path.sep).join('');
+      const escaped = r.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      out = out.replace(new RegExp(escaped + String.raw`(?=$|[\s'"),:;])`, 'g'), '.');
+    }
+    return out;
+  }
+
   private inside(p: string, root: string): boolean {
     return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
   }

@@ -119,14 +119,28 @@ describe('inference API (images)', async () => {
     fs.mkdirSync(links, { recursive: true });
     // A sub-folder of the outputs that leads out: its annotated copies are refused, the rest done.
     fs.symlinkSync(outside, path.join(links, 'left'));
+    // One that leads back into the source folder, inside the data root: the originals would be
+    // overwritten by their annotated copies.
+    fs.symlinkSync(path.join(src, 'right'), path.join(links, 'right'));
+    const originals = fs
+      .readdirSync(path.join(src, 'right'))
+      .map((f) => fs.readFileSync(path.join(src, 'right', f)));
     const t = await run({ save_path: 'out/links' });
     assert.equal(t.status, 'completed', String(t.error));
     assert.equal(t.result.images, 7, 'every image is still classified');
     assert.deepEqual(fs.readdirSync(outside), ['victim.json'], 'nothing written outside the data root');
-    assert.ok(fs.existsSync(path.join(links, 'right/0.png')), 'copies elsewhere are written');
+    assert.deepEqual(
+      fs.readdirSync(path.join(src, 'right')).map((f) => fs.readFileSync(path.join(src, 'right', f))),
+      originals,
+      'the source images are not overwritten',
+    );
+    assert.ok(fs.existsSync(path.join(links, 'wide.jpg')), 'copies elsewhere are written');
     const logs = await fetch(`${url}/api/v2/tasks/${t.task_id}/logs?follow=false`);
+    const text = await logs.text();
+    assert.match(text, /right\/0\.png: classified, but .*leads out of save_path through a symbolic link/);
+    assert.ok(!text.includes(dir), 'no absolute server path in the log');
     assert.match(
-      await logs.text(),
+      text,
       /left\/0\.png: classified, but the annotated output could not be written \(save_path: .*leads outside the data root/,
     );
     // A predictions file that leads out: the task fails rather than write through it.

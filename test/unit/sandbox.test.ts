@@ -62,4 +62,13 @@ describe('path sandbox', () => {
     assert.equal(box.display(box.resolve('in/deep', 'p')), path.join('in', 'deep'));
     assert.equal(box.display(box.resolve('.', 'p')), '.');
   });
+
+  it('takes the root out of messages, and nothing else', () => {
+    const err = `EEXIST: file already exists, mkdir '${root}/out/left'`;
+    assert.equal(box.scrub(err), "EEXIST: file already exists, mkdir 'out/left'");
+    assert.equal(box.scrub(`open ${root}: denied`), 'open .: denied');
+    assert.equal(box.scrub(`'${root}'`), "'.'");
+    const sibling = `${root}2/x and ${dir}/outside`;
+    assert.equal(box.scrub(sibling), sibling, 'a sibling folder with the same prefix is left alone');
+  });
 });
