@@ -101,7 +101,9 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
       for (const split of splits) {
         for (const cls of await classFolders(path.join(dataset, split))) {
           classes.add(cls);
-          await fs.mkdir(path.join(output, split, cls), { recursive: true });
+          await fs.mkdir(ctx.paths.within(output, path.join(output, split, cls), 'output_path'), {
+            recursive: true,
+          });
           for (const file of await imagesIn(path.join(dataset, split, cls))) work.push({ split, cls, file });
         }
       }
@@ -122,7 +124,7 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
         const rel = path.join(w.split, w.cls, w.file);
         const src = path.join(dataset, rel);
         try {
-          await fs.copyFile(src, path.join(output, rel));
+          await fs.copyFile(src, ctx.paths.within(output, path.join(output, rel), 'output_path'));
           originals++;
           if (w.split !== 'test') {
             await pool.augmentImage(
@@ -130,7 +132,11 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
                 input: src,
                 outputs: p.methods.map((method) => ({
                   method,
-                  path: path.join(output, w.split, w.cls, augmentedName(w.file, method)),
+                  path: ctx.paths.within(
+                    output,
+                    path.join(output, w.split, w.cls, augmentedName(w.file, method)),
+                    'output_path',
+                  ),
                   seed: hash32(`${p.seed}:${rel}:${method}`),
                 })),
               },

@@ -75,8 +75,8 @@ export const cropJob: JobDefinition<typeof CropBody> = {
     for (const [i, rel] of files.entries()) {
       throwIfAborted(ctx.signal);
       const src = path.join(root, rel);
-      const dst = path.join(output, rel);
       try {
+        const dst = ctx.paths.within(output, path.join(output, rel), 'output_path');
         const meta = await sharp(src).metadata();
         const w = meta.width ?? 0;
         const h = meta.height ?? 0;

@@ -286,18 +286,7 @@ export function inferenceJob(
       const target = (rel: string) => path.join(out, isDir ? rel : path.basename(source));
       // Every file written goes through the sandbox: a symbolic link inside save_path (a folder
       // or a file of a previous run) must not lead the outputs out of the data root.
-      const safe = (file: string) => {
-        const real = ctx.paths.resolve(ctx.paths.display(file), 'save_path');
-        // A link to elsewhere in the root (the source folder, a model card) is refused too.
-        if (!isInside(real, out))
-          throw badPath(
-            `save_path: '${ctx.paths.display(file)}' leads out of save_path through a symbolic link`,
-            {
-              field: 'save_path',
-            },
-          );
-        return real;
-      };
+      const safe = (file: string) => ctx.paths.within(out, file, 'save_path');
       const failed: Failure[] = [];
       const items: Item[] = [];
       let recordings = 0;

@@ -214,7 +214,7 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
       }
       async function convertAll(): Promise<void> {
         for (const rel of files) {
-          const outDir = path.join(output, path.dirname(rel));
+          const outDir = ctx.paths.within(output, path.join(output, path.dirname(rel)), 'output_path');
           await fs.mkdir(outDir, { recursive: true });
           const file = path.join(root, rel);
           const samples = await iqSampleCount(file, p.dtype);
@@ -227,7 +227,11 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
           const images: string[] = [];
           for (let index = 0; index < count; index++) {
             throwIfAborted(ctx.signal);
-            const imagePath = path.join(outDir, sliceFileName(rel, index, p.format));
+            const imagePath = ctx.paths.within(
+              output,
+              path.join(outDir, sliceFileName(rel, index, p.format)),
+              'output_path',
+            );
             images.push(imagePath);
             // The worker reads its slice itself, straight into the STFT's memory: the main
             // thread holds no samples, whatever the recording's size.

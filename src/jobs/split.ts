@@ -105,13 +105,16 @@ export const splitJob: JobDefinition<typeof SplitBody> = {
       `Splitting ${plan.length} images of ${classes.length} classes into ${splits.join('/')} (seed ${p.seed})`,
     );
     for (const s of splits)
-      for (const cls of classes) await fs.mkdir(path.join(output, s, cls), { recursive: true });
+      for (const cls of classes)
+        await fs.mkdir(ctx.paths.within(output, path.join(output, s, cls), 'output_path'), {
+          recursive: true,
+        });
     let done = 0;
     for (const item of plan) {
       throwIfAborted(ctx.signal);
       await fs.copyFile(
         path.join(input, item.cls, item.file),
-        path.join(output, item.split, item.cls, item.file),
+        ctx.paths.within(output, path.join(output, item.split, item.cls, item.file), 'output_path'),
       );
       done++;
       ctx.progress((done / plan.length) * 100, `copied ${done}/${plan.length}`);

@@ -72,6 +72,23 @@ export class PathSandbox {
     }
   }
 
+  /**
+   * `file`, a path under the already resolved output folder `dir`, resolved as `resolve` does and
+   * required to stay inside `dir`: a symbolic link inside an output folder may lead neither out of
+   * the data root nor elsewhere in it (back into the input, onto a model card).
+   */
+  within(dir: string, file: string, field: string): string {
+    const shown = this.display(file);
+    const real = this.resolve(shown, field);
+    if (!this.inside(real, dir)) {
+      throw badPath(`${field}: '${shown}' leads out of ${field} through a symbolic link`, {
+        field,
+        path: shown,
+      });
+    }
+    return real;
+  }
+
   /** The path as shown to clients: relative to the data root. */
   display(resolved: string): string {
     const base = this.inside(resolved, this.realRoot) ? this.realRoot : this.root;

@@ -181,6 +181,44 @@ describe('HTTP API', async () => {
     assert.deepEqual([meta.width, meta.height], [50, 40]);
   });
 
+  it('keeps split and crop outputs inside their output folder when it holds symbolic links', async () => {
+    // A crop output that is a link back onto its own input: refused per file, the input intact.
+    fs.mkdirSync(path.join(dataRoot, 'cropped2'));
+    fs.symlinkSync(path.join(dataRoot, 'mixed/big.png'), path.join(dataRoot, 'cropped2/big.png'));
+    const before = fs.readFileSync(path.join(dataRoot, 'mixed/big.png'));
+    const crop = await post('/api/v2/preprocessing/crop', {
+      input_path: 'mixed',
+      output_path: 'cropped2',
+      x: 0,
+      y: 0,
+      width: 10,
+      height: 10,
+    });
+    const c = await waitDone(json(crop).task_id);
+    assert.equal(c.status, 'completed');
+    assert.match(
+      JSON.stringify(c.stats.failures),
+      /big\.png.*output_path: 'cropped2\/big\.png' leads out of output_path through a symbolic link/,
+    );
+    assert.deepEqual(fs.readFileSync(path.join(dataRoot, 'mixed/big.png')), before);
+    // A split whose train folder leads out of the data root: the task fails, nothing is written there.
+    const outside = path.join(dir, 'outside-split');
+    fs.mkdirSync(outside);
+    fs.mkdirSync(path.join(dataRoot, 'splits/linked'), { recursive: true });
+    fs.symlinkSync(outside, path.join(dataRoot, 'splits/linked/train'));
+    const split = await post('/api/v2/preprocessing/split', {
+      input_path: 'ds',
+      output_path: 'splits/linked',
+      train_ratio: 0.8,
+    });
+    assert.equal(split.statusCode, 200, split.body);
+    const sp = await waitDone(json(split).task_id);
+    assert.equal(sp.status, 'failed');
+    assert.match(sp.error, /output_path: 'splits\/linked\/train\/alpha' leads outside the data root/);
+    assert.ok(!sp.error.includes(dir), 'no absolute server path in the error');
+    assert.deepEqual(fs.readdirSync(outside), []);
+  });
+
   it('answers malformed and hostile requests with 4xx JSON errors naming the problem', async () => {
     const cases: [unknown, number, RegExp][] = [
       [{ output_path: 'x' }, 422, /input_path: is required/],

@@ -71,4 +71,26 @@ describe('path sandbox', () => {
     const sibling = `${root}2/x and ${dir}/outside`;
     assert.equal(box.scrub(sibling), sibling, 'a sibling folder with the same prefix is left alone');
   });
+
+  it('keeps a file inside its output folder', () => {
+    const out = box.resolve('in', 'p');
+    assert.equal(box.within(out, path.join(out, 'deep/x.png'), 'o'), path.join(root, 'in/deep/x.png'));
+    assert.throws(
+      () => box.within(box.resolve('in/deep', 'p'), path.join(root, 'in/deep/../x'), 'o'),
+      /o: 'in\/x' leads out of o/,
+    );
+    fs.symlinkSync(path.join(root, 'elsewhere'), path.join(root, 'in/deep/link'));
+    assert.throws(
+      () => box.within(box.resolve('in/deep', 'p'), path.join(root, 'in/deep/link/x.png'), 'o'),
+      (e: AppError) =>
+        e.code === 'bad_path' &&
+        /o: 'in\/deep\/link\/x\.png' goes through a symbolic link that points nowhere/.test(e.message),
+    );
+    fs.mkdirSync(path.join(root, 'elsewhere'));
+    assert.throws(
+      () => box.within(box.resolve('in/deep', 'p'), path.join(root, 'in/deep/link/x.png'), 'o'),
+      /o: 'in\/deep\/link\/x\.png' leads out of o through a symbolic link/,
+    );
+    assert.throws(() => box.within(out, path.join(root, 'escape/x.png'), 'o'), /leads outside the data root/);
+  });
 });
