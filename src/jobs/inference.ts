@@ -285,7 +285,8 @@ export function inferenceJob(
       const shown = (rel: string) => (rel === '' ? path.basename(source) : rel);
       const target = (rel: string) => path.join(out, isDir ? rel : path.basename(source));
       // Every file written goes through the sandbox: a symbolic link inside save_path (a folder
-      // or a file of a previous run) must not lead the outputs out of the data root.
+      // or a file of a previous run) must not lead the outputs out of it (out of the data root,
+      // or back onto the source images).
       const safe = (file: string) => ctx.paths.within(out, file, 'save_path');
       const failed: Failure[] = [];
       const items: Item[] = [];
