@@ -62,15 +62,20 @@ export const SLICING_FIELDS = {
   height: SpectrogramBody.properties.height,
 };
 
+/** The STFT kernel takes powers of two only (the schema already bounds the range). */
+export function checkStftPoint(stftPoint: number): void {
+  if ((stftPoint & (stftPoint - 1)) !== 0) {
+    throw invalidField('stft_point', `must be a power of two (got ${stftPoint})`);
+  }
+}
+
 /** Complex samples per slice, after the checks the schema cannot express. */
 export function samplesPerSlice(body: {
   sample_rate: number;
   duration_time: number;
   stft_point: number;
 }): number {
-  if ((body.stft_point & (body.stft_point - 1)) !== 0) {
-    throw invalidField('stft_point', `must be a power of two (got ${body.stft_point})`);
-  }
+  checkStftPoint(body.stft_point);
   const perSlice = Math.round(body.sample_rate * body.duration_time);
   if (perSlice < body.stft_point) {
     throw invalidField(

@@ -15,7 +15,7 @@ import { readModelCard, type ModelCard } from '../engines/model-card.js';
 import { onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
 import { chooseEngine, topK } from '../jobs/inference.js';
 import { COMPLEX_SAMPLE_BYTES, type IqDtype } from '../signal/iq.js';
-import { MAX_SAMPLES_PER_SLICE } from '../jobs/spectrogram.js';
+import { MAX_SAMPLES_PER_SLICE, checkStftPoint } from '../jobs/spectrogram.js';
 import { existingPath, isImageFile } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import type { WorkerPool } from '../workers/pool.js';
@@ -309,8 +309,7 @@ export class PredictService {
       if ('error' in r) throw invalidField(field, r.error);
       return { tensor: r.tensor, kind };
     }
-    if (frame.stft_point & (frame.stft_point - 1))
-      throw invalidField('stft_point', `must be a power of two (got ${frame.stft_point})`);
+    checkStftPoint(frame.stft_point);
     const samples = iqSamples(bytes as Uint8Array, frame, field);
     const r = await this.pool.frameInput({
       source: samples,

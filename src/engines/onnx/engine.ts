@@ -149,19 +149,15 @@ export async function onnxLogits(
   const fixed = fixedBatch(session);
   if (fixed === null || fixed === batch) return run(input, batch);
   const per = 3 * size * size;
-  const parts: Float32Array[] = [];
+  let all = new Float32Array(0);
   for (let b = 0; b < batch; b += fixed) {
     const n = Math.min(fixed, batch - b);
     const chunk = new Float32Array(fixed * per);
     chunk.set(input.subarray(b * per, (b + n) * per));
     const out = await run(chunk, fixed);
-    parts.push(out.subarray(0, (out.length / fixed) * n));
-  }
-  const all = new Float32Array(parts.reduce((s, x) => s + x.length, 0));
-  let at = 0;
-  for (const x of parts) {
-    all.set(x, at);
-    at += x.length;
+    const width = out.length / fixed; // outputs per image
+    if (b === 0) all = new Float32Array(width * batch);
+    all.set(out.subarray(0, width * n), b * width);
   }
   return all;
 }
