@@ -18,6 +18,11 @@ export interface Config {
   apiTokens: string[];
   /** Allow listening on a non-loopback address without tokens. */
   insecure: boolean;
+  /**
+   * Origins allowed to call the API from a browser page (CORS): '*' (any, the default: the
+   * reference's pages are opened from file://, origin "null") or a list, which may include "null".
+   */
+  corsOrigins: '*' | string[];
   nvidiaSmi: string;
   /** How often GPU memory figures are re-read from the driver while GPUs exist (ms). */
   gpuRefreshMs: number;
@@ -148,6 +153,7 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
     port: o.port ?? num(env, 'RFUAV_PORT', 8000, 0, 65535),
     apiTokens: tokens,
     insecure: o.insecure ?? bool(env, 'RFUAV_INSECURE'),
+    corsOrigins: corsOrigins(env.RFUAV_CORS_ORIGINS),
     nvidiaSmi: env.RFUAV_NVIDIA_SMI ?? 'nvidia-smi',
     gpuRefreshMs: num(env, 'RFUAV_GPU_REFRESH_S', 10, 0.1, 3600) * 1000,
     agingIntervalMs: num(env, 'RFUAV_AGING_INTERVAL_S', 60, 0, 86400) * 1000,
@@ -180,6 +186,23 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
       ),
     },
   };
+}
+
+/** RFUAV_CORS_ORIGINS: unset, empty or '*' = any origin; else a comma-separated list of origins. */
+function corsOrigins(raw: string | undefined): '*' | string[] {
+  const list = (raw ?? '')
+    .split(',')
+    .map((o) => o.trim().replace(/\/+$/, ''))
+    .filter(Boolean);
+  if (list.length === 0 || list.includes('*')) return '*';
+  for (const o of list) {
+    if (o !== 'null' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(o)) {
+      throw new ConfigError(
+        `RFUAV_CORS_ORIGINS: '${o}' is not an origin (scheme://host[:port], or null for file:// pages)`,
+      );
+    }
+  }
+  return list;
 }
 
 /** Debian's interpreter (where python3-torch installs) when present, else python3 on PATH. */

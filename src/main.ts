@@ -9,6 +9,7 @@ import { cropJob } from './jobs/crop.js';
 import { evaluationJob } from './jobs/evaluation.js';
 import { inferenceJob } from './jobs/inference.js';
 import { OnnxSessionCache } from './engines/onnx/engine.js';
+import { TorchVersionProbe } from './engines/torch/versions.js';
 import { trainingJob } from './jobs/training.js';
 import { JobRegistry, type JobDefinition } from './jobs/job.js';
 import { spectrogramJob } from './jobs/spectrogram.js';
@@ -107,6 +108,10 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
     now: opts.now,
   });
   service = svc;
+  const torchVersions = new TorchVersionProbe(config.torch.python);
+  // On a GPU node the first GPU read should not wait seconds for torch to import; elsewhere the
+  // probe runs on the first request that needs it (none may ever come).
+  if (devices.gpuCount > 0) torchVersions.warm();
   const app = await buildApp({
     config,
     store,
@@ -114,6 +119,7 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
     service: svc,
     devices,
     cpu: new CpuMonitor(),
+    torchVersions,
     metrics,
     registry,
     logger,

@@ -36,7 +36,7 @@ export class Gates {
         new Promise((resolve, reject) => {
           const id = ctx.task.task_id;
           this.started.push({ id, device: ctx.device, attempt: ctx.task.attempts });
-          ctx.log(`gate job ${id} waiting`, 'info', { stage: 'training', step: 1 });
+          ctx.log(`gate job ${id} waiting`, 'INFO', { stage: 'training', step: 1 });
           ctx.progress(50, 'half way');
           const finish = (how: 'ok' | 'fail') => {
             this.open.delete(id);

@@ -20,12 +20,17 @@ export interface FakeGpu {
   name?: string;
   totalMiB: number;
   usedMiB?: number;
-  util?: number;
+  /** null: the driver reports [N/A]. */
+  util?: number | null;
+  /** Compute capability (default "8.0"); null plays a driver too old to know the field. */
+  computeCap?: string | null;
 }
 
 /**
  * Writes a fake `nvidia-smi` that prints the CSV the service asks for. The GPU list is read from
  * a file beside it on every call, so a test can change memory figures while the service runs.
+ * Asked for compute_cap, it adds the column, or fails as drivers before 510 do when a GPU's
+ * `computeCap` is null.
  */
 export function fakeNvidiaSmi(dir: string, gpus: FakeGpu[]): { path: string; set(gpus: FakeGpu[]): void } {
   const csv = path.join(dir, 'gpus.csv');
@@ -36,12 +41,24 @@ export function fakeNvidiaSmi(dir: string, gpus: FakeGpu[]): { path: string; set
       list
         .map((g, i) => {
           const used = g.usedMiB ?? 0;
-          return `${i}, ${g.name ?? `NVIDIA Fake ${i}`}, ${g.totalMiB}, ${used}, ${g.totalMiB - used}, ${g.util ?? 0}\n`;
+          const cap = g.computeCap === undefined ? '8.0' : (g.computeCap ?? 'unsupported');
+          return `${i}, ${g.name ?? `NVIDIA Fake ${i}`}, ${g.totalMiB}, ${used}, ${g.totalMiB - used}, ${g.util === null ? '[N/A]' : (g.util ?? 0)}, ${cap}\n`;
         })
         .join(''),
     );
   set(gpus);
-  fs.writeFileSync(script, `#!/bin/sh\ncat "${csv}"\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    script,
+    [
+      '#!/bin/sh',
+      'case "$1" in',
+      `  *compute_cap*) if grep -q unsupported "${csv}"; then echo 'Field "compute_cap" is not a valid field to query.' >&2; exit 2; fi; cat "${csv}" ;;`,
+      `  *) cut -d, -f1-6 "${csv}" ;;`,
+      'esac',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   return { path: script, set };
 }
 

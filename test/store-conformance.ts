@@ -126,7 +126,7 @@ export function storeConformance(
       await s.createTask(newTask('g2'));
       const appends = [];
       for (let i = 0; i < 50; i++) {
-        appends.push(s.appendLog(i % 2 ? 'g1' : 'g2', { level: 'info', message: `m${i}` }));
+        appends.push(s.appendLog(i % 2 ? 'g1' : 'g2', { level: 'INFO', message: `m${i}` }));
       }
       const entries = await Promise.all(appends);
       const seqs = (id: number) =>
@@ -143,7 +143,7 @@ export function storeConformance(
         Array.from({ length: 25 }, (_, i) => i + 1),
       );
       const e = await s.appendLog('g1', {
-        level: 'warning',
+        level: 'WARNING',
         message: 'epoch done',
         metrics: { loss: 0.5 },
         step: 3,
@@ -163,7 +163,7 @@ export function storeConformance(
     it('deletes a task with its logs and metrics', async () => {
       const s = await open();
       await s.createTask(newTask('d1'));
-      await s.appendLog('d1', { level: 'info', message: 'x' });
+      await s.appendLog('d1', { level: 'INFO', message: 'x' });
       await s.putEpochMetrics('d1', { epoch: 1, loss: 1 });
       assert.equal(await s.deleteTask('d1'), true);
       assert.equal(await s.deleteTask('d1'), false);
@@ -213,13 +213,13 @@ export function storeConformance(
         const s = await open();
         await s.createTask(newTask('p1'));
         await s.updateTask('p1', { status: 'running', attempts: 1 });
-        await s.appendLog('p1', { level: 'info', message: 'hello' });
+        await s.appendLog('p1', { level: 'INFO', message: 'hello' });
         await s.setLimitOverrides({ cpu: { training: 0 } });
         const s2 = await reopen(s);
         assert.equal((await s2.getTask('p1'))?.status, 'running');
         assert.equal((await s2.readLogs('p1', 0, 10))[0]?.message, 'hello');
         assert.deepEqual(await s2.getLimitOverrides(), { cpu: { training: 0 } });
-        const next = await s2.appendLog('p1', { level: 'info', message: 'again' });
+        const next = await s2.appendLog('p1', { level: 'INFO', message: 'again' });
         assert.equal(next.seq, 2);
         await s2.close();
       });

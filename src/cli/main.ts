@@ -153,7 +153,7 @@ function formatEntry(data: string): string {
   try {
     const e = JSON.parse(data) as { timestamp?: string; level?: string; message?: string };
     const t = e.timestamp ? e.timestamp.slice(11, 19) : '';
-    return `${t} ${(e.level ?? 'info').padEnd(7)} ${e.message ?? data}`;
+    return `${t} ${(e.level ?? 'INFO').padEnd(7)} ${e.message ?? data}`;
   } catch {
     return data;
   }
@@ -489,7 +489,7 @@ async function train(args: string[]): Promise<number> {
   return submit(values, '/api/v2/training/start', body, {
     // Step lines are what the progress bar shows; one line per epoch (epoch_end) stays.
     show: (e) =>
-      e.stage !== 'training' && e.stage !== 'epoch_start' && e.stage !== 'validation' && e.level !== 'debug',
+      e.stage !== 'training' && e.stage !== 'epoch_start' && e.stage !== 'validation' && e.level !== 'DEBUG',
     report: (t) => {
       const r = t.result ?? {};
       const onnx = r.onnx as {

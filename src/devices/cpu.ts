@@ -6,8 +6,10 @@ export interface CpuInfo {
   per_cpu_percent: number[];
   cores: number;
   physical_cores: number;
-  freq_mhz: number;
-  load_avg: number[];
+  /** Null where the OS does not report a clock. */
+  freq_mhz: number | null;
+  /** The reference's shape: minutes → load. */
+  load_avg: { '1': number | null; '5': number | null; '15': number | null };
   memory_percent: number;
   memory_total_gb: number;
   memory_available_gb: number;
@@ -73,13 +75,25 @@ export class CpuMonitor {
       per_cpu_percent: per,
       cores: cpus.length,
       physical_cores: this.physical,
-      freq_mhz: cpus[0]?.speed ?? 0,
-      load_avg: os.loadavg().map(round1),
+      freq_mhz: cpus[0]?.speed ? cpus[0].speed : null,
+      load_avg: loadAverages(),
       memory_percent: round1(((total - avail) / total) * 100),
       memory_total_gb: round1(total / 2 ** 30),
       memory_available_gb: round1(avail / 2 ** 30),
     };
   }
+}
+
+/** os.loadavg() is [0, 0, 0] where the OS has no load average (Windows): unknown, not idle. */
+function loadAverages(): CpuInfo['load_avg'] {
+  const l = os.loadavg();
+  const known = os.platform() !== 'win32';
+  const at = (i: number) => (known ? round2(l[i] ?? 0) : null);
+  return { '1': at(0), '5': at(1), '15': at(2) };
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
 }
 
 function round1(n: number): number {

@@ -18,12 +18,20 @@ export class DeviceManager {
   private timer: NodeJS.Timeout | null = null;
   private lastReadAt = 0;
   private refreshing: Promise<GpuReading[] | null> | null = null;
+  /** Whether the driver answers the compute_cap field (found out at start). */
+  private computeCap = true;
 
   constructor(private readonly opts: DeviceManagerOptions) {}
 
   async start(): Promise<void> {
     // No nvidia-smi (or a failing one) at start: a node without GPUs.
-    this.gpus = (await probeGpus(this.opts.nvidiaSmi)) ?? [];
+    let found = await probeGpus(this.opts.nvidiaSmi, true);
+    if (found === null) {
+      // An older driver refuses the whole query for its compute_cap field: ask without it.
+      found = await probeGpus(this.opts.nvidiaSmi, false);
+      if (found !== null) this.computeCap = false;
+    }
+    this.gpus = found ?? [];
     this.lastReadAt = Date.now();
     if (this.gpus.length > 0 && this.opts.refreshMs > 0) {
       // probeGpus never rejects (a failing nvidia-smi reads as no GPUs)
@@ -52,7 +60,7 @@ export class DeviceManager {
   /** Re-reads the driver (concurrent callers share one probe); `maxAgeMs` allows a cached answer. */
   async refresh(maxAgeMs = 0): Promise<GpuReading[]> {
     if (Date.now() - this.lastReadAt <= maxAgeMs) return this.readings();
-    this.refreshing ??= probeGpus(this.opts.nvidiaSmi).finally(() => {
+    this.refreshing ??= probeGpus(this.opts.nvidiaSmi, this.computeCap).finally(() => {
       this.refreshing = null;
     });
     const next = await this.refreshing;

@@ -118,7 +118,20 @@ export type TaskPatch = Partial<
 
 export const TASK_ID_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
 
-export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
+/** Task log levels, spelled as the reference writes them (Python logging's level names). */
+export const LOG_LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * A level from elsewhere (the runner's events, rows written before levels were upper case,
+ * Python's 'warn'/'critical') as a LogLevel; anything unknown is INFO.
+ */
+export function toLogLevel(value: unknown): LogLevel {
+  const up = typeof value === 'string' ? value.toUpperCase() : '';
+  if (up === 'WARN') return 'WARNING';
+  if (up === 'CRITICAL' || up === 'FATAL') return 'ERROR';
+  return (LOG_LEVELS as readonly string[]).includes(up) ? (up as LogLevel) : 'INFO';
+}
 
 export interface LogEntry {
   seq: number;

@@ -8,6 +8,7 @@ import Fastify, {
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import rateLimit from '@fastify/rate-limit';
+import cors from '@fastify/cors';
 import Ajv from 'ajv';
 import { VERSION } from '../config.js';
 import { AppError } from '../domain/errors.js';
@@ -61,7 +62,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // service's own 503 (SPEC §2.9 error body) answers anything that would start work.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    routerOptions: { maxParamLength: 200 },
+    // A trailing slash answers as without it, as the reference (FastAPI redirects) does.
+    routerOptions: { maxParamLength: 200, ignoreTrailingSlash: true },
   });
 
   const bodyAjv = new Ajv.default({
@@ -83,6 +85,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   installErrorHandling(app);
   const streams = new SseStreams();
+
+  // CORS before every other hook, so a preflight is answered (204) before auth or shutdown
+  // checks, and every answer, errors and SSE streams included, carries the allow-origin header.
+  // The reference's own test page is opened from file:// (origin "null"): '*' lets it in.
+  await app.register(cors, {
+    origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ['content-type', 'authorization', 'last-event-id', 'accept', 'cache-control'],
+    exposedHeaders: ['retry-after', 'www-authenticate'],
+    maxAge: 600,
+  });
+
+  // A body sent without Content-Type is JSON, as FastAPI reads it (curl -d without -H, fetch
+  // with a string body and no headers from some clients).
+  app.addHook('onRequest', async (request) => {
+    const h = request.headers;
+    if (
+      h['content-type'] === undefined &&
+      (h['transfer-encoding'] !== undefined || Number(h['content-length']) > 0)
+    )
+      h['content-type'] = 'application/json';
+  });
 
   // Decisions use the matched route pattern, never the raw URL: the router decodes %xx, so a
   // check on the URL text could be walked around with /%61pi/... .

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { CpuMonitor } from '../devices/cpu.js';
 import type { DeviceManager } from '../devices/manager.js';
+import type { TorchVersionProbe } from '../engines/torch/versions.js';
 import type { JobRegistry } from '../jobs/job.js';
 import type { LogBus } from '../logbus/logbus.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
@@ -19,6 +20,8 @@ export interface AppDeps {
   service: TaskService;
   devices: DeviceManager;
   cpu: CpuMonitor;
+  /** PyTorch/CUDA versions of the runner's interpreter (GET /api/v2/resources/gpu). */
+  torchVersions: TorchVersionProbe;
   metrics: ServiceMetrics;
   registry: JobRegistry;
   logger: Logger;

@@ -5,12 +5,28 @@ import { isStoreUnavailable } from '../store/store.js';
 export interface ErrorBody {
   status: 'error';
   message: string;
-  detail: unknown;
+  /** Human-readable, as FastAPI's HTTPException `detail` (the reference's pages print it). */
+  detail: string;
+  /** The request field the error concerns, when there is one. */
+  field?: string;
   timestamp: string;
+  /** Further machine-readable facts (issues, limit_bytes, code, …) sit beside these. */
+  [extra: string]: unknown;
 }
 
-export function errorBody(message: string, detail: unknown = null): ErrorBody {
-  return { status: 'error', message, detail, timestamp: new Date().toISOString() };
+const RESERVED = new Set(['status', 'message', 'detail', 'timestamp']);
+
+/**
+ * SPEC §2.9's error body. `extra` (an AppError's detail object) adds its fields beside the
+ * standard ones, never over them; a detail that is not an object is not shown.
+ */
+export function errorBody(message: string, extra: unknown = null): ErrorBody {
+  const body: ErrorBody = { status: 'error', message, detail: message, timestamp: '' };
+  if (extra && typeof extra === 'object' && !Array.isArray(extra)) {
+    for (const [k, v] of Object.entries(extra)) if (!RESERVED.has(k) && v !== undefined) body[k] = v;
+  }
+  body.timestamp = new Date().toISOString();
+  return body;
 }
 
 interface AjvIssue {

@@ -17,10 +17,11 @@ export const ErrorSchema = Type.Object(
   {
     status: Type.Literal('error'),
     message: Type.String(),
-    detail: Type.Unknown(),
+    detail: Type.String({ description: 'Human-readable, as FastAPI’s HTTPException detail' }),
+    field: Type.Optional(Type.String({ description: 'The request field the error concerns' })),
     timestamp: Type.String(),
   },
-  {},
+  { additionalProperties: true },
 );
 
 /** Fields every task-creating request accepts, whatever its kind. */

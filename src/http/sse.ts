@@ -100,6 +100,8 @@ export async function streamTaskLog(opts: {
 
   reply.hijack();
   raw.writeHead(200, {
+    // Headers set by hooks so far (CORS above all) go out with the stream.
+    ...(reply.getHeaders() as Record<string, string>),
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
     connection: 'keep-alive',

@@ -147,7 +147,7 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
         } catch (err) {
           if (ctx.signal.aborted) throw err;
           failed.push(rel);
-          ctx.log(`${rel}: ${(err as Error).message}`, 'warning');
+          ctx.log(`${rel}: ${(err as Error).message}`, 'WARNING');
         }
         done++;
         ctx.progress((done / work.length) * 100, `image ${done}/${work.length}`);

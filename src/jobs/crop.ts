@@ -91,7 +91,7 @@ export const cropJob: JobDefinition<typeof CropBody> = {
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         failures.push({ file: rel, error: msg });
-        ctx.log(`${rel}: ${msg}`, 'warning');
+        ctx.log(`${rel}: ${msg}`, 'WARNING');
       }
       ctx.progress(((i + 1) / files.length) * 100, `cropped ${i + 1}/${files.length}`);
     }

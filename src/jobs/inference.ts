@@ -377,7 +377,7 @@ export function inferenceJob(
         } catch (err) {
           ctx.log(
             `${shown(item.rel)}${item.frame !== null ? ` frame ${item.frame}` : ''}: classified, but the annotated output could not be written (${message(err)})`,
-            'warning',
+            'WARNING',
           );
         }
       };
@@ -400,7 +400,7 @@ export function inferenceJob(
           await writeAnimation(frames, file, p.animation_format, ANIMATION_FRAME_MS);
           animations.push(path.relative(out, file));
         } catch (err) {
-          ctx.log(`${shown(rel)}: the annotated animation could not be written (${message(err)})`, 'warning');
+          ctx.log(`${shown(rel)}: the annotated animation could not be written (${message(err)})`, 'WARNING');
         }
       };
 
@@ -440,7 +440,7 @@ export function inferenceJob(
         if (lease.fallback !== undefined) {
           ctx.log(
             `Placed on ${ctx.device}, but ONNX Runtime cannot use the GPU here (${lease.fallback || 'no CUDA execution provider in this build'}): running on the CPU`,
-            'warning',
+            'WARNING',
           );
         }
         const size = card.image_size;
@@ -552,13 +552,13 @@ export function inferenceJob(
           }
         } finally {
           await fs.rm(scratch, { recursive: true, force: true }).catch((err: unknown) => {
-            ctx.log(`The scratch frames could not be removed (${message(err)})`, 'warning');
+            ctx.log(`The scratch frames could not be removed (${message(err)})`, 'WARNING');
           });
         }
       }
       const seconds = (performance.now() - t0) / 1000;
       for (const f of failed)
-        ctx.log(`${f.file}${f.frame ? ` frame ${f.frame}` : ''}: ${f.error}`, 'warning');
+        ctx.log(`${f.file}${f.frame ? ` frame ${f.frame}` : ''}: ${f.error}`, 'WARNING');
       await fs.writeFile(safe(path.join(out, 'predictions.json')), JSON.stringify(predictions, null, 2));
       const csv = ['file,frame,class,confidence,top5'];
       for (const pr of predictions) {

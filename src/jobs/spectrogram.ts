@@ -227,7 +227,7 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
           const tail = samples - count * p.samples_per_slice;
           if (tail > 0) {
             truncated += tail;
-            ctx.log(`${rel}: the last ${tail} samples do not fill a slice and are dropped`, 'warning');
+            ctx.log(`${rel}: the last ${tail} samples do not fill a slice and are dropped`, 'WARNING');
           }
           const images: string[] = [];
           for (let index = 0; index < count; index++) {
@@ -278,7 +278,7 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
         if (images.length > frames.length) {
           ctx.log(
             `${rel}: the animation keeps the first ${frames.length} of ${images.length} frames`,
-            'warning',
+            'WARNING',
           );
         }
         // Frames scaled to one common size first: an animation's frames must match.

@@ -97,7 +97,7 @@ export const splitJob: JobDefinition<typeof SplitBody> = {
         plan.push({ cls, file, split: i < nTrain ? 'train' : i < nTrain + nVal ? 'valid' : 'test' }),
       );
       perClass[cls] = { train: nTrain, valid: nVal, test: files.length - nTrain - nVal };
-      if (files.length === 0) ctx.log(`Class '${cls}' has no images; it is skipped`, 'warning');
+      if (files.length === 0) ctx.log(`Class '${cls}' has no images; it is skipped`, 'WARNING');
     }
     if (plan.length === 0) throw new Error(`no images found under the class folders of ${p.input_path}`);
     const splits = p.val_ratio == null ? ['train', 'valid'] : ['train', 'valid', 'test'];

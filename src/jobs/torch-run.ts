@@ -3,11 +3,9 @@
  * the device the scheduler chose, with its events turned into the task's log and progress.
  */
 import type { TorchSettings } from '../config.js';
-import type { LogLevel } from '../domain/task.js';
+import { toLogLevel } from '../domain/task.js';
 import { runTorch, type RunnerEvent } from '../engines/torch/runner.js';
 import type { RunContext } from './job.js';
-
-const LEVELS = new Set<LogLevel>(['debug', 'info', 'warning', 'error']);
 
 /**
  * The device as the runner sees it. A GPU task gets only its GPU (CUDA_VISIBLE_DEVICES=N, so
@@ -48,11 +46,12 @@ export async function runTorchForTask(o: TorchRunOptions): Promise<Record<string
           `CUDA_VISIBLE_DEVICES='${placed.env.CUDA_VISIBLE_DEVICES}', ${o.torch.threads} CPU thread${o.torch.threads === 1 ? '' : 's'})`,
       ),
     onStderr: (line) => {
-      if (line.trim()) ctx.log(`runner stderr: ${line}`, 'warning');
+      if (line.trim()) ctx.log(`runner stderr: ${line}`, 'WARNING');
     },
     onEvent: (event) => {
       if (event.event === 'log') {
-        const level = LEVELS.has(event.level as LogLevel) ? (event.level as LogLevel) : 'info';
+        // The runner writes Python's level names in any case ('info', 'warning').
+        const level = toLogLevel(event.level);
         const extra: { stage?: string; step?: number; metrics?: Record<string, unknown> } = {};
         if (typeof event.stage === 'string') extra.stage = event.stage;
         if (typeof event.step === 'number') extra.step = event.step;
@@ -67,7 +66,7 @@ export async function runTorchForTask(o: TorchRunOptions): Promise<Record<string
             typeof event.message === 'string' ? event.message : undefined,
           );
       } else if (event.event === 'error') {
-        if (typeof event.traceback === 'string') ctx.log(event.traceback.trimEnd(), 'debug');
+        if (typeof event.traceback === 'string') ctx.log(event.traceback.trimEnd(), 'DEBUG');
       } else {
         o.onEvent?.(event);
       }

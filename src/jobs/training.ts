@@ -180,7 +180,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
       // Resuming is for this task's own interrupted attempts, never a stranger's checkpoint.
       const resume = p.resume && ctx.task.attempts > 1;
       if (ctx.task.attempts > 1 && !p.resume) {
-        ctx.log('resume is false: training starts again from epoch 1', 'warning');
+        ctx.log('resume is false: training starts again from epoch 1', 'WARNING');
       }
       // Metric writes in arrival order; a failed one is reported once, never left unhandled.
       let writes: Promise<void> = Promise.resolve();
@@ -218,7 +218,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
           } else if (event.event === 'metrics') {
             const values = { ...(event.values as Record<string, unknown>), epoch: Number(event.epoch) };
             write(() => ctx.epochMetrics(values));
-            ctx.log(epochLine(values, p.num_epochs), 'info', {
+            ctx.log(epochLine(values, p.num_epochs), 'INFO', {
               stage: 'epoch_end',
               step: values.epoch,
               metrics: values,
@@ -230,7 +230,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
       if (writeError) {
         ctx.log(
           `Some epoch metrics could not be stored (${writeError instanceof Error ? writeError.message : String(writeError)}); metrics.jsonl in the model folder has them all`,
-          'warning',
+          'WARNING',
         );
       }
       const onnx = result.onnx as { path: string; bytes: number; probe_logits?: number[][] } | undefined;
@@ -246,13 +246,13 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
           onnxCheck = { max_abs_logit_difference: diff, agrees: diff < 1e-3 };
           ctx.log(
             `best_model.onnx checked with ONNX Runtime against PyTorch on the probe input: max |Δ logit| = ${diff.toExponential(2)}`,
-            diff < 1e-3 ? 'info' : 'warning',
+            diff < 1e-3 ? 'INFO' : 'WARNING',
           );
         } catch (err) {
           onnxCheck = { agrees: false, error: err instanceof Error ? err.message : String(err) };
           ctx.log(
             `best_model.onnx could not be checked with ONNX Runtime: ${String(onnxCheck.error)}`,
-            'warning',
+            'WARNING',
           );
         }
       }

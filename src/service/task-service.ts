@@ -189,9 +189,9 @@ export class TaskService {
       taskId,
       `Task accepted: ${kind}, priority ${priority}, device ${placement.request}${placement.memGb ? `, needs ${placement.memGb} GB of GPU memory` : ''}`,
     );
-    for (const n of c.notes) this.log(taskId, n, 'warning');
+    for (const n of c.notes) this.log(taskId, n, 'WARNING');
     if (meta.ignoredFields?.length) {
-      this.log(taskId, `Ignored unknown request field(s): ${meta.ignoredFields.join(', ')}`, 'warning');
+      this.log(taskId, `Ignored unknown request field(s): ${meta.ignoredFields.join(', ')}`, 'WARNING');
     }
     this.core.enqueue({
       id: taskId,
@@ -595,7 +595,7 @@ export class TaskService {
       device: p.device,
       paths: this.deps.paths,
       // What a task says reaches clients: the data root's absolute location is taken out.
-      log: (message, level = 'info', extra = {}) =>
+      log: (message, level = 'INFO', extra = {}) =>
         this.log(id, this.deps.paths.scrub(message), level, extra),
       progress: (percent, message) => {
         const pct = Math.max(0, Math.min(100, Math.floor(percent)));
@@ -635,7 +635,7 @@ export class TaskService {
       },
     };
     let patch: TaskPatch;
-    let level: LogLevel = 'info';
+    let level: LogLevel = 'INFO';
     let line: string;
     try {
       const out = await def.run(task.params, ctx);
@@ -653,7 +653,7 @@ export class TaskService {
       if (job.stopReason === 'shutdown') {
         patch = { status: 'queued', message: 'interrupted by a shutdown; it will run again', device: null };
         line = 'Interrupted by a service shutdown; re-queued to run again';
-        level = 'warning';
+        level = 'WARNING';
       } else if (job.stopReason === 'cancel') {
         patch = { status: 'cancelled', message: 'cancelled while running', finished_at: this.iso() };
         line = 'Cancelled; the work has stopped';
@@ -662,7 +662,7 @@ export class TaskService {
         patch = { status: 'failed', message: 'failed', error: msg, finished_at: this.iso() };
         if (err instanceof JobFailure && err.stats) patch.stats = err.stats;
         line = `Failed: ${msg}`;
-        level = 'error';
+        level = 'ERROR';
       }
     }
     await pendingWrite;
@@ -691,7 +691,7 @@ export class TaskService {
   log(
     taskId: string,
     message: string,
-    level: LogLevel = 'info',
+    level: LogLevel = 'INFO',
     extra: { stage?: string; step?: number; metrics?: Record<string, unknown> } = {},
   ): void {
     this.deps.bus.append(taskId, { level, message, ...extra }).catch((err: unknown) => {
@@ -720,7 +720,7 @@ export class TaskService {
         this.log(
           t.task_id,
           `The service stopped while this task was running (attempt ${t.attempts} on ${t.device ?? 'unknown device'}); re-queued to run again`,
-          'warning',
+          'WARNING',
         );
       }
       const def = this.deps.registry.get(t.task_type);
@@ -756,7 +756,7 @@ export class TaskService {
         );
         if (failed) {
           this.bump(t.task_type, status, 'failed');
-          this.log(t.task_id, `Cannot run after restart: ${msg}`, 'error');
+          this.log(t.task_id, `Cannot run after restart: ${msg}`, 'ERROR');
         }
       }
     }

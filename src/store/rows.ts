@@ -1,4 +1,4 @@
-import type { LogEntry, TaskRecord } from '../domain/task.js';
+import { toLogLevel, type LogEntry, type TaskRecord } from '../domain/task.js';
 
 /** Row shape shared by the SQL stores: JSON columns as text. */
 export interface TaskRow {
@@ -81,7 +81,8 @@ export function rowToLog(row: LogRow): LogEntry {
   const entry: LogEntry = {
     seq: row.seq,
     timestamp: row.timestamp,
-    level: row.level as LogEntry['level'],
+    // Rows written before levels were upper case read as the reference spells them.
+    level: toLogLevel(row.level),
     message: row.message,
   };
   if (row.metrics != null) entry.metrics = JSON.parse(row.metrics) as Record<string, unknown>;

@@ -424,8 +424,14 @@ describe('HTTP API', async () => {
       assert.ok(k in cpu, k);
     }
     assert.ok(cpu.cores >= 1);
+    assert.deepEqual(Object.keys(cpu.load_avg), ['1', '5', '15']);
+    assert.equal(typeof cpu.load_avg['1'], 'number');
     const gpu = json(await app.inject({ url: '/api/v2/resources/gpu' }));
-    assert.deepEqual(gpu, { available: false, count: 0, devices: [] });
+    assert.equal(gpu.available, false);
+    assert.equal(gpu.count, 0);
+    assert.deepEqual(gpu.devices, []);
+    assert.equal(gpu.cuda_version, null);
+    assert.deepEqual(r.gpu_info.devices, []);
   });
 
   it('changes limits live: validated, persisted, and waiting work starts at once', async () => {

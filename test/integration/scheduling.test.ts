@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Gates } from '../gate-job.js';
-import { fakeNvidiaSmi, startService, tmpDir, waitFor } from '../helpers.js';
+import { fakeNvidiaSmi, startService, tmpDir, waitFor, type FakeGpu } from '../helpers.js';
 
 const GB = 1024;
 
-async function gpuService(gpus: { totalMiB: number; usedMiB?: number }[], env: Record<string, string> = {}) {
+async function gpuService(gpus: FakeGpu[], env: Record<string, string> = {}) {
   const dir = tmpDir();
   const smi = fakeNvidiaSmi(dir, gpus);
   const gates = new Gates();
@@ -98,8 +98,8 @@ describe('scheduling on devices (fake nvidia-smi)', () => {
     assert.equal(gates.started.find((s) => s.id === 'big')?.device, 'cuda:0');
   });
 
-  it('reports GPUs in the /gpu shape with the tasks on each', async () => {
-    const { svc, gates, submit } = await gpuService([{ totalMiB: 12 * GB, usedMiB: 1 * GB }]);
+  it("reports GPUs in the reference's /gpu shape with the tasks on each", async () => {
+    const { svc, gates, submit } = await gpuService([{ totalMiB: 12 * GB, usedMiB: 1 * GB, util: 37 }]);
     await submit('infer_gate', { task_id: 'on-gpu', device: 'cuda:0', gpu_memory_gb: 2 });
     await waitFor(() => gates.isRunning('on-gpu'));
     const gpu = JSON.parse((await svc.app.inject({ url: '/api/v2/resources/gpu' })).body);
@@ -109,17 +109,34 @@ describe('scheduling on devices (fake nvidia-smi)', () => {
       id: 0,
       device_name: 'cuda:0',
       name: 'NVIDIA Fake 0',
+      compute_capability: '8.0',
       total_memory_gb: 12,
+      allocated_memory_gb: 1,
+      cached_memory_gb: 1,
       used_memory_gb: 1,
       free_memory_gb: 11,
-      utilization: 0,
-      current_tasks: [{ id: 'on-gpu', type: 'inference', gpu_memory_gb: 2 }],
+      utilization: 37,
+      current_tasks: { training: 0, inference: 1 },
+      running_tasks: [{ id: 'on-gpu', type: 'inference', gpu_memory_gb: 2 }],
     });
+    // The runner's interpreter is Debian's CPU build of torch: a version, no CUDA.
+    assert.match(gpu.pytorch_version, /^\d+\.\d+/);
+    assert.equal(gpu.cuda_version, null);
     const res = JSON.parse((await svc.app.inject({ url: '/api/v2/resources' })).body);
+    assert.deepEqual(res.gpu_info.devices, gpu.devices);
     assert.deepEqual(res.active_tasks['cuda:0'], [{ id: 'on-gpu', type: 'inference' }]);
     assert.deepEqual(res.limits['cuda:0'], { training: 1, inference: 3, preprocessing: 0 });
     const info = JSON.parse((await svc.app.inject({ url: '/api/v1/info' })).body);
     assert.equal(info.gpu_available, true);
+  });
+
+  it('finds GPUs on a driver too old for compute_cap, and reads memory use as utilization', async () => {
+    const { svc } = await gpuService([{ totalMiB: 8 * GB, usedMiB: 2 * GB, util: null, computeCap: null }]);
+    const gpu = JSON.parse((await svc.app.inject({ url: '/api/v2/resources/gpu' })).body);
+    assert.equal(gpu.count, 1);
+    assert.equal(gpu.devices[0].compute_capability, null);
+    assert.equal(gpu.devices[0].total_memory_gb, 8);
+    assert.equal(gpu.devices[0].utilization, 25, 'no utilization.gpu: the share of memory in use');
   });
 
   it("'auto' takes a free GPU, else the CPU", async () => {
@@ -144,7 +161,7 @@ describe('scheduling without GPUs', () => {
     await waitFor(() => gates.isRunning('fb'));
     assert.equal((await svc.service.get('fb')).device, 'cpu');
     const logs = await svc.store.readLogs('fb', 0, 20);
-    assert.ok(logs.some((l) => l.level === 'warning' && /no GPU: the task will run on cpu/.test(l.message)));
+    assert.ok(logs.some((l) => l.level === 'WARNING' && /no GPU: the task will run on cpu/.test(l.message)));
     await assert.rejects(
       svc.service.submit('train_gate', { device: 'cuda:0' }),
       /cuda:0 is out of range: this node has 0 GPUs/,

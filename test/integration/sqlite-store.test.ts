@@ -37,7 +37,7 @@ describe('SQLite write-ahead log', () => {
         const id = `w${round}-${i}`;
         writes.push(
           s.createTask(newTask(id)).then(async () => {
-            await s.appendLog(id, { level: 'info', message: 'x'.repeat(200) });
+            await s.appendLog(id, { level: 'INFO', message: 'x'.repeat(200) });
             await s.updateTask(id, { status: 'queued' }, ['pending']);
           }),
         );

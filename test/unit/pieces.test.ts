@@ -9,7 +9,7 @@ import { mulberry32, shuffle } from '../../src/util/random.js';
 describe('nvidia-smi parsing', () => {
   it('reads index, name, memory (MiB → GB) and utilization; skips junk lines', () => {
     const gpus = parseNvidiaSmi(
-      '1, NVIDIA A100-SXM4-40GB, 40960, 1024, 39936, 7\nnot a gpu line\n0, NVIDIA GeForce RTX 4090, 24564, 0, 24564, [N/A]\n',
+      '1, NVIDIA A100-SXM4-40GB, 40960, 1024, 39936, 7, 8.0\nnot a gpu line\n0, NVIDIA GeForce RTX 4090, 24564, 0, 24564, [N/A]\n',
     );
     assert.equal(gpus.length, 2);
     assert.deepEqual(gpus[0], {
@@ -19,8 +19,10 @@ describe('nvidia-smi parsing', () => {
       usedMemoryGb: 0,
       freeMemoryGb: 24564 / 1024,
       utilization: null,
+      computeCapability: null,
     });
     assert.equal(gpus[1]?.utilization, 7);
+    assert.equal(gpus[1]?.computeCapability, '8.0');
     assert.deepEqual(
       toDevices(gpus).map((d) => d.id),
       ['cpu', 'cuda:0', 'cuda:1'],

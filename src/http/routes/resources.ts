@@ -34,23 +34,44 @@ export function resourceRoutes(deps: AppDeps) {
   return async (app: FastifyInstance) => {
     const { service, devices } = deps;
 
-    const gpuView = async (maxAgeMs: number) => {
-      const readings = await devices.refresh(maxAgeMs);
-      return readings.map((g) => {
+    /**
+     * The reference's GPU object (its GET /resources/gpu), from nvidia-smi: `allocated_memory_gb`
+     * is the driver's memory.used and `cached_memory_gb` the same figure (the reference read
+     * both from its own torch process; a service that runs each task in a child process only
+     * knows the driver's total). `utilization` is nvidia-smi's utilization.gpu, or the share of
+     * memory in use where the driver reports none. `current_tasks` counts this node's running
+     * tasks per class; `running_tasks` lists them.
+     */
+    const gpuInfo = async (maxAgeMs: number) => {
+      const [readings, versions] = await Promise.all([devices.refresh(maxAgeMs), deps.torchVersions.get()]);
+      const list = readings.map((g) => {
         const id = `cuda:${g.index}`;
+        const running = service.core.runningOn(id);
+        const count = (cls: string) => running.filter((p) => p.cls === cls).length;
         return {
           id: g.index,
           device_name: id,
           name: g.name,
+          compute_capability: g.computeCapability,
           total_memory_gb: round(g.totalMemoryGb),
+          allocated_memory_gb: round(g.usedMemoryGb),
+          cached_memory_gb: round(g.usedMemoryGb),
           used_memory_gb: round(g.usedMemoryGb),
           free_memory_gb: round(g.freeMemoryGb),
-          utilization: g.utilization,
-          current_tasks: service.core
-            .runningOn(id)
-            .map((p) => ({ id: p.id, type: p.cls, gpu_memory_gb: p.memGb })),
+          utilization:
+            g.utilization ??
+            (g.totalMemoryGb > 0 ? Math.round((g.usedMemoryGb / g.totalMemoryGb) * 1000) / 10 : 0),
+          current_tasks: { training: count('training'), inference: count('inference') },
+          running_tasks: running.map((p) => ({ id: p.id, type: p.cls, gpu_memory_gb: p.memGb })),
         };
       });
+      return {
+        available: list.length > 0,
+        count: list.length,
+        devices: list,
+        cuda_version: list.length > 0 ? versions.cuda_version : null,
+        pytorch_version: versions.pytorch_version,
+      };
     };
 
     app.get(
@@ -60,7 +81,7 @@ export function resourceRoutes(deps: AppDeps) {
         device_usage: service.core.usage(),
         active_tasks: service.activeTasks(),
         limits: service.limits(),
-        gpu_info: await gpuView(2000),
+        gpu_info: await gpuInfo(2000),
         queue: {
           length: service.core.waitingCount,
           by_kind: service.queueByKind(),
@@ -74,8 +95,7 @@ export function resourceRoutes(deps: AppDeps) {
       { schema: { tags: ['resources'], summary: 'GPUs as nvidia-smi reports them' } },
       async () => {
         // Always a fresh reading; concurrent callers share one nvidia-smi run.
-        const list = await gpuView(0);
-        return { available: list.length > 0, count: list.length, devices: list };
+        return gpuInfo(0);
       },
     );
 
