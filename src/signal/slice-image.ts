@@ -1,11 +1,17 @@
+import { bySource, imageTaps, type Taps } from './mpl-resample.js';
 import {
+  dbColumns,
   forEachFrame,
   frameCount,
   powerColumns,
   powerToDbInPlace,
+  type FrameColumns,
   type SliceSamples,
   type StftPlan,
 } from './stft.js';
+
+/** How a slice's STFT becomes a picture (the spectrogram task's `render`). */
+export type RenderMode = 'matplotlib' | 'power';
 
 export interface SliceImageData {
   freqs: number;
@@ -108,4 +114,107 @@ function matrixAndColumns(
   });
   writeColumn(column, acc, 0, inColumn);
   return { minPower, maxPower };
+}
+
+export interface SliceColumns {
+  freqs: number;
+  frames: number;
+  width: number;
+  /**
+   * The image's columns, resampled along time as matplotlib resamples them (see
+   * mpl-resample.ts), in dB: frequency × width, fftshift-ed rows (most negative frequency first).
+   */
+  columns: Float32Array;
+  /** How the frequency axis is then resampled to the image height (fftshift-ed rows). */
+  rowTaps: Taps;
+  /** 10·log10(|Z|) extremes over every bin of every frame: the range matplotlib normalises by. */
+  min: number;
+  max: number;
+  /** The full frequency × time dB matrix, when asked for (save_matrix). */
+  db: Float32Array | null;
+}
+
+/**
+ * One pass over a slice for a picture equal to the reference's (matplotlib's imshow of the dB
+ * matrix): STFT, every bin in dB, each frame added into the image columns that matplotlib's
+ * Hanning filter gives it to, with its weights; the frequency axis is left to colourColumns.
+ * Memory: the columns (width × freqs) and one frame, plus the full matrix only when asked.
+ */
+export function sliceColumns(
+  source: SliceSamples,
+  plan: StftPlan,
+  width: number,
+  height: number,
+  keepMatrix: boolean,
+): SliceColumns {
+  const n = plan.n;
+  let rowTaps: Taps | null = null;
+  const map = (frames: number): FrameColumns => {
+    const taps = imageTaps(frames, n, width, height);
+    rowTaps = taps.y;
+    const s = bySource(taps.x, frames);
+    return { start: s.start, column: s.pixel, weight: s.weight };
+  };
+  const scale2 = plan.scale * plan.scale;
+  let r: { frames: number; sums: Float32Array; minPower: number; maxPower: number; db: Float32Array | null };
+  if (keepMatrix) {
+    r = matrixAndDbColumns(inMemory(source), plan, width, map);
+  } else {
+    r = { ...dbColumns(source, plan, width, map), db: null }; // all per-bin work in the SIMD kernel
+  }
+  const extremes = new Float32Array([r.minPower * scale2, r.maxPower * scale2]);
+  powerToDbInPlace(extremes, new Int32Array(extremes.buffer));
+  return {
+    freqs: n,
+    frames: r.frames,
+    width,
+    columns: r.sums,
+    rowTaps: rowTaps as unknown as Taps,
+    min: extremes[0] as number,
+    max: extremes[1] as number,
+    db: r.db,
+  };
+}
+
+/** save_matrix with matplotlib rendering: frame by frame in JavaScript, keeping every dB row. */
+function matrixAndDbColumns(
+  iq: Float32Array,
+  plan: StftPlan,
+  width: number,
+  map: (frames: number) => FrameColumns,
+): { frames: number; sums: Float32Array; minPower: number; maxPower: number; db: Float32Array } {
+  const n = plan.n;
+  const half = n / 2;
+  const frames = frameCount(iq.length / 2, n);
+  const m = map(frames);
+  const sums = new Float32Array(width * n); // column-major, natural bin order, until the end
+  const db = new Float32Array(n * frames);
+  const scale2 = plan.scale * plan.scale;
+  const row = new Float32Array(n);
+  const rowBits = new Int32Array(row.buffer);
+  let minPower = Infinity;
+  let maxPower = -Infinity;
+  forEachFrame(iq, plan, frames, (t, out, at) => {
+    for (let b = 0; b < n; b++) {
+      const re = out[at + 2 * b] as number;
+      const im = out[at + 2 * b + 1] as number;
+      const p = re * re + im * im;
+      if (p < minPower) minPower = p;
+      if (p > maxPower) maxPower = p;
+      row[b] = p * scale2;
+    }
+    powerToDbInPlace(row, rowBits);
+    for (let b = 0; b < n; b++) db[(b < half ? b + half : b - half) * frames + t] = row[b] as number;
+    for (let e = m.start[t] as number; e < (m.start[t + 1] as number); e++) {
+      const w = m.weight[e] as number;
+      const c = (m.column[e] as number) * n;
+      for (let b = 0; b < n; b++) sums[c + b] = (sums[c + b] as number) + w * (row[b] as number);
+    }
+  });
+  const rows = new Float32Array(n * width);
+  for (let b = 0; b < n; b++) {
+    const f = b < half ? b + half : b - half;
+    for (let c = 0; c < width; c++) rows[f * width + c] = sums[c * n + b] as number;
+  }
+  return { frames, sums: rows, minPower, maxPower, db };
 }

@@ -9,8 +9,8 @@ import { pilBilinearResize } from '../engines/preprocess/pil-resize.js';
 import { rgbToChw } from '../engines/preprocess/image.js';
 import { readSamplesSync, type IqDtype } from './iq.js';
 import { npyFloat32 } from './npy.js';
-import { colouriseFast, encodeImage, type ImageFormat } from './render.js';
-import { sliceImageData } from './slice-image.js';
+import { colourColumns, colouriseFast, encodeImage, type ImageFormat } from './render.js';
+import { sliceColumns, sliceImageData, type RenderMode } from './slice-image.js';
 import { stftPlan, type SliceSamples, type StftPlan } from './stft.js';
 import type { ColormapName } from './colormap.js';
 
@@ -25,6 +25,8 @@ export interface SliceJob {
   height: number;
   format: ImageFormat;
   colormap: ColormapName;
+  /** matplotlib (the reference's pictures; the default) or power (mean |Z|² per column). */
+  render?: RenderMode;
   imagePath: string;
   npyPath: string | null;
 }
@@ -72,16 +74,44 @@ export function renderSlice(job: SliceJob): Promise<SliceResult> {
   return withSamples(job.source, (samples) => render(job, planFor(job.stftPoint), samples));
 }
 
-async function render(job: SliceJob, plan: StftPlan, samples: SliceSamples): Promise<SliceResult> {
+/** A slice's picture as raw RGB, `columns` wide (the requested width unless power-rendered). */
+interface Picture {
+  rgb: Buffer;
+  columns: number;
+  freqs: number;
+  frames: number;
+  db: Float32Array | null;
+  stftMs: number;
+}
+
+/** The one place a slice becomes pixels: the spectrogram task and inference both come here. */
+function picture(
+  samples: SliceSamples,
+  plan: StftPlan,
+  opts: { width: number; height: number; colormap: ColormapName; render?: RenderMode },
+  keepMatrix: boolean,
+): Picture {
   const t0 = performance.now();
-  const data = sliceImageData(samples, plan, job.width, job.npyPath !== null);
+  if ((opts.render ?? 'matplotlib') === 'matplotlib') {
+    const data = sliceColumns(samples, plan, opts.width, opts.height, keepMatrix);
+    const stftMs = performance.now() - t0;
+    const rgb = colourColumns(data.columns, opts.width, opts.height, data.rowTaps, opts.colormap, data);
+    return { rgb, columns: opts.width, freqs: data.freqs, frames: data.frames, db: data.db, stftMs };
+  }
+  const data = sliceImageData(samples, plan, opts.width, keepMatrix);
+  const stftMs = performance.now() - t0;
+  const rgb = colouriseFast(data.reduced, data.freqs, data.columns, opts.colormap, data, opts.height);
+  return { rgb, columns: data.columns, freqs: data.freqs, frames: data.frames, db: data.db, stftMs };
+}
+
+async function render(job: SliceJob, plan: StftPlan, samples: SliceSamples): Promise<SliceResult> {
+  const pic = picture(samples, plan, job, job.npyPath !== null);
   const t1 = performance.now();
-  const rgb = colouriseFast(data.reduced, data.freqs, data.columns, job.colormap, data, job.height);
-  const image = await encodeImage(rgb, data.columns, job.height, job);
+  const image = await encodeImage(pic.rgb, pic.columns, job.height, job);
   await fs.promises.writeFile(job.imagePath, image);
-  if (job.npyPath && data.db)
-    await fs.promises.writeFile(job.npyPath, npyFloat32(data.db, data.freqs, data.frames));
-  return { freqs: data.freqs, frames: data.frames, stftMs: t1 - t0, renderMs: performance.now() - t1 };
+  if (job.npyPath && pic.db)
+    await fs.promises.writeFile(job.npyPath, npyFloat32(pic.db, pic.freqs, pic.frames));
+  return { freqs: pic.freqs, frames: pic.frames, stftMs: pic.stftMs, renderMs: performance.now() - t1 };
 }
 
 export interface FrameJob {
@@ -91,6 +121,8 @@ export interface FrameJob {
   width: number;
   height: number;
   colormap: ColormapName;
+  /** As the training images were rendered (SliceJob.render); matplotlib when not given. */
+  render?: RenderMode;
   /** The model's input size: the frame comes back as its CHW tensor (ONNX engine)… */
   inputSize: number;
   /** …or is written here as a PNG for the PyTorch runner to read (then no tensor). */
@@ -110,11 +142,11 @@ export interface FrameResult {
  */
 export function frameInput(job: FrameJob): Promise<FrameResult> {
   return withSamples(job.source, async (samples) => {
-    const data = sliceImageData(samples, planFor(job.stftPoint), job.width, false);
-    let rgb = colouriseFast(data.reduced, data.freqs, data.columns, job.colormap, data, job.height);
-    if (data.columns !== job.width) {
-      // As encodeImage does for slices with fewer STFT frames than image columns.
-      rgb = await sharp(rgb, { raw: { width: data.columns, height: job.height, channels: 3 } })
+    const pic = picture(samples, planFor(job.stftPoint), job, false);
+    let rgb = pic.rgb;
+    if (pic.columns !== job.width) {
+      // As encodeImage does for power-rendered slices with fewer STFT frames than image columns.
+      rgb = await sharp(rgb, { raw: { width: pic.columns, height: job.height, channels: 3 } })
         .resize(job.width, job.height, { fit: 'fill' })
         .raw()
         .toBuffer();

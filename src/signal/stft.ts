@@ -246,6 +246,43 @@ export type SliceSamples = Float32Array | { samples: number; fill(target: Float3
 const padded: Scratch = { ptr: 0, bytes: 0 };
 
 /**
+ * Puts the slice, zero-padded as scipy pads it (boundary='zeros', padded=True: n/2 zeros before,
+ * zeros after up to the last frame's end), into WebAssembly memory for the kernel; returns its
+ * address (read pffft.HEAPF32 again afterwards) and the frame count.
+ */
+function loadPadded(source: SliceSamples, plan: StftPlan): { base: number; frames: number; length: number } {
+  const { n, hop } = plan;
+  const length = source instanceof Float32Array ? source.length / 2 : source.samples;
+  checkSliceLength(length, n);
+  const frames = frameCount(length, n);
+  const bytes = 8 * ((frames - 1) * hop + n);
+  const base = ensureScratch(padded, bytes, `a slice of ${length} samples`);
+  const heap = pffft.HEAPF32; // after any allocation
+  const at = base >> 2;
+  heap.fill(0, at, at + n);
+  const samples = heap.subarray(at + n, at + n + 2 * length);
+  if (source instanceof Float32Array) samples.set(source);
+  else source.fill(samples); // e.g. read from the file straight into WebAssembly memory
+  heap.fill(0, at + n + 2 * length, at + bytes / 4);
+  return { base, frames, length };
+}
+
+function resetExtremes(plan: StftPlan): void {
+  const ext = plan.extremes >> 2;
+  pffft.HEAPF32.fill(Infinity, ext, ext + 4);
+  pffft.HEAPF32.fill(-Infinity, ext + 4, ext + 8);
+}
+
+function readExtremes(plan: StftPlan): { minPower: number; maxPower: number } {
+  const ext = plan.extremes >> 2;
+  const heap = pffft.HEAPF32;
+  return {
+    minPower: Math.min(...heap.subarray(ext, ext + 4)),
+    maxPower: Math.max(...heap.subarray(ext + 4, ext + 8)),
+  };
+}
+
+/**
  * The image path of the STFT, in the SIMD kernel: for each of `columns` runs of consecutive
  * frames (frame t belongs to column ⌊t·columns / frames⌋), the sum over its frames of each bin's
  * unscaled |X|², handed to `use` as `sums[at + k]` (k in natural FFT order, valid until `use`
@@ -259,25 +296,12 @@ export function powerColumns(
   use: (column: number, sums: Float32Array, at: number, count: number) => void,
 ): { frames: number; minPower: number; maxPower: number } {
   const { n, hop } = plan;
-  const length = source instanceof Float32Array ? source.length / 2 : source.samples;
-  checkSliceLength(length, n);
-  const frames = frameCount(length, n);
+  const { base, frames } = loadPadded(source, plan);
   if (!Number.isInteger(columns) || columns < 1 || columns > frames) {
     throw new RangeError(`columns must be 1–${frames} (got ${columns})`);
   }
-  // boundary='zeros' and padded=True: n/2 zeros before, zeros after up to the last frame's end.
-  const bytes = 8 * ((frames - 1) * hop + n);
-  const base = ensureScratch(padded, bytes, `a slice of ${length} samples`);
-  const heap = pffft.HEAPF32; // after any allocation
-  const at = base >> 2;
-  heap.fill(0, at, at + n);
-  const samples = heap.subarray(at + n, at + n + 2 * length);
-  if (source instanceof Float32Array) samples.set(source);
-  else source.fill(samples); // e.g. read from the file straight into WebAssembly memory
-  heap.fill(0, at + n + 2 * length, at + bytes / 4);
-  const ext = plan.extremes >> 2;
-  heap.fill(Infinity, ext, ext + 4);
-  heap.fill(-Infinity, ext + 4, ext + 8);
+  resetExtremes(plan);
+  const heap = pffft.HEAPF32;
   const acc = plan.acc >> 2;
   for (let c = 0; c < columns; c++) {
     const t0 = Math.ceil((c * frames) / columns);
@@ -298,9 +322,74 @@ export function powerColumns(
     );
     use(c, heap, acc, t1 - t0);
   }
-  return {
+  return { frames, ...readExtremes(plan) };
+}
+
+/** Where each frame goes: output columns and weights, `column[start[t] … start[t + 1])`. */
+export interface FrameColumns {
+  start: Int32Array;
+  column: Int32Array;
+  weight: Float32Array;
+}
+
+/** The kernel's inputs and output in WebAssembly memory (one set per thread, grown as needed). */
+const columnScratch: Scratch = { ptr: 0, bytes: 0 };
+
+/**
+ * The image path of matplotlib-equal rendering, in the SIMD kernel: every frame's row of
+ * 10·log10|Z| (natural bin order, |Z| floored at DB_FLOOR_MAGNITUDE) added with its weights
+ * into the `columns` image columns `map` sends it to. Returns them as a frequency × columns
+ * matrix, fftshift-ed rows (most negative frequency first), with the frame count and the power
+ * extremes (as powerColumns). Memory: the padded slice and the columns (twice: the kernel adds
+ * column-major, then transposes), never the frames' matrix.
+ */
+export function dbColumns(
+  source: SliceSamples,
+  plan: StftPlan,
+  columns: number,
+  map: (frames: number) => FrameColumns,
+): { frames: number; sums: Float32Array; minPower: number; maxPower: number } {
+  const { n, hop } = plan;
+  const { base, frames } = loadPadded(source, plan);
+  const m = map(frames);
+  const entries = m.column.length;
+  const accBytes = 4 * n * columns;
+  // acc | rows (the transposed acc) | row | starts | column byte offsets | weights
+  const bytes = 2 * accBytes + 4 * n + 4 * (frames + 1) + 8 * entries + 16;
+  const acc = ensureScratch(columnScratch, bytes, `${columns} columns of ${n} bins`);
+  const rows = acc + accBytes;
+  const row = rows + accBytes;
+  const starts = row + 4 * n;
+  const cols = starts + 4 * (frames + 1);
+  const weights = cols + 4 * entries;
+  const heap = pffft.HEAPF32; // after any allocation
+  heap.fill(0, acc >> 2, (acc + accBytes) >> 2);
+  const ints = new Int32Array(heap.buffer);
+  ints.set(m.start, starts >> 2);
+  for (let e = 0; e < entries; e++) ints[(cols >> 2) + e] = (m.column[e] as number) * 4 * n;
+  heap.set(m.weight, weights >> 2);
+  resetExtremes(plan);
+  const scale2 = plan.scale * plan.scale;
+  kernel.accumulateDb(
+    base,
     frames,
-    minPower: Math.min(...heap.subarray(ext, ext + 4)),
-    maxPower: Math.max(...heap.subarray(ext + 4, ext + 8)),
-  };
+    hop * 8,
+    plan.windowPtr,
+    8 * n,
+    plan.input,
+    plan.output,
+    plan.work,
+    plan.setup,
+    row,
+    acc,
+    plan.extremes,
+    starts,
+    cols,
+    weights,
+    POWER_FLOOR / scale2,
+    DB_PER_LN * Math.log(scale2),
+  );
+  kernel.transposeShift(acc, n, columns, rows);
+  const sums = heap.slice(rows >> 2, (rows + accBytes) >> 2);
+  return { frames, sums, ...readExtremes(plan) };
 }

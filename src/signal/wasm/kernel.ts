@@ -33,7 +33,7 @@ export const pffft = await Promise.race([
   loadFailed,
 ]);
 
-/** Our kernel (spectrum.wat): the STFT's image path in SIMD, and the colouring of rows. */
+/** Our kernel (spectrum.wat): the STFT's image paths in SIMD, and the colouring of rows. */
 export const kernel = await (async () => {
   if (!memory) throw new Error('PFFFT did not expose its WebAssembly memory');
   // The first call swaps the glue's wrapper for the raw export, which another module can import.
@@ -59,10 +59,32 @@ export const kernel = await (async () => {
       acc: number,
       extremes: number,
     ): void;
+    accumulateDb(
+      signal: number,
+      count: number,
+      hopBytes: number,
+      window: number,
+      frameBytes: number,
+      input: number,
+      output: number,
+      work: number,
+      setup: number,
+      row: number,
+      acc: number,
+      extremes: number,
+      starts: number,
+      columns: number,
+      weights: number,
+      floor: number,
+      offset: number,
+    ): void;
+    transposeShift(src: number, n: number, cols: number, dst: number): void;
     colourRow(
-      a: number,
-      b: number,
-      w: number,
+      base: number,
+      stride: number,
+      offsets: number,
+      weights: number,
+      ntaps: number,
       out: number,
       count: number,
       min: number,
