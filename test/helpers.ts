@@ -129,24 +129,41 @@ export async function replayedLog(url: string, logsPath: string): Promise<Record
     .filter((e) => 'level' in e);
 }
 
-/** What the runner reports after every epoch (SPEC §2.2). */
+/**
+ * What the runner reports after every epoch: the reference's TrainingMetrics names (SPEC §2.6a),
+ * written here from the reference's schema, independently of src/domain/metrics.ts.
+ */
 export const EPOCH_METRICS = [
+  'epoch',
+  'total_epochs',
   'train_loss',
   'train_acc',
   'val_loss',
   'val_acc',
-  'f1_macro',
-  'f1_micro',
-  'precision_macro',
-  'precision_micro',
-  'recall_macro',
-  'recall_micro',
-  'map',
+  'macro_f1',
+  'micro_f1',
+  'mAP',
   'top1_acc',
   'top3_acc',
   'top5_acc',
+  'macro_precision',
+  'macro_recall',
+  'micro_precision',
+  'micro_recall',
+  'precision',
+  'recall',
   'learning_rate',
   'best_acc',
+] as const;
+
+/** The metrics reported in percent (0–100), as the reference does. */
+export const PERCENT_METRICS = [
+  'train_acc',
+  'val_acc',
+  'best_acc',
+  'top1_acc',
+  'top3_acc',
+  'top5_acc',
 ] as const;
 
 /**

@@ -11,8 +11,8 @@ import torch
 
 from . import events
 from .runtime import image_transform, load_rgb, setup
-from .card import load_card, load_weights
-from .metrics import classification_metrics
+from .card import labels as card_labels, load_card, load_weights
+from .metrics import classification_metrics, percent
 from .models import build
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".tif", ".webp")
@@ -71,7 +71,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     device = setup(req)
     names = card["class_names"]
     n_classes = card["num_classes"]
-    labels_by_index = [c for c, _ in sorted(names.items(), key=lambda kv: kv[1])]
+    labels_by_index = card_labels(card)
     groups = discover(req["data_path"], names)
     total = sum(len(items) for _, items in groups)
     layout = "snr" if groups[0][0] is not None else "imagefolder"
@@ -104,13 +104,13 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             all_logits.append(logits)
             all_labels.append(labels)
             if snr is not None:
-                acc = float((logits.argmax(1) == labels).float().mean()) if len(items) else 0.0
+                acc = percent(float((logits.argmax(1) == labels).float().mean())) if len(items) else 0.0
                 per_snr.append({"snr_folder": snr, "snr_db": snr_value(snr), "samples": len(items), "accuracy": acc})
-                events.log(f"{snr}: accuracy {acc:.4f} on {len(items)} images")
+                events.log(f"{snr}: accuracy {acc:.2f}% on {len(items)} images")
     logits = torch.cat(all_logits)
     labels = torch.cat(all_labels)
     metrics = classification_metrics(logits, labels, n_classes)
-    metrics["accuracy"] = metrics["top1_acc"]
+    metrics["accuracy"] = metrics["top1_acc"]  # percent, like every accuracy
     cm = confusion(logits.argmax(1), labels, n_classes)
     result: dict[str, Any] = {
         "layout": layout,
@@ -127,5 +127,5 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     if per_snr:
         with open(os.path.join(out_dir, "accuracy_vs_snr.json"), "w", encoding="utf-8") as f:
             json.dump(per_snr, f, indent=2)
-    events.log(f"Accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f}, mAP {metrics['map']:.4f}")
+    events.log(f"Accuracy {metrics['accuracy']:.2f}%, macro F1 {metrics['macro_f1']:.4f}, mAP {metrics['mAP']:.4f}")
     return result

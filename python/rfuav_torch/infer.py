@@ -8,7 +8,7 @@ import torch
 
 from . import events
 from .runtime import image_transform, load_rgb, setup
-from .card import load_card, load_weights
+from .card import labels as card_labels, load_card, load_weights
 from .models import build
 
 
@@ -41,5 +41,4 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
                 for f, p in zip(readable, probs):
                     out.append({"file": f, "probs": p.tolist()})
             events.progress(100 * min(len(files), i + batch) / max(1, len(files)), f"{min(len(files), i + batch)}/{len(files)} files")
-    labels = [c for c, _ in sorted(card["class_names"].items(), key=lambda kv: kv[1])]
-    return {"labels": labels, "predictions": out}
+    return {"labels": card_labels(card), "predictions": out}

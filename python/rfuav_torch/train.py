@@ -15,8 +15,8 @@ from torchvision import datasets
 
 from . import events
 from .runtime import image_transform, setup
-from .card import load_weights
-from .metrics import classification_metrics
+from .card import load_weights, safe_load
+from .metrics import classification_metrics, percent
 from .models import build
 from .onnx_export import export_onnx
 
@@ -35,11 +35,35 @@ class TrainLog:
         self.file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {level.upper():7} {message}\n")
         self.file.flush()
 
+    def close(self) -> None:
+        self.file.close()
+
 
 def _atomic_save(obj: Any, path: str) -> None:
     tmp = path + ".tmp"
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def _save_checkpoint(path: str, model: nn.Module, optimiser: torch.optim.Optimizer, epoch: int, best_acc: float) -> None:
+    """checkpoint_last.pt, loadable with weights_only=True on every torch this runs on: tensors go
+    in as tensors, and everything else (epoch, best accuracy, the optimiser's hyper-parameters) as
+    one JSON string, since torch 1.13's weights-only unpickler has no opcode for a Python float."""
+    opt = optimiser.state_dict()
+    meta = {"epoch": epoch, "best_acc": best_acc, "acc_unit": "percent", "param_groups": opt["param_groups"]}
+    _atomic_save({"model": model.state_dict(), "optimizer_state": opt["state"], "meta": json.dumps(meta)}, path)
+
+
+def _load_checkpoint(path: str, model: nn.Module, optimiser: torch.optim.Optimizer) -> tuple[int, float]:
+    """Restores a checkpoint_last.pt (weights only: it sits in a folder a request named, so a
+    planted pickle must not run); returns (epochs done, best accuracy in percent)."""
+    ckpt = safe_load(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("meta"), str):
+        raise ValueError(f"{os.path.basename(path)} is not a checkpoint this runner wrote")
+    meta = json.loads(ckpt["meta"])
+    model.load_state_dict(ckpt["model"])
+    optimiser.load_state_dict({"state": ckpt["optimizer_state"], "param_groups": meta["param_groups"]})
+    return int(meta["epoch"]), float(meta.get("best_acc", 0.0))
 
 
 def _loader(root: str, image_size: int, batch: int, shuffle: bool, seed: int | None) -> DataLoader:
@@ -73,6 +97,13 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     out_dir: str = req["output_dir"]
     os.makedirs(out_dir, exist_ok=True)
     log = TrainLog(os.path.join(out_dir, "train.log"))
+    try:
+        return _run(req, out_dir, log)
+    finally:
+        log.close()
+
+
+def _run(req: dict[str, Any], out_dir: str, log: TrainLog) -> dict[str, Any]:
     seed = req.get("seed")
     if seed is not None:
         random.seed(seed)
@@ -88,8 +119,17 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     train_loader = _loader(req["train_path"], image_size, batch, bool(req.get("shuffle", True)), seed)
     val_loader = _loader(req["val_path"], image_size, batch, False, seed)
     classes = train_loader.dataset.classes  # type: ignore[attr-defined]
-    if len(classes) != num_classes:
+    if len(classes) > num_classes:
         raise ValueError(f"num_classes is {num_classes} but {req['train_path']} has {len(classes)} class folders")
+    unused = list(range(len(classes), num_classes))
+    if unused:
+        # As the reference allows (its examples train 37 outputs on subsets): the head keeps
+        # num_classes outputs, the ones without a folder are never a training target.
+        log(
+            f"num_classes is {num_classes} but {req['train_path']} has {len(classes)} class folders: "
+            f"outputs {unused[0]}-{unused[-1]} are unused (listed in the model card)",
+            "warning",
+        )
     if val_loader.dataset.classes != classes:  # type: ignore[attr-defined]
         raise ValueError("train_path and val_path have different class folders")
 
@@ -107,6 +147,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         "num_classes": num_classes,
         "image_size": image_size,
         "class_names": {c: i for i, c in enumerate(classes)},
+        **({"unused_classes": unused} if unused else {}),
         "training": {
             "batch_size": batch,
             "num_epochs": epochs,
@@ -117,6 +158,9 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             "train_path": req["train_path"],
             "val_path": req["val_path"],
         },
+        # How the training images were rendered from raw IQ (the spectrogram task's parameters),
+        # so inference on raw recordings slices them the same way.
+        **({"signal": req["signal"]} if isinstance(req.get("signal"), dict) else {}),
     }
     with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(card, f, sort_keys=False)
@@ -127,12 +171,14 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     ckpt_path = os.path.join(out_dir, "checkpoint_last.pt")
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
     if req.get("resume") and os.path.isfile(ckpt_path):
-        ckpt = torch.load(ckpt_path, map_location="cpu")
-        model.load_state_dict(ckpt["model"])
-        optimiser.load_state_dict(ckpt["optimizer"])
-        start_epoch = int(ckpt["epoch"]) + 1
-        best_acc = float(ckpt.get("best_acc", 0.0))
-        log(f"Resuming from checkpoint_last.pt: epoch {ckpt['epoch']} done, continuing at epoch {start_epoch}")
+        try:
+            done, best_acc = _load_checkpoint(ckpt_path, model, optimiser)
+            start_epoch = done + 1
+        except ValueError as err:
+            # Written by an older runner (plain floats) or not ours: start over rather than fail.
+            log(f"checkpoint_last.pt cannot be resumed ({err}); training starts at epoch 1", "warning")
+        if start_epoch > 1:
+            log(f"Resuming from checkpoint_last.pt: epoch {start_epoch - 1} done, continuing at epoch {start_epoch}")
     # The metric history holds exactly the epochs the checkpoint has done.
     kept: list[str] = []
     if os.path.isfile(metrics_path):
@@ -172,10 +218,10 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             events.progress(100 * done, f"epoch {epoch}/{epochs} step {step}/{steps}")
             if step % log_every == 0 or step == steps:
                 events.log(
-                    f"Epoch {epoch} step {step}/{steps}: loss {loss_sum / seen:.4f} acc {correct / seen:.4f}",
+                    f"Epoch {epoch} step {step}/{steps}: loss {loss_sum / seen:.4f} acc {percent(correct / seen):.2f}%",
                     stage="training",
                     step=step,
-                    metrics={"train_loss": loss_sum / seen, "train_acc": correct / seen},
+                    metrics={"train_loss": loss_sum / seen, "train_acc": percent(correct / seen)},
                 )
         events.log(f"Epoch {epoch}: validating on {len(val_loader.dataset)} images", stage="validation", step=epoch)  # type: ignore[arg-type]
         t_val = time.perf_counter()
@@ -187,8 +233,9 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         best_acc = max(best_acc, val_acc)
         last = {
             "epoch": epoch,
+            "total_epochs": epochs,
             "train_loss": loss_sum / max(1, seen),
-            "train_acc": correct / max(1, seen),
+            "train_acc": percent(correct / max(1, seen)),
             "val_loss": val_loss,
             "val_acc": val_acc,
             **m,
@@ -211,16 +258,16 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         with open(metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(last) + "\n")
         # The checkpoint last: an epoch counts as done once everything above is on disk.
-        _atomic_save({"model": model.state_dict(), "optimizer": optimiser.state_dict(), "epoch": epoch, "best_acc": best_acc}, ckpt_path)
+        _save_checkpoint(ckpt_path, model, optimiser, epoch, best_acc)
         # The service stores the metrics and logs the epoch_end line (with them) on this event.
         events.emit("metrics", epoch=epoch, total_epochs=epochs, values=last)
         log.file_only(
-            f"Epoch {epoch}/{epochs}: train loss {last['train_loss']:.4f} acc {last['train_acc']:.4f}, "
-            f"val loss {val_loss:.4f} acc {val_acc:.4f}, best {best_acc:.4f} ({last['epoch_seconds']:.1f} s)"
+            f"Epoch {epoch}/{epochs}: train loss {last['train_loss']:.4f} acc {last['train_acc']:.2f}%, "
+            f"val loss {val_loss:.4f} acc {val_acc:.2f}%, best {best_acc:.2f}% ({last['epoch_seconds']:.1f} s)"
         )
 
     best = build(name, num_classes, False, image_size)
-    best.load_state_dict(torch.load(os.path.join(out_dir, "best_model.pth"), map_location="cpu"))
+    best.load_state_dict(safe_load(os.path.join(out_dir, "best_model.pth")))
     onnx = export_onnx(best, image_size, os.path.join(out_dir, "best_model.onnx"))
     events.emit("artifact", path="best_model.onnx", kind="onnx")
     log(f"Exported best_model.onnx ({onnx['bytes']} bytes)")

@@ -81,7 +81,7 @@ export interface SnrPoint {
   samples: number;
 }
 
-/** Accuracy (0–1) against SNR; points in the given order, x at their dB value when all have one. */
+/** Accuracy (percent, 0–100) against SNR; points in the given order, x at their dB value when all have one. */
 export function accuracyVsSnrSvg(points: SnrPoint[], title = 'Accuracy vs SNR'): string {
   const width = 720;
   const height = 440;
@@ -97,16 +97,16 @@ export function accuracyVsSnrSvg(points: SnrPoint[], title = 'Accuracy vs SNR'):
     hi += 1;
   }
   const px = (x: number) => m.left + ((x - lo) / (hi - lo)) * pw;
-  const py = (a: number) => m.top + (1 - a) * ph;
+  const py = (a: number) => m.top + (1 - a / 100) * ph;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     text(m.left, 30, title, 18, 'font-weight="bold"'),
   ];
-  for (let k = 0; k <= 10; k += 2) {
-    const y = py(k / 10);
+  for (let k = 0; k <= 100; k += 20) {
+    const y = py(k);
     parts.push(`<line x1="${m.left}" y1="${y}" x2="${m.left + pw}" y2="${y}" stroke="#e0e0e0"/>`);
-    parts.push(text(m.left - 8, y + 4, (k / 10).toFixed(1), 12, 'text-anchor="end"'));
+    parts.push(text(m.left - 8, y + 4, `${k}`, 12, 'text-anchor="end"'));
   }
   parts.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#333333"/>`);
   points.forEach((p, i) => {
@@ -131,7 +131,7 @@ export function accuracyVsSnrSvg(points: SnrPoint[], title = 'Accuracy vs SNR'):
     text(
       18,
       m.top + ph / 2,
-      'accuracy',
+      'accuracy (%)',
       13,
       `transform="rotate(-90 18 ${m.top + ph / 2})" text-anchor="middle"`,
     ),

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
+import { EVALUATION_METRICS, formatMetric } from '../domain/metrics.js';
 import { createService, InsecureListenError } from '../main.js';
 import { StoreLockedError } from '../store/sqlite/sqlite-store.js';
 import { IqFormatError } from '../signal/iq.js';
@@ -441,8 +442,6 @@ function flags(
   }
 }
 
-const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(4) : '-');
-
 async function train(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -497,7 +496,7 @@ async function train(args: string[]): Promise<number> {
         check?: { agrees?: boolean; max_abs_logit_difference?: number };
       } | null;
       process.stdout.write(
-        `best validation accuracy ${fmt(r.best_acc)}; model folder ${String(r.output_path)} ` +
+        `best validation accuracy ${formatMetric('best_acc', r.best_acc)}; model folder ${String(r.output_path)} ` +
           `(config.yaml, best_model.pth${onnx?.path ? `, ${onnx.path}` : ''})` +
           (onnx?.check?.max_abs_logit_difference !== undefined
             ? `; ONNX ${onnx.check.agrees ? 'matches' : 'DIFFERS FROM'} PyTorch (max |Δ logit| ${onnx.check.max_abs_logit_difference.toExponential(1)})`
@@ -533,27 +532,15 @@ async function evaluate(args: string[]): Promise<number> {
     report: (t) => {
       const r = t.result ?? {};
       const rows = [['METRIC', 'VALUE']];
-      for (const k of [
-        'accuracy',
-        'top3_acc',
-        'top5_acc',
-        'precision_macro',
-        'recall_macro',
-        'f1_macro',
-        'precision_micro',
-        'recall_micro',
-        'f1_micro',
-        'map',
-      ]) {
-        rows.push([k, fmt(r[k])]);
-      }
+      for (const k of EVALUATION_METRICS) rows.push([k, formatMetric(k, r[k])]);
       rows.push(['samples', String(r.samples)]);
       process.stdout.write(`${table(rows)}\n`);
       const snr = r.accuracy_vs_snr as
         { snr_folder: string; accuracy: number; samples: number }[] | undefined;
       if (snr?.length) {
         const snrRows = [['SNR', 'ACCURACY', 'SAMPLES']];
-        for (const p of snr) snrRows.push([p.snr_folder, fmt(p.accuracy), String(p.samples)]);
+        for (const p of snr)
+          snrRows.push([p.snr_folder, formatMetric('accuracy', p.accuracy), String(p.samples)]);
         process.stdout.write(`\n${table(snrRows)}\n`);
       }
       const files = Object.values((r.files as Record<string, string> | undefined) ?? {});

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import { parse } from 'yaml';
 import { badPath, invalidField } from '../domain/errors.js';
 import { isSupportedModel, SUPPORTED_MODELS, type ModelName } from '../domain/models.js';
+import { asSignalParams, type SignalParams } from '../signal/params.js';
 
 export interface ModelCard {
   model: ModelName;
@@ -10,8 +11,10 @@ export interface ModelCard {
   image_size: number;
   /** Class name → output index. */
   class_names: Record<string, number>;
-  /** Class names by output index. */
+  /** Class names by output index; outputs no class was trained on are `unused_<i>`. */
   labels: string[];
+  /** How the training images were rendered from raw IQ, when the card says (training copies it). */
+  signal: SignalParams | null;
 }
 
 const MAX_CARD_BYTES = 1024 * 1024;
@@ -78,17 +81,15 @@ export async function readModelCard(file: string, field: string, shown: string):
     }
     labels[v] = k;
   }
-  if (Object.keys(names).length !== n) {
-    throw invalidField(
-      field,
-      `'${shown}': num_classes is ${String(n)} but class_names has ${Object.keys(names).length} entries`,
-    );
-  }
+  // Fewer names than outputs: a head trained wider than its class folders (as the reference
+  // allows); the outputs without a name are unused.
+  for (let i = 0; i < (n as number); i++) labels[i] ??= `unused_${i}`;
   return {
     model: card.model,
     num_classes: n as number,
     image_size: size as number,
     class_names: names,
     labels,
+    signal: asSignalParams(card.signal),
   };
 }

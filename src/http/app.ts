@@ -18,6 +18,7 @@ import { resourceRoutes } from './routes/resources.js';
 import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { SseStreams } from './sse.js';
+import { renderReferencePage, type OpenApiDoc } from './reference-page.js';
 import { preprocessingRoutes } from './routes/preprocessing.js';
 import { modelTaskRoutes } from './routes/model-tasks.js';
 import { predictRoutes } from './routes/predict.js';
@@ -155,12 +156,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     timer.observe(reply.elapsedTime / 1000);
   });
 
-  // Record (then let the schema drop) body fields the route does not know.
+  // Explicit null for a field means "not given", as in the reference (pydantic's Optional
+  // fields); then record (and let the schema drop) body fields the route does not know.
   app.addHook('preValidation', async (request) => {
     const body = request.body;
     if (body === undefined) return;
     const schema = request.routeOptions.schema?.body as { properties?: Record<string, unknown> } | undefined;
     if (!schema?.properties || typeof body !== 'object' || body === null || Array.isArray(body)) return;
+    const fields = body as Record<string, unknown>;
+    for (const k of Object.keys(fields)) if (fields[k] === null) delete fields[k];
     const extra = Object.keys(body).filter((k) => !(k in (schema.properties as object)));
     if (extra.length > 0) request.ignoredFields = extra;
   });
@@ -214,6 +218,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.predict) await app.register(predictRoutes(deps, deps.predict));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // The reference serves ReDoc here; ours renders the same document without a CDN script.
+  let referencePage: string | null = null;
+  app.get('/redoc', { schema: { hide: true } }, async (_request, reply) => {
+    referencePage ??= renderReferencePage(app.swagger() as OpenApiDoc);
+    return reply.type('text/html; charset=utf-8').send(referencePage);
+  });
 
   app.addHook('onClose', async () => streams.closeAll());
   app.addHook('preClose', async () => streams.closeAll());

@@ -17,9 +17,8 @@ export const AugmentBody = Type.Object({
   output_path: Type.Optional(Type.String({ minLength: 1, description: 'Default: <dataset_path>_aug' })),
   methods: Type.Optional(
     Type.Array(Type.String({ minLength: 1 }), {
-      minItems: 1,
       maxItems: 16,
-      description: `Subset of ${AUGMENT_METHODS.join(', ')}; default all six`,
+      description: `Subset of ${AUGMENT_METHODS.join(', ')}; empty, null or absent: all six`,
     }),
   ),
   seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
@@ -59,7 +58,7 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
           );
         }
       }
-      const methods = body.methods ?? [...AUGMENT_METHODS];
+      const methods = body.methods?.length ? body.methods : [...AUGMENT_METHODS];
       const unknown = methods.filter((m) => !isAugmentMethod(m));
       if (unknown.length > 0) {
         throw invalidField(
@@ -168,9 +167,11 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
       const stats = {
         original_images: originals,
         augmented_images: augmented,
-        methods_used: p.methods,
-        classes: classes.size,
-        class_names: [...classes].sort(),
+        // The reference's shape: a count of methods and the class names.
+        methods_used: p.methods.length,
+        methods: p.methods,
+        classes: [...classes].sort(),
+        num_classes: classes.size,
         failed_images: failed.length,
         seed: p.seed,
       };

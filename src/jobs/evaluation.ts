@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import type { TorchSettings } from '../config.js';
 import { badPath } from '../domain/errors.js';
+import { formatMetric } from '../domain/metrics.js';
 import { accuracyVsSnrSvg, confusionMatrixSvg, svgToPng, type SnrPoint } from '../charts/charts.js';
 import { readModelCard } from '../engines/model-card.js';
 import { classFolders, existingPath, outputFolder } from '../util/files.js';
@@ -118,7 +119,7 @@ export function evaluationJob(torch: TorchSettings): JobDefinition<typeof Evalua
       const metrics = r.metrics as Record<string, number>;
       ctx.log(`Wrote ${Object.values(files).join(', ')} to ${ctx.paths.display(out)}`);
       return {
-        message: `accuracy ${Number(metrics.accuracy).toFixed(4)} on ${String(r.samples)} images`,
+        message: `accuracy ${formatMetric('accuracy', metrics.accuracy)} on ${String(r.samples)} images`,
         result: {
           ...metrics,
           samples: r.samples,

@@ -32,7 +32,12 @@ interface SplitParams {
  * How many of `n` images go to train / valid / test. When there are enough images, every split
  * gets at least one, so a small class still appears in each.
  */
+/** Ratios are decimal fractions: 0.7 + 0.3 is 1, whatever binary floating point says. */
+const RATIO_EPSILON = 1e-9;
+
 export function splitCounts(n: number, train: number, val: number | null): [number, number, number] {
+  // train + val = 1: the test split is asked for but gets nothing, as the ratios say.
+  if (val != null && train + val >= 1 - RATIO_EPSILON) val = null;
   const parts = val == null ? 2 : 3;
   const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
   let nTrain: number;
@@ -65,10 +70,11 @@ export const splitJob: JobDefinition<typeof SplitBody> = {
     if (classes.length === 0) {
       throw badPath(`input_path: '${body.input_path}' has no class sub-folders`, { field: 'input_path' });
     }
-    if (body.val_ratio != null && body.train_ratio + body.val_ratio >= 1) {
+    // train + val = 1 is the reference's default form (0.8 + 0.2): an empty test split.
+    if (body.val_ratio != null && body.train_ratio + body.val_ratio > 1 + RATIO_EPSILON) {
       throw invalidField(
         'val_ratio',
-        'train_ratio + val_ratio must be below 1 to leave images for the test split',
+        `train_ratio + val_ratio is ${+(body.train_ratio + body.val_ratio).toFixed(6)}; it must not exceed 1`,
       );
     }
     // A seed is always stored, so a re-run after a restart reproduces the same split.
@@ -125,8 +131,9 @@ export const splitJob: JobDefinition<typeof SplitBody> = {
       train_images: count('train'),
       val_images: count('valid'),
       test_images: count('test'),
-      classes: classes.length,
-      class_names: classes,
+      // The reference's shape: class names; their count beside them.
+      classes,
+      num_classes: classes.length,
       per_class: perClass,
       seed: p.seed,
     };

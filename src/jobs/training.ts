@@ -9,6 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { TorchSettings } from '../config.js';
 import { badPath, invalidField } from '../domain/errors.js';
 import { SUPPORTED_MODELS } from '../domain/models.js';
+import { formatMetric } from '../domain/metrics.js';
 import { onnxProbeDifference } from '../engines/onnx/probe.js';
 import { classFolders, existingPath, isInside, outputFolder, statOrNull } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
@@ -104,7 +105,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
 
     async validate(body: TrainingBody, { paths }) {
       const trainClasses = await imageFolderClasses(paths, body.train_path, 'train_path');
-      if (trainClasses.length !== body.num_classes) {
+      if (trainClasses.length > body.num_classes) {
         throw invalidField(
           'num_classes',
           `is ${body.num_classes} but train_path has ${trainClasses.length} class folders (${trainClasses.slice(0, 20).join(', ')}${trainClasses.length > 20 ? ', …' : ''})`,
@@ -140,6 +141,12 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
       }
       if (body.weight_path) await weightsFile(paths, body.weight_path, 'weight_path');
       const notes: string[] = [];
+      if (trainClasses.length < body.num_classes) {
+        // The reference trains such heads (its examples use 37 on subsets); so do we, saying so.
+        notes.push(
+          `num_classes is ${body.num_classes} but train_path has ${trainClasses.length} class folders: the head gets ${body.num_classes} outputs and outputs ${trainClasses.length}-${body.num_classes - 1} stay unused (the model card lists them)`,
+        );
+      }
       if (outExists && (await statOrNull(path.join(output, 'checkpoint_last.pt')))) {
         notes.push(
           `${outputRel} already holds a training run; its files will be overwritten (resume applies only after this task is interrupted)`,
@@ -258,7 +265,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
       }
       const best = Number(result.best_acc);
       return {
-        message: `trained ${p.model} for ${p.num_epochs} epochs: best validation accuracy ${best.toFixed(4)}`,
+        message: `trained ${p.model} for ${p.num_epochs} epochs: best validation accuracy ${formatMetric('best_acc', best)}`,
         result: {
           best_acc: best,
           epochs: result.epochs,
@@ -281,7 +288,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
 }
 
 function epochLine(m: Record<string, unknown>, total: number): string {
-  const f = (k: string) => (typeof m[k] === 'number' ? (m[k] as number).toFixed(4) : '?');
+  const f = (k: string) => formatMetric(k, m[k]);
   const secs = typeof m.epoch_seconds === 'number' ? ` (${m.epoch_seconds.toFixed(1)} s)` : '';
   return `Epoch ${String(m.epoch)}/${total}: train loss ${f('train_loss')} acc ${f('train_acc')}, val loss ${f('val_loss')} acc ${f('val_acc')}, best ${f('best_acc')}${secs}`;
 }

@@ -105,15 +105,15 @@ describe('HTTP API', async () => {
     assert.equal(done.device, 'cpu');
     assert.equal(done.attempts, 1);
     assert.deepEqual(
-      { ...done.stats, per_class: undefined, class_names: undefined, seed: undefined },
+      { ...done.stats, per_class: undefined, seed: undefined },
       {
         total_images: 30,
         train_images: 18,
         val_images: 6,
         test_images: 6,
-        classes: 3,
+        classes: ['alpha', 'beta', 'gamma'],
+        num_classes: 3,
         per_class: undefined,
-        class_names: undefined,
         seed: undefined,
       },
     );
@@ -227,7 +227,7 @@ describe('HTTP API', async () => {
       [
         { input_path: 'ds', output_path: 'x', val_ratio: 0.3 },
         422,
-        /val_ratio: train_ratio \+ val_ratio must be below 1/,
+        /val_ratio: train_ratio \+ val_ratio is 1\.1; it must not exceed 1/,
       ],
       [{ input_path: 'ds', output_path: 'x', priority: 0 }, 422, /priority: must be >= 1/],
       [{ input_path: 'ds', output_path: 'x', task_id: 'has space' }, 422, /task_id: must match pattern/],

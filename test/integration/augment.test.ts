@@ -61,7 +61,8 @@ describe('augmentation task', async () => {
     const augmentedSources = 3 + 3 + 2; // train (3 + 2 + the jpg) and valid
     assert.equal(t.stats.original_images, augmentedSources + 1);
     assert.equal(t.stats.augmented_images, augmentedSources * 6);
-    assert.deepEqual(t.stats.methods_used, [
+    assert.equal(t.stats.methods_used, 6);
+    assert.deepEqual(t.stats.methods, [
       'AdvancedBlur',
       'CLAHE',
       'ColorJitter',
@@ -69,7 +70,7 @@ describe('augmentation task', async () => {
       'ISONoise',
       'Sharpen',
     ]);
-    assert.equal(t.stats.classes, 2);
+    assert.deepEqual(t.stats.classes, ['c0', 'c1']);
     assert.equal(t.progress, 100);
 
     const out = path.join(data, 'ds_aug');
@@ -107,7 +108,8 @@ describe('augmentation task', async () => {
     const t = await finished(JSON.parse(r.body).task_id);
     assert.equal(t.status, 'completed', t.error);
     assert.equal(t.stats.augmented_images, 8 * 2);
-    assert.deepEqual(t.stats.methods_used, ['GaussNoise', 'Sharpen']);
+    assert.equal(t.stats.methods_used, 2);
+    assert.deepEqual(t.stats.methods, ['GaussNoise', 'Sharpen']);
     assert.deepEqual(fs.readdirSync(path.join(data, 'again/valid/c1')).sort(), [
       'img0.png',
       'img0_GaussNoise.png',
@@ -132,7 +134,7 @@ describe('augmentation task', async () => {
     assert.equal(t.stats.failed_images, 1);
     assert.equal(t.stats.augmented_images, 1);
     const logs = await svc.app.inject({ url: `/api/v2/tasks/${t.task_id}/logs?follow=false` });
-    assert.match(logs.body, /valid\/c0\/broken\.png: .*warning|warning.*broken\.png/s);
+    assert.match(logs.body, /valid\/c0\/broken\.png: .*WARNING|WARNING.*broken\.png/s);
   });
 
   it('rejects unknown methods (422, naming them) and datasets that are not split (400)', async () => {
@@ -144,8 +146,14 @@ describe('augmentation task', async () => {
     );
     const twice = await post({ dataset_path: 'ds', methods: ['Sharpen', 'Sharpen'] });
     assert.equal(twice.statusCode, 422);
-    const empty = await post({ dataset_path: 'ds', methods: [] });
-    assert.equal(empty.statusCode, 422);
+    // The reference's [] and null both mean every method.
+    for (const methods of [[], null]) {
+      const all = await post({ dataset_path: 'ds', output_path: `all_${methods === null}`, methods });
+      assert.equal(all.statusCode, 200, all.body);
+      const t = await finished(JSON.parse(all.body).task_id);
+      assert.equal(t.status, 'completed', t.error);
+      assert.equal(t.stats.methods_used, 6);
+    }
     fs.mkdirSync(path.join(data, 'unsplit/c0'), { recursive: true });
     const unsplit = await post({ dataset_path: 'unsplit' });
     assert.equal(unsplit.statusCode, 400);

@@ -58,7 +58,10 @@ describe('rfuav train / evaluate / infer', async () => {
     const epochLines = t.out.split('\n').filter((l) => / Epoch \d+\/2: train loss/.test(l));
     assert.equal(epochLines.length, 2, t.out);
     assert.ok(!/step \d+\/\d+: loss/.test(t.out), 'step lines stay out of the output');
-    assert.match(t.out, /best validation accuracy \d\.\d{4}; model folder models\/m1 .*ONNX matches PyTorch/);
+    assert.match(
+      t.out,
+      /best validation accuracy \d+\.\d{2}%; model folder models\/m1 .*ONNX matches PyTorch/,
+    );
     assert.match(t.err, /progress \d+% epoch 1\/2 step/);
 
     const e = await rfuav(
@@ -78,10 +81,10 @@ describe('rfuav train / evaluate / infer', async () => {
       env,
     );
     assert.equal(e.code, 0, e.out + e.err);
-    assert.match(e.out, /^accuracy\s+\d\.\d{4}$/m);
-    assert.match(e.out, /^f1_macro\s+\d\.\d{4}$/m);
-    assert.match(e.out, /^-5dB\s+\d\.\d{4}\s+8$/m);
-    assert.match(e.out, /^5dB\s+\d\.\d{4}\s+8$/m);
+    assert.match(e.out, /^accuracy\s+\d+\.\d{2}%$/m);
+    assert.match(e.out, /^macro_f1\s+\d\.\d{4}$/m);
+    assert.match(e.out, /^-5dB\s+\d+\.\d{2}%\s+8$/m);
+    assert.match(e.out, /^5dB\s+\d+\.\d{2}%\s+8$/m);
     assert.ok(fs.existsSync(path.join(data, 'evals/accuracy_vs_snr.png')));
 
     const inf = await rfuav(

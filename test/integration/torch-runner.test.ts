@@ -3,12 +3,12 @@
  * stdin (kept open), NDJSON events on stdout. A small model really trains on a small set.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { writeImageFolder } from '../fixtures/images.js';
-import { EPOCH_METRICS, tmpDir } from '../helpers.js';
+import { EPOCH_METRICS, PERCENT_METRICS, tmpDir } from '../helpers.js';
 
 const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
 const PYTHON_ROOT = path.resolve(import.meta.dirname, '../../python');
@@ -82,7 +82,15 @@ describe('PyTorch runner', async () => {
       assert.equal(typeof values[0]?.[k], 'number', k);
     }
     assert.ok((values[1]?.train_loss as number) < (values[0]?.train_loss as number), 'training loss falls');
-    assert.ok((values[1]?.train_acc as number) > 0.5, 'above chance on the training set');
+    assert.ok((values[1]?.train_acc as number) > 50, 'above chance on the training set (percent)');
+    for (const k of PERCENT_METRICS) {
+      const v = values[1]?.[k] as number;
+      assert.ok(v >= 0 && v <= 100, `${k} is a percentage: ${v}`);
+    }
+    assert.ok((values[1]?.macro_f1 as number) <= 1, 'F1 is a fraction');
+    assert.equal(values[1]?.precision, values[1]?.macro_precision);
+    assert.equal(values[1]?.recall, values[1]?.macro_recall);
+    assert.equal(values[1]?.total_epochs, 2);
     assert.ok(first.events.some((e) => e.event === 'log' && /random initialisation/.test(String(e.message))));
     assert.ok(first.events.some((e) => e.event === 'progress'));
     assert.equal(first.events.at(-1)?.event, 'result');
@@ -125,12 +133,79 @@ describe('PyTorch runner', async () => {
     const wrongModel = await runRunner('train', { ...base, model: 'lenet', output_dir: path.join(dir, 'x') });
     assert.equal(wrongModel.code, 1);
     assert.match(String(wrongModel.events.at(-1)?.message), /unsupported model 'lenet'/);
-    const wrongCount = await runRunner('train', { ...base, num_classes: 3, output_dir: path.join(dir, 'y') });
+    const wrongCount = await runRunner('train', { ...base, num_classes: 1, output_dir: path.join(dir, 'y') });
     assert.equal(wrongCount.code, 1);
-    assert.match(String(wrongCount.events.at(-1)?.message), /num_classes is 3 but .* has 2 class folders/);
+    assert.match(String(wrongCount.events.at(-1)?.message), /num_classes is 1 but .* has 2 class folders/);
     const unknown = await runRunner('dance', {});
     assert.equal(unknown.code, 1);
     assert.match(String(unknown.events.at(-1)?.message), /unknown command 'dance'/);
+  });
+
+  it('trains a head wider than the class folders, as the reference allows, and says which outputs are unused', async () => {
+    const wide = await runRunner('train', {
+      ...base,
+      num_classes: 4,
+      num_epochs: 1,
+      resume: false,
+      output_dir: path.join(dir, 'wide'),
+    });
+    assert.equal(wide.code, 0, wide.stderr + JSON.stringify(wide.events.find((e) => e.event === 'error')));
+    assert.ok(
+      wide.events.some(
+        (e) =>
+          e.event === 'log' &&
+          e.level === 'warning' &&
+          /num_classes is 4 .* 2 class folders: outputs 2-3 are unused/.test(String(e.message)),
+      ),
+    );
+    const card = fs.readFileSync(path.join(dir, 'wide', 'config.yaml'), 'utf8');
+    assert.match(card, /num_classes: 4/);
+    assert.match(card, /unused_classes:\n- 2\n- 3/);
+    const onnx = wide.events.find((e) => e.event === 'result') as { onnx?: { probe_logits?: number[][] } };
+    assert.equal(onnx.onnx?.probe_logits?.[0]?.length, 4, 'the head has num_classes outputs');
+  });
+
+  it('refuses weight files that carry pickled code, and nothing in them runs', async () => {
+    const marker = path.join(dir, 'pwned');
+    const evil = path.join(dir, 'evil.pth');
+    // A state dict whose unpickling would call os.system: what a hostile .pth looks like.
+    execFileSync(PYTHON, [
+      '-c',
+      'import os, sys, torch\n' +
+        'class Evil:\n    def __reduce__(self):\n        return (os.system, ("touch " + sys.argv[2],))\n' +
+        'torch.save({"fc.weight": Evil()}, sys.argv[1])',
+      evil,
+      marker,
+    ]);
+    const asWeights = await runRunner('train', {
+      ...base,
+      num_epochs: 1,
+      resume: false,
+      weight_path: evil,
+      output_dir: path.join(dir, 'evil-train'),
+    });
+    assert.equal(asWeights.code, 1);
+    assert.match(
+      String(asWeights.events.at(-1)?.message),
+      /evil\.pth is not a plain weights file: it holds Python objects other than tensors \(Unsupported class posix\.system\); loading it could run code, so it was refused/,
+    );
+    // Planted as a resume checkpoint: refused too, and training starts over instead.
+    fs.mkdirSync(path.join(dir, 'evil-resume'));
+    fs.copyFileSync(evil, path.join(dir, 'evil-resume', 'checkpoint_last.pt'));
+    const resumed = await runRunner('train', {
+      ...base,
+      num_epochs: 1,
+      output_dir: path.join(dir, 'evil-resume'),
+    });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.ok(
+      resumed.events.some(
+        (e) =>
+          e.event === 'log' &&
+          /checkpoint_last\.pt cannot be resumed .*refused.*epoch 1/.test(String(e.message)),
+      ),
+    );
+    assert.equal(fs.existsSync(marker), false, 'the pickled call never ran');
   });
 
   it('exits on its own when its parent goes away (stdin closes)', async () => {

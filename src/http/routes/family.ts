@@ -3,7 +3,7 @@ import type { Static } from '@sinclair/typebox';
 import { notFound } from '../../domain/errors.js';
 import type { JobDefinition } from '../../jobs/job.js';
 import type { AppDeps, HttpShared } from '../deps.js';
-import { ErrorSchema, LogQuery, TaskIdParams, TaskSchema, taskBody } from '../schemas.js';
+import { ActionResult, ErrorSchema, LogQuery, TaskIdParams, TaskSchema, taskBody } from '../schemas.js';
 import { logStream } from './tasks.js';
 
 export interface FamilyOptions {
@@ -15,6 +15,11 @@ export interface FamilyOptions {
   kinds: string[];
   /** Whether requests carry device fields (device, gpu_memory_gb). */
   withDevice: boolean;
+  /**
+   * POST /api/v2/<family>/{task_id}/<name> cancels a task of this family, as the reference's
+   * routes do (training/{id}/stop, preprocessing/{id}/cancel); the answer is /tasks/{id}/cancel's.
+   */
+  cancelRoute?: 'stop' | 'cancel';
 }
 
 /** The routes every task family has: creation, GET /{task_id}, GET /{task_id}/logs (SSE). */
@@ -51,6 +56,32 @@ export function registerFamily(
     );
   }
 
+  /** The task, if it belongs to this family (a 404 with a pointer otherwise). */
+  const ownTask = async (id: string) => {
+    const view = await service.get(id);
+    if (!o.kinds.includes(view.task_type)) {
+      throw notFound(
+        `task '${view.task_id}' is a ${view.task_type} task, not ${o.family}; use /api/v2/tasks/${view.task_id}`,
+      );
+    }
+    return view;
+  };
+
+  if (o.cancelRoute) {
+    app.post<{ Params: Static<typeof TaskIdParams> }>(
+      `${base}/:task_id/${o.cancelRoute}`,
+      {
+        schema: {
+          tags: [o.family],
+          summary: `${o.cancelRoute === 'stop' ? 'Stop' : 'Cancel'} a ${o.family} task (waiting: at once; running: its work is stopped, then its slot frees)`,
+          params: TaskIdParams,
+          response: { 200: ActionResult, 404: ErrorSchema, 409: ErrorSchema },
+        },
+      },
+      async (request) => service.cancel((await ownTask(request.params.task_id)).task_id),
+    );
+  }
+
   app.get<{ Params: Static<typeof TaskIdParams> }>(
     `${base}/:task_id`,
     {
@@ -61,15 +92,7 @@ export function registerFamily(
         response: { 200: TaskSchema, 404: ErrorSchema },
       },
     },
-    async (request) => {
-      const view = await service.get(request.params.task_id);
-      if (!o.kinds.includes(view.task_type)) {
-        throw notFound(
-          `task '${view.task_id}' is a ${view.task_type} task, not ${o.family}; use /api/v2/tasks/${view.task_id}`,
-        );
-      }
-      return view;
-    },
+    async (request) => ownTask(request.params.task_id),
   );
 
   app.get<{ Params: Static<typeof TaskIdParams>; Querystring: Static<typeof LogQuery> }>(

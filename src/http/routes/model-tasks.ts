@@ -49,6 +49,7 @@ export function modelTaskRoutes(deps: AppDeps, shared: HttpShared) {
         creators: [{ route: 'start', def: training, summary: 'Queue a training task' }],
         kinds: ['training'],
         withDevice: true,
+        cancelRoute: 'stop',
       });
 
       app.get<{ Params: Static<typeof TaskIdParams> }>(
@@ -69,23 +70,6 @@ export function modelTaskRoutes(deps: AppDeps, shared: HttpShared) {
             total_epochs: task.total_epochs,
             epochs: await deps.store.getEpochMetrics(task.task_id),
           };
-        },
-      );
-
-      app.post<{ Params: Static<typeof TaskIdParams> }>(
-        '/api/v2/training/:task_id/stop',
-        {
-          schema: {
-            tags: ['training'],
-            summary: 'Stop a training task (same as cancel: the runner process group is terminated)',
-            params: TaskIdParams,
-            response: { 200: ActionResult, 404: ErrorSchema, 409: ErrorSchema },
-          },
-        },
-        async (request) => {
-          const task = await service.getRecord(request.params.task_id);
-          if (task.task_type !== 'training') throw notFound(`task '${task.task_id}' is not a training task`);
-          return service.cancel(task.task_id);
         },
       );
     }

@@ -16,6 +16,7 @@ export function preprocessingRoutes(deps: AppDeps, shared: HttpShared) {
       creators: defs.map((def) => ({ route: def.route as string, def, summary: `Queue a ${def.kind} task` })),
       kinds: defs.map((d) => d.kind),
       withDevice: false,
+      cancelRoute: 'cancel',
     });
   };
 }

@@ -1,0 +1,132 @@
+/**
+ * How a set of spectrogram images was rendered from raw IQ: the spectrogram task writes these
+ * parameters beside its output (signal.json), split and augment carry the file into their
+ * outputs, training copies it into the model card (`signal:`), and inference and predict on raw
+ * recordings slice and render with the card's values unless the request names its own. A model
+ * trained on 20 MS/s, 512-point, 96×96 images then classifies a raw recording as it was trained,
+ * without the user restating (or misremembering) how its images were made.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+export const SIGNAL_FILE = 'signal.json';
+
+/** The fields a request may give to say how a recording is cut, transformed and drawn. */
+export const SLICING_KEYS = [
+  'sample_rate',
+  'stft_point',
+  'duration_time',
+  'ratio',
+  'dtype',
+  'width',
+  'height',
+  'colormap',
+] as const;
+export type SlicingKey = (typeof SLICING_KEYS)[number];
+
+export interface SignalParams {
+  sample_rate: number;
+  stft_point: number;
+  duration_time: number;
+  /** Slices start duration_time × 2^−ratio apart (the reference's meaning). */
+  ratio: number;
+  /** STFT overlap in samples (always stft_point / 2, as scipy's default). */
+  noverlap: number;
+  dtype: 'float32' | 'int16';
+  width: number;
+  height: number;
+  colormap: string;
+  /** Where the images came from (a path inside the data root), for the record. */
+  source?: string;
+  /** Any further rendering choice the spectrogram task made (e.g. its rendering mode). */
+  [more: string]: unknown;
+}
+
+const MAX_BYTES = 64 * 1024;
+
+function isNum(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+/**
+ * The parameters if `value` looks like a signal section (every slicing field present with the
+ * right type), else null: a hand-edited or foreign file is ignored, never trusted half-way.
+ */
+export function asSignalParams(value: unknown): SignalParams | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const v = value as Record<string, unknown>;
+  const numbers = ['sample_rate', 'stft_point', 'duration_time', 'ratio', 'width', 'height'];
+  if (!numbers.every((k) => isNum(v[k]))) return null;
+  if (v.dtype !== 'float32' && v.dtype !== 'int16') return null;
+  if (typeof v.colormap !== 'string') return null;
+  return { ...v, noverlap: isNum(v.noverlap) ? v.noverlap : (v.stft_point as number) / 2 } as SignalParams;
+}
+
+/** `dir/signal.json`, or null when there is none (or it is not a signal file). */
+export async function readSignalFile(dir: string): Promise<SignalParams | null> {
+  try {
+    const file = path.join(dir, SIGNAL_FILE);
+    const st = await fs.lstat(file);
+    if (!st.isFile() || st.size > MAX_BYTES) return null;
+    return asSignalParams(JSON.parse(await fs.readFile(file, 'utf8')));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The signal file that describes an image folder: in it, or in the folder above (a split's
+ * `train/` lies under the root that holds the file), or the one above that (`train/<class>`).
+ */
+export async function findSignalFile(dir: string, stopAt: string): Promise<SignalParams | null> {
+  let at = path.resolve(dir);
+  const root = path.resolve(stopAt);
+  for (let up = 0; up < 3; up++) {
+    const found = await readSignalFile(at);
+    if (found) return found;
+    if (at === root || !at.startsWith(root + path.sep)) break;
+    at = path.dirname(at);
+  }
+  return null;
+}
+
+/** Writes `dir/signal.json` (the caller has resolved `dir` inside the data root). */
+export async function writeSignalFile(dir: string, params: SignalParams): Promise<void> {
+  await fs.writeFile(path.join(dir, SIGNAL_FILE), `${JSON.stringify(params, null, 2)}\n`);
+}
+
+/** Copies a dataset's signal file into the folder made from it (split, augment), if it has one. */
+export async function carrySignalFile(fromDir: string, toDir: string, stopAt: string): Promise<boolean> {
+  const found = await findSignalFile(fromDir, stopAt);
+  if (!found) return false;
+  await writeSignalFile(toDir, found);
+  return true;
+}
+
+/**
+ * The slicing fields for raw-IQ inference or predict: what the request named wins, the model
+ * card's signal section fills the rest, then the defaults. `differences` lists where the request
+ * overrides the card, for the task log.
+ */
+export function slicingFor<T extends Partial<Record<SlicingKey, unknown>>>(
+  given: T,
+  card: SignalParams | null | undefined,
+  defaults: Record<SlicingKey, number | string>,
+): { values: Record<SlicingKey, number | string>; fromCard: SlicingKey[]; differences: string[] } {
+  const values = { ...defaults };
+  const fromCard: SlicingKey[] = [];
+  const differences: string[] = [];
+  for (const k of SLICING_KEYS) {
+    const asked = given[k];
+    const trained = card?.[k];
+    if (asked !== undefined && asked !== null) {
+      values[k] = asked as number | string;
+      if (trained !== undefined && trained !== asked)
+        differences.push(`${k} ${String(asked)} (the model was trained on ${String(trained)})`);
+    } else if (trained !== undefined && (typeof trained === 'number' || typeof trained === 'string')) {
+      values[k] = trained;
+      fromCard.push(k);
+    }
+  }
+  return { values, fromCard, differences };
+}
