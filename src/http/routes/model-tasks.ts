@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { notFound } from '../../domain/errors.js';
 import type { AppDeps, HttpShared } from '../deps.js';
-import { ActionResult, CommonTaskFields, DeviceFields, ErrorSchema, TaskIdParams } from '../schemas.js';
+import { CommonTaskFields, DeviceFields, ErrorSchema, TaskIdParams } from '../schemas.js';
 import { registerFamily } from './family.js';
 
 /**
