@@ -5,6 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { badPath, invalidField } from '../domain/errors.js';
 import { writeAnimation } from '../engines/annotate.js';
 import { iqSampleCount, type IqDtype } from '../signal/iq.js';
+import { RATIO_MAX, RATIO_MIN, sliceGrid, sliceStart } from '../signal/slicing.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { SliceResult } from '../signal/slice-worker.js';
 import { inputAndOutput, isInside } from '../util/files.js';
@@ -33,6 +34,18 @@ export const SpectrogramBody = Type.Object({
     default: 0.1,
     description: 'Seconds per slice',
   }),
+  ratio: Type.Integer({
+    minimum: RATIO_MIN,
+    maximum: RATIO_MAX,
+    default: 1,
+    description:
+      'Slices start every duration_time × 2^−ratio, as in the reference’s generate_images: 0 = one after another, 1 = half-overlapping (the default), −1 = every other one',
+  }),
+  render: Type.Union([Type.Literal('matplotlib'), Type.Literal('power')], {
+    default: 'matplotlib',
+    description:
+      'matplotlib: the reference’s pictures (imshow of the dB matrix, its antialiasing filter); power: each pixel the mean |Z|² of its frames in dB (a burst shorter than a pixel still shows)',
+  }),
   dtype: Type.Union([Type.Literal('float32'), Type.Literal('int16')], { default: 'float32' }),
   format: Type.Union([Type.Literal('png'), Type.Literal('jpg'), Type.Literal('webp')], { default: 'png' }),
   width: Type.Integer({ minimum: 16, maximum: 8192, default: 1920 }),
@@ -60,6 +73,8 @@ export const SLICING_FIELDS = {
   dtype: SpectrogramBody.properties.dtype,
   width: SpectrogramBody.properties.width,
   height: SpectrogramBody.properties.height,
+  ratio: SpectrogramBody.properties.ratio,
+  render: SpectrogramBody.properties.render,
 };
 
 /** The STFT kernel takes powers of two only (the schema already bounds the range). */
@@ -74,6 +89,7 @@ export function samplesPerSlice(body: {
   sample_rate: number;
   duration_time: number;
   stft_point: number;
+  ratio?: number;
 }): number {
   checkStftPoint(body.stft_point);
   const perSlice = Math.round(body.sample_rate * body.duration_time);
@@ -88,6 +104,9 @@ export function samplesPerSlice(body: {
       'duration_time',
       `a slice of ${perSlice} samples is over the limit of ${MAX_SAMPLES_PER_SLICE}`,
     );
+  }
+  if (body.ratio !== undefined && perSlice * 2 ** -body.ratio < 1) {
+    throw invalidField('ratio', `a step of duration_time × 2^−${body.ratio} is under one sample`);
   }
   return perSlice;
 }
@@ -165,6 +184,8 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
         sample_rate: body.sample_rate,
         stft_point: body.stft_point,
         duration_time: body.duration_time,
+        ratio: body.ratio,
+        render: body.render,
         dtype: body.dtype,
         format: body.format,
         width: body.width,
@@ -185,16 +206,22 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
 
     async run(raw, ctx) {
       const p = raw as unknown as Params;
+      // Tasks accepted before ratio and render existed were asked for consecutive slices,
+      // power-averaged: they keep that if they run again after an upgrade.
+      const ratio = p.ratio ?? 0;
+      const renderMode = p.render ?? 'power';
+      const grid = (samples: number) => sliceGrid(samples, p.samples_per_slice, ratio);
       const input = ctx.paths.resolve(p.input_path, 'input_path');
       const output = ctx.paths.resolve(p.output_path, 'output_path');
       const st = await fs.stat(input);
       const root = st.isFile() ? path.dirname(input) : input;
       const files = st.isFile() ? [path.basename(input)] : await recordingsUnder(input);
       const sizes = await Promise.all(files.map((f) => iqSampleCount(path.join(root, f), p.dtype)));
-      const total = sizes.reduce((a, n) => a + Math.floor(n / p.samples_per_slice), 0);
+      const total = sizes.reduce((a, n) => a + grid(n).count, 0);
       ctx.log(
         `Converting ${files.length} recording(s) into ${total} slice(s) of ${p.samples_per_slice} samples ` +
-          `(${p.duration_time} s at ${p.sample_rate} S/s), ${p.stft_point}-point STFT, ${p.width}x${p.height} ${p.format}` +
+          `(${p.duration_time} s at ${p.sample_rate} S/s, one every ${p.duration_time * 2 ** -ratio} s: ratio ${ratio}), ` +
+          `${p.stft_point}-point STFT, ${p.width}x${p.height} ${p.format} (${renderMode} rendering)` +
           ` on ${pool.size} worker thread(s)`,
       );
       const started = performance.now();
@@ -223,12 +250,18 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
           await fs.mkdir(outDir, { recursive: true });
           const file = path.join(root, rel);
           const samples = await iqSampleCount(file, p.dtype);
-          const count = Math.floor(samples / p.samples_per_slice);
-          const tail = samples - count * p.samples_per_slice;
+          const { count, tail, uncovered } = grid(samples);
+          truncated += uncovered;
           if (tail > 0) {
-            truncated += tail;
-            ctx.log(`${rel}: the last ${tail} samples do not fill a slice and are dropped`, 'WARNING');
+            ctx.log(
+              count === 0
+                ? `${rel}: its ${samples} samples do not fill a slice of ${p.samples_per_slice}: no image`
+                : `${rel}: the last ${tail} samples do not fill a slice and are dropped`,
+              'WARNING',
+            );
           }
+          if (uncovered > tail)
+            ctx.log(`${rel}: ratio ${ratio} skips ${uncovered - tail} samples between slices`);
           const images: string[] = [];
           for (let index = 0; index < count; index++) {
             throwIfAborted(ctx.signal);
@@ -245,7 +278,7 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
                 source: {
                   file,
                   dtype: p.dtype,
-                  firstSample: index * p.samples_per_slice,
+                  firstSample: sliceStart(index, p.samples_per_slice, ratio),
                   samples: p.samples_per_slice,
                 },
                 stftPoint: p.stft_point,
@@ -253,6 +286,7 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
                 height: p.height,
                 format: p.format,
                 colormap: p.colormap,
+                render: renderMode,
                 imagePath,
                 npyPath: p.save_matrix ? path.join(outDir, sliceFileName(rel, index, 'npy')) : null,
               },

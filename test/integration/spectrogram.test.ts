@@ -36,7 +36,9 @@ describe('spectrogram task', async () => {
   const data = svc.config.dataRoot;
   fs.mkdirSync(path.join(data, 'rf/alpha'), { recursive: true });
   fs.mkdirSync(path.join(data, 'rf/beta'), { recursive: true });
-  const a = recording(2000 * 2 + 700, 0.1); // 2 slices and a partial tail
+  // Slices of 2000 samples; by default (ratio 1) one starts every 1000: 3 slices and a tail of
+  // 700 from a, 5 from b.
+  const a = recording(2000 * 2 + 700, 0.1);
   const b = recording(2000 * 3, -0.2);
   fs.writeFileSync(path.join(data, 'rf/alpha/pack1.iq'), new Uint8Array(a.buffer));
   fs.writeFileSync(path.join(data, 'rf/beta/pack2.dat'), new Uint8Array(b.buffer));
@@ -44,7 +46,7 @@ describe('spectrogram task', async () => {
   const post = (payload: object) =>
     svc.app.inject({ method: 'POST', url: '/api/v2/preprocessing/spectrogram', payload });
 
-  it('converts a root of class folders into mirrored slice images and dB matrices', async () => {
+  it('converts a root of class folders into mirrored, half-overlapping slice images and dB matrices', async () => {
     const r = await post({
       input_path: 'rf',
       output_path: 'spec',
@@ -59,7 +61,10 @@ describe('spectrogram task', async () => {
     });
     assert.equal(r.statusCode, 200, r.body);
     assert.equal(JSON.parse(r.body).parameters.task_id, undefined, 'common fields stay out of parameters');
-    assert.equal(JSON.parse(r.body).parameters.samples_per_slice, 2000);
+    const parameters = JSON.parse(r.body).parameters;
+    assert.equal(parameters.samples_per_slice, 2000);
+    assert.equal(parameters.ratio, 1, 'the reference’s default step: half a slice');
+    assert.equal(parameters.render, 'matplotlib');
     const done = await waitFor(
       async () => {
         const t = JSON.parse((await svc.app.inject({ url: '/api/v2/preprocessing/spec-1' })).body);
@@ -70,21 +75,23 @@ describe('spectrogram task', async () => {
     );
     assert.equal(done.status, 'completed', done.error);
     assert.equal(done.stats.files, 2);
-    assert.equal(done.stats.slices, 5);
-    assert.equal(done.stats.matrices, 5);
+    assert.equal(done.stats.slices, 8);
+    assert.equal(done.stats.matrices, 8);
     assert.equal(done.stats.truncated_samples, 700);
     assert.deepEqual(fs.readdirSync(path.join(data, 'spec/alpha')).sort(), [
       'pack1 (1).npy',
       'pack1 (1).png',
       'pack1 (2).npy',
       'pack1 (2).png',
+      'pack1 (3).npy',
+      'pack1 (3).png',
     ]);
-    assert.equal(fs.readdirSync(path.join(data, 'spec/beta')).filter((f) => f.endsWith('.png')).length, 3);
+    assert.equal(fs.readdirSync(path.join(data, 'spec/beta')).filter((f) => f.endsWith('.png')).length, 5);
     const meta = await sharp(path.join(data, 'spec/alpha/pack1 (2).png')).metadata();
     assert.deepEqual([meta.width, meta.height], [160, 120]);
-    // the matrix of slice 2 is exactly the STFT of samples 2000–3999
+    // the matrix of slice 2 is exactly the STFT of samples 1000–2999
     const m = npyMatrix(path.join(data, 'spec/alpha/pack1 (2).npy'));
-    const expected = magnitudeDb(a.slice(4000, 8000), stftPlan(256));
+    const expected = magnitudeDb(a.slice(2000, 6000), stftPlan(256));
     assert.deepEqual(m.shape, [expected.freqs, expected.frames]);
     assert.deepEqual(m.data, expected.db);
     // different signals give different images
@@ -124,9 +131,52 @@ describe('spectrogram task', async () => {
         animated: true,
       }).metadata();
       assert.equal(meta.format, animation_format);
-      assert.equal(meta.pages, 3, 'one frame per slice');
+      assert.equal(meta.pages, 5, 'one frame per slice');
       assert.deepEqual([meta.width, meta.pageHeight], [200, 100]);
     }
+  });
+
+  it('steps slices by duration_time × 2^−ratio (0: one after another, −1: every other) and draws them either way', async () => {
+    const run = async (id: string, extra: object) => {
+      const r = await post({
+        input_path: 'rf',
+        output_path: id,
+        sample_rate: 100_000,
+        duration_time: 0.02,
+        stft_point: 256,
+        width: 64,
+        height: 48,
+        task_id: id,
+        ...extra,
+      });
+      assert.equal(r.statusCode, 200, r.body);
+      const done = await waitFor(
+        async () => {
+          const t = JSON.parse((await svc.app.inject({ url: `/api/v2/tasks/${id}` })).body);
+          return ['completed', 'failed'].includes(t.status) ? t : null;
+        },
+        20_000,
+        id,
+      );
+      assert.equal(done.status, 'completed', done.error);
+      return done;
+    };
+    const consecutive = await run('ratio-0', { ratio: 0 });
+    assert.equal(consecutive.stats.slices, 2 + 3);
+    assert.equal(consecutive.stats.truncated_samples, 700);
+    const skipping = await run('ratio-minus-1', { ratio: -1 });
+    // a: one slice (0–1999), 2700 samples in none; b: slices at 0 and 4000, 2000 in between in none
+    assert.equal(skipping.stats.slices, 1 + 2);
+    assert.equal(skipping.stats.truncated_samples, 2700 + 2000);
+    const logs = await svc.store.readLogs('ratio-minus-1', 0, 100);
+    assert.ok(logs.some((l) => /ratio -1 skips 2000 samples between slices/.test(l.message)));
+    // Slice 2 of ratio 0 is slice 3 of the default ratio 1 (both start at sample 2000).
+    const power = await run('power', { ratio: 0, render: 'power' });
+    assert.equal(power.stats.slices, 5);
+    await run('ratio-1', {});
+    const px = async (f: string) => (await sharp(path.join(data, f)).raw().toBuffer()).toString('base64');
+    assert.equal(await px('ratio-0/alpha/pack1 (2).png'), await px('ratio-1/alpha/pack1 (3).png'));
+    assert.notEqual(await px('ratio-0/alpha/pack1 (2).png'), await px('power/alpha/pack1 (2).png'));
   });
 
   it('rejects bad parameters and inputs with errors naming the field', async () => {
@@ -140,6 +190,9 @@ describe('spectrogram task', async () => {
       ],
       [{ ...base, format: 'bmp' }, 422, /format/],
       [{ ...base, dtype: 'float64' }, 422, /dtype/],
+      [{ ...base, ratio: 9 }, 422, /ratio/],
+      [{ ...base, ratio: 0.5 }, 422, /ratio/],
+      [{ ...base, render: 'bilinear' }, 422, /render/],
       [{ ...base, input_path: 'rf/beta/notes.txt' }, 400, /is not a .iq or .dat recording/],
       [{ ...base, output_path: 'rf/inside' }, 400, /must not be inside input_path/],
       [
