@@ -5,6 +5,7 @@ import { badPath, invalidField } from '../domain/errors.js';
 import { AUGMENT_METHODS, isAugmentMethod, type AugmentMethod } from '../augment/methods.js';
 import { augmentedExtension } from '../augment/image-task.js';
 import { classFolders, existingPath, imagesIn, isInside, outputFolder, statOrNull } from '../util/files.js';
+import { carrySignalFile, SIGNAL_FILE } from '../signal/params.js';
 import { hash32 } from '../util/random.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { JobFailure, throwIfAborted, type JobDefinition } from './job.js';
@@ -164,6 +165,10 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
         await Promise.allSettled(inflight);
       }
       throwIfAborted(ctx.signal);
+      // Augmented spectrograms were still rendered as the originals were: the signal file goes along.
+      const signalFile = ctx.paths.within(output, path.join(output, SIGNAL_FILE), 'output_path');
+      if (await carrySignalFile(dataset, signalFile, ctx.paths.realRoot))
+        ctx.log(`Carried ${SIGNAL_FILE} (how these spectrograms were rendered) into ${p.output_path}`);
       const stats = {
         original_images: originals,
         augmented_images: augmented,

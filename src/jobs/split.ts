@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { badPath, invalidField } from '../domain/errors.js';
 import { classFolders, imagesIn, inputAndOutput, isInside } from '../util/files.js';
+import { carrySignalFile, SIGNAL_FILE } from '../signal/params.js';
 import { hash32, mulberry32, shuffle } from '../util/random.js';
 import { throwIfAborted, type JobDefinition } from './job.js';
 
@@ -125,6 +126,15 @@ export const splitJob: JobDefinition<typeof SplitBody> = {
       done++;
       ctx.progress((done / plan.length) * 100, `copied ${done}/${plan.length}`);
     }
+    // How the images were rendered from raw IQ travels with them (training copies it into the card).
+    if (
+      await carrySignalFile(
+        input,
+        ctx.paths.within(output, path.join(output, SIGNAL_FILE), 'output_path'),
+        ctx.paths.realRoot,
+      )
+    )
+      ctx.log(`Carried ${SIGNAL_FILE} (how these spectrograms were rendered) into ${p.output_path}`);
     const count = (s: 'train' | 'valid' | 'test') => Object.values(perClass).reduce((a, c) => a + c[s], 0);
     const stats = {
       total_images: plan.length,

@@ -11,7 +11,8 @@ import { badPath, invalidField } from '../domain/errors.js';
 import { SUPPORTED_MODELS } from '../domain/models.js';
 import { formatMetric } from '../domain/metrics.js';
 import { onnxProbeDifference } from '../engines/onnx/probe.js';
-import { classFolders, existingPath, isInside, outputFolder, statOrNull } from '../util/files.js';
+import { findSignalFile, SIGNAL_FILE, type SignalParams } from '../signal/params.js';
+import { classFolders, existingPath, isInside, outputFolder, statOrNull, withName } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import type { JobDefinition } from './job.js';
 import { runTorchForTask } from './torch-run.js';
@@ -77,6 +78,8 @@ export interface TrainingParams {
   seed: number | null;
   resume: boolean;
   keep_epoch_weights: number | null;
+  /** From the dataset's signal.json, for the model card's `signal:` section. */
+  signal: SignalParams | null;
 }
 
 /** An ImageFolder root: exists, is a folder, has class sub-folders. Returns them. */
@@ -121,13 +124,8 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
         );
       }
       const name = body.name ?? null;
-      if (name !== null && (name === '' || name === '.' || /[\\/]/.test(name) || name.includes('..'))) {
-        throw badPath(`name: '${name}' must be a single folder name (no '/', '\\' or '..')`, {
-          field: 'name',
-        });
-      }
       paths.resolve(body.save_path, 'save_path');
-      const outputRel = name ? path.join(body.save_path, name) : body.save_path;
+      const outputRel = withName(body.save_path, name);
       const { path: output, exists: outExists } = await outputFolder(paths, outputRel, 'save_path');
       for (const field of ['train_path', 'val_path'] as const) {
         if (isInside(output, paths.resolve(body[field], field))) {
@@ -152,6 +150,9 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
           `${outputRel} already holds a training run; its files will be overwritten (resume applies only after this task is interrupted)`,
         );
       }
+      // How the training images were rendered from raw IQ (signal.json beside the dataset, made
+      // by the spectrogram task and carried by split/augment): the card will remember it.
+      const signal = await findSignalFile(paths.resolve(body.train_path, 'train_path'), paths.realRoot);
       const params: TrainingParams = {
         model: body.model,
         num_classes: body.num_classes,
@@ -170,6 +171,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
         seed: body.seed ?? null,
         resume: body.resume,
         keep_epoch_weights: body.keep_epoch_weights ?? null,
+        signal,
       };
       return {
         params: { ...params },
@@ -186,6 +188,12 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
       await fs.mkdir(output, { recursive: true });
       // Resuming is for this task's own interrupted attempts, never a stranger's checkpoint.
       const resume = p.resume && ctx.task.attempts > 1;
+      if (p.signal) {
+        const g = p.signal;
+        ctx.log(
+          `The training images were rendered from raw IQ at ${g.sample_rate} S/s, ${g.stft_point}-point STFT, ${g.duration_time} s slices, ${g.width}x${g.height} (${SIGNAL_FILE}); the model card carries these`,
+        );
+      }
       if (ctx.task.attempts > 1 && !p.resume) {
         ctx.log('resume is false: training starts again from epoch 1', 'WARNING');
       }
@@ -217,6 +225,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
           seed: p.seed,
           resume,
           keep_epoch_weights: p.keep_epoch_weights,
+          signal: p.signal ?? null,
         },
         onEvent: (event) => {
           if (event.event === 'history') {

@@ -90,16 +90,19 @@ export async function findSignalFile(dir: string, stopAt: string): Promise<Signa
   return null;
 }
 
-/** Writes `dir/signal.json` (the caller has resolved `dir` inside the data root). */
-export async function writeSignalFile(dir: string, params: SignalParams): Promise<void> {
-  await fs.writeFile(path.join(dir, SIGNAL_FILE), `${JSON.stringify(params, null, 2)}\n`);
+/** Writes a signal file (`file` is checked by the caller: the sandbox's path for dir/signal.json). */
+export async function writeSignalFile(file: string, params: SignalParams): Promise<void> {
+  await fs.writeFile(file, `${JSON.stringify(params, null, 2)}\n`);
 }
 
-/** Copies a dataset's signal file into the folder made from it (split, augment), if it has one. */
-export async function carrySignalFile(fromDir: string, toDir: string, stopAt: string): Promise<boolean> {
+/**
+ * Copies the signal file that describes `fromDir` (split, augment: their input) to `toFile` (in
+ * their output); returns whether there was one.
+ */
+export async function carrySignalFile(fromDir: string, toFile: string, stopAt: string): Promise<boolean> {
   const found = await findSignalFile(fromDir, stopAt);
   if (!found) return false;
-  await writeSignalFile(toDir, found);
+  await writeSignalFile(toFile, found);
   return true;
 }
 

@@ -32,6 +32,18 @@ export async function inputAndOutput(
   return { input, output, stat };
 }
 
+/**
+ * `save_path` joined with the request's `name` (the reference's "sub-folder appended to the save
+ * path"), checked to be one folder name so it cannot climb or branch out of save_path.
+ */
+export function withName(savePath: string, name: string | null | undefined): string {
+  if (name === null || name === undefined) return savePath;
+  if (name === '' || name === '.' || /[\\/]/.test(name) || name.includes('..')) {
+    throw badPath(`name: '${name}' must be a single folder name (no '/', '\\' or '..')`, { field: 'name' });
+  }
+  return path.join(savePath, name);
+}
+
 /** A path a request names that must exist, and be a file or a folder when `kind` says so. */
 export async function existingPath(
   paths: PathSandbox,

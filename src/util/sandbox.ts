@@ -10,7 +10,8 @@ import { badPath } from '../domain/errors.js';
  */
 export class PathSandbox {
   readonly root: string;
-  private readonly realRoot: string;
+  /** The root with symbolic links resolved: every path `resolve` returns lies under it. */
+  readonly realRoot: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);

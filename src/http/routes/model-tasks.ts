@@ -83,13 +83,15 @@ export function modelTaskRoutes(deps: AppDeps, shared: HttpShared) {
         withDevice: true,
       });
 
-      app.post<{ Body: { source_paths: string[]; save_base_path: string } & Record<string, unknown> }>(
+      app.post<{
+        Body: { source_paths: string[]; save_base_path: string; name?: string } & Record<string, unknown>;
+      }>(
         '/api/v2/inference/batch',
         {
           onRequest: shared.creationHooks,
           schema: {
             tags: ['inference'],
-            summary: 'One inference task per source; outputs under save_base_path/<index>',
+            summary: 'One inference task per source; outputs under save_base_path/<index>[/<name>]',
             body: batchBody(inference.body),
             response: {
               200: BatchResult,
