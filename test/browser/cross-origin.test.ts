@@ -31,7 +31,7 @@ async function visit(browser: Browser, query: string): Promise<Seen> {
   const page = await browser.newPage();
   try {
     await page.goto(`${PAGE}?${query}`);
-    await page.waitForFunction(() => document.title === 'done', null, { timeout: 30_000 });
+    await page.waitForFunction('document.title === "done"', null, { timeout: 30_000 });
     return JSON.parse((await page.textContent('#out')) ?? '{}') as Seen;
   } finally {
     await page.close();
