@@ -6,6 +6,7 @@ import { badPath, invalidField } from '../domain/errors.js';
 import { writeAnimation } from '../engines/annotate.js';
 import { iqSampleCount, type IqDtype } from '../signal/iq.js';
 import { RATIO_MAX, RATIO_MIN, sliceGrid, sliceStart } from '../signal/slicing.js';
+import { SIGNAL_FILE, writeSignalFile, type SignalParams } from '../signal/params.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { SliceResult } from '../signal/slice-worker.js';
 import { inputAndOutput, isInside } from '../util/files.js';
@@ -329,6 +330,23 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
         await writeAnimation(scaled, out, p.animation_format, ANIMATION_FRAME_MS);
         animations++;
       }
+      // How these images were made, beside them: split and augment carry it along, training
+      // copies it into the model card, and raw-IQ inference slices the same way from the card.
+      const signal: SignalParams = {
+        sample_rate: p.sample_rate,
+        stft_point: p.stft_point,
+        duration_time: p.duration_time,
+        ratio,
+        noverlap: p.stft_point / 2,
+        dtype: p.dtype,
+        width: p.width,
+        height: p.height,
+        colormap: p.colormap,
+        render: renderMode,
+        format: p.format,
+        source: p.input_path,
+      };
+      await writeSignalFile(ctx.paths.within(output, path.join(output, SIGNAL_FILE), 'output_path'), signal);
       const seconds = (performance.now() - started) / 1000;
       const stats = {
         files: files.length,
