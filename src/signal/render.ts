@@ -91,14 +91,20 @@ function colourRows(
   colormap: ColormapName,
   range: { min: number; max: number },
 ): Buffer {
+  // A matrix already in WebAssembly memory (dbColumns' result) is read where it is: allocations
+  // below may grow the memory, which keeps it at its address but detaches the view, so the
+  // address is taken first. (A view detached before this call has no bytes left: refused.)
+  if (matrix.byteLength === 0) throw new RangeError('no matrix to colour (a detached view?)');
+  const inPlace = matrix.buffer === pffft.HEAPF32.buffer ? matrix.byteOffset : -1;
   const lut = lutIn(colormap);
-  const inBytes = matrix.byteLength;
+  const inBytes = inPlace >= 0 ? 0 : matrix.byteLength;
   const outBytes = height * columns * 3 + 1; // +1: each pixel's 4-byte store spills one byte
   const tapBytes = 16 * Math.ceil(maxTaps / 2) * 2; // float64 weights, then as many i32 offsets
-  const input = ensureScratch(scratch, inBytes + 16 + tapBytes + outBytes, `a ${columns}x${height} image`);
+  const own = ensureScratch(scratch, inBytes + 16 + tapBytes + outBytes, `a ${columns}x${height} image`);
   const heap = pffft.HEAPF32; // after any allocation
-  heap.set(matrix, input >> 2);
-  const weights = input + 16 * Math.ceil(inBytes / 16); // 16-aligned, as `input` is
+  if (inPlace < 0) heap.set(matrix, own >> 2);
+  const input = inPlace >= 0 ? inPlace : own;
+  const weights = own + 16 * Math.ceil(inBytes / 16); // 16-aligned, as `own` is
   const offsets = weights + tapBytes / 2;
   const output = weights + tapBytes;
   const f64 = new Float64Array(heap.buffer, weights, maxTaps);

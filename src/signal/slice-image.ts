@@ -123,6 +123,8 @@ export interface SliceColumns {
   /**
    * The image's columns, resampled along time as matplotlib resamples them (see
    * mpl-resample.ts), in dB: frequency × width, fftshift-ed rows (most negative frequency first).
+   * Without the full matrix this is a view into the thread's WebAssembly scratch: colour it
+   * (colourColumns) or copy it before the next slice.
    */
   columns: Float32Array;
   /** How the frequency axis is then resampled to the image height (fftshift-ed rows). */
@@ -148,19 +150,14 @@ export function sliceColumns(
   keepMatrix: boolean,
 ): SliceColumns {
   const n = plan.n;
-  let rowTaps: Taps | null = null;
-  const map = (frames: number): FrameColumns => {
-    const taps = imageTaps(frames, n, width, height);
-    rowTaps = taps.y;
-    const s = bySource(taps.x, frames);
-    return { start: s.start, column: s.pixel, weight: s.weight };
-  };
+  const frames = frameCount(source instanceof Float32Array ? source.length / 2 : source.samples, n);
+  const { byFrame, rowTaps } = geometry(frames, n, width, height);
   const scale2 = plan.scale * plan.scale;
   let r: { frames: number; sums: Float32Array; minPower: number; maxPower: number; db: Float32Array | null };
   if (keepMatrix) {
-    r = matrixAndDbColumns(inMemory(source), plan, width, map);
+    r = matrixAndDbColumns(inMemory(source), plan, width, byFrame);
   } else {
-    r = { ...dbColumns(source, plan, width, map), db: null }; // all per-bin work in the SIMD kernel
+    r = { ...dbColumns(source, plan, width, byFrame), db: null }; // all per-bin work in the SIMD kernel
   }
   const extremes = new Float32Array([r.minPower * scale2, r.maxPower * scale2]);
   powerToDbInPlace(extremes, new Int32Array(extremes.buffer));
@@ -169,11 +166,25 @@ export function sliceColumns(
     frames: r.frames,
     width,
     columns: r.sums,
-    rowTaps: rowTaps as unknown as Taps,
+    rowTaps,
     min: extremes[0] as number,
     max: extremes[1] as number,
     db: r.db,
   };
+}
+
+/** The last geometry asked for on this thread: every slice of a task has the same. */
+let lastGeometry: { key: string; byFrame: FrameColumns; rowTaps: Taps } | null = null;
+
+/** Where matplotlib puts each frame (columns, weights) and each frequency row, for one slice size. */
+function geometry(frames: number, freqs: number, width: number, height: number) {
+  const key = `${frames}x${freqs}>${width}x${height}`;
+  if (lastGeometry?.key !== key) {
+    const taps = imageTaps(frames, freqs, width, height);
+    const s = bySource(taps.x, frames);
+    lastGeometry = { key, byFrame: { start: s.start, column: s.pixel, weight: s.weight }, rowTaps: taps.y };
+  }
+  return lastGeometry;
 }
 
 /** save_matrix with matplotlib rendering: frame by frame in JavaScript, keeping every dB row. */
@@ -181,12 +192,11 @@ function matrixAndDbColumns(
   iq: Float32Array,
   plan: StftPlan,
   width: number,
-  map: (frames: number) => FrameColumns,
+  m: FrameColumns,
 ): { frames: number; sums: Float32Array; minPower: number; maxPower: number; db: Float32Array } {
   const n = plan.n;
   const half = n / 2;
   const frames = frameCount(iq.length / 2, n);
-  const m = map(frames);
   const sums = new Float32Array(width * n); // column-major, natural bin order, until the end
   const db = new Float32Array(n * frames);
   const scale2 = plan.scale * plan.scale;

@@ -338,20 +338,22 @@ const columnScratch: Scratch = { ptr: 0, bytes: 0 };
 /**
  * The image path of matplotlib-equal rendering, in the SIMD kernel: every frame's row of
  * 10·log10|Z| (natural bin order, |Z| floored at DB_FLOOR_MAGNITUDE) added with its weights
- * into the `columns` image columns `map` sends it to. Returns them as a frequency × columns
- * matrix, fftshift-ed rows (most negative frequency first), with the frame count and the power
- * extremes (as powerColumns). Memory: the padded slice and the columns (twice: the kernel adds
- * column-major, then transposes), never the frames' matrix.
+ * into the `columns` image columns `m` sends it to. Returns them as a frequency × columns
+ * matrix, fftshift-ed rows (most negative frequency first) — a view into this thread's
+ * WebAssembly scratch, valid until the next call (the colouring reads it in place) — with the
+ * frame count and the power extremes (as powerColumns). Memory: the padded slice and the columns
+ * (twice: the kernel adds column-major, then transposes), never the frames' matrix.
  */
 export function dbColumns(
   source: SliceSamples,
   plan: StftPlan,
   columns: number,
-  map: (frames: number) => FrameColumns,
+  m: FrameColumns,
 ): { frames: number; sums: Float32Array; minPower: number; maxPower: number } {
   const { n, hop } = plan;
   const { base, frames } = loadPadded(source, plan);
-  const m = map(frames);
+  if (m.start.length !== frames + 1)
+    throw new RangeError(`a map of ${m.start.length - 1} frames for ${frames}`);
   const entries = m.column.length;
   const accBytes = 4 * n * columns;
   // acc | rows (the transposed acc) | row | starts | column byte offsets | weights
@@ -390,6 +392,6 @@ export function dbColumns(
     DB_PER_LN * Math.log(scale2),
   );
   kernel.transposeShift(acc, n, columns, rows);
-  const sums = heap.slice(rows >> 2, (rows + accBytes) >> 2);
+  const sums = heap.subarray(rows >> 2, (rows + accBytes) >> 2);
   return { frames, sums, ...readExtremes(plan) };
 }
