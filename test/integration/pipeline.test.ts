@@ -61,7 +61,8 @@ describe('data pipeline end to end through the CLI', () => {
     const server = await spawnCliServer(path.join(dir, 'home'), data);
     const s = ['--server', server.url];
 
-    // 0.1 s recordings cut into 0.05 s slices: 2 images per recording, 40 in all.
+    // 0.1 s recordings cut into 0.05 s slices, one every 0.025 s (the default ratio 1): 3 images
+    // per recording, 60 in all.
     const spec = await rfuav([
       'spectrogram',
       ...s,
@@ -81,10 +82,10 @@ describe('data pipeline end to end through the CLI', () => {
       '120',
     ]);
     assert.equal(spec.code, 0, spec.err + spec.out);
-    assert.match(spec.out, /"files":20,"slices":40,"images":40/);
+    assert.match(spec.out, /"files":20,"slices":60,"images":60/);
     for (const c of classes) {
       const files = fs.readdirSync(path.join(data, 'spec', c)).sort();
-      assert.equal(files.length, 10);
+      assert.equal(files.length, 15);
       assert.ok(files.includes(`${c}_snr10dB_0001 (1).png`), files.join());
       assert.ok(files.includes(`${c}_snr20dB_0002 (2).png`), files.join());
     }
@@ -126,19 +127,19 @@ describe('data pipeline end to end through the CLI', () => {
 
     const split = await rfuav(['split', ...s, '--input', 'spec', '--output', 'split', '--seed', '3']);
     assert.equal(split.code, 0, split.err + split.out);
-    assert.match(split.out, /"total_images":40,"train_images":32,"val_images":8/);
+    assert.match(split.out, /"total_images":60,"train_images":48,"val_images":12/);
     for (const c of classes) {
-      assert.equal(fs.readdirSync(path.join(data, 'split/train', c)).length, 8);
-      assert.equal(fs.readdirSync(path.join(data, 'split/valid', c)).length, 2);
+      assert.equal(fs.readdirSync(path.join(data, 'split/train', c)).length, 12);
+      assert.equal(fs.readdirSync(path.join(data, 'split/valid', c)).length, 3);
     }
 
     const aug = await rfuav(['augment', ...s, '--input', 'split', '--seed', '4']);
     assert.equal(aug.code, 0, aug.err + aug.out);
-    assert.match(aug.out, /"original_images":40,"augmented_images":240,/);
+    assert.match(aug.out, /"original_images":60,"augmented_images":360,/);
     for (const c of classes) {
       const train = fs.readdirSync(path.join(data, 'split_aug/train', c));
-      assert.equal(train.length, 8 * 7);
-      assert.equal(fs.readdirSync(path.join(data, 'split_aug/valid', c)).length, 2 * 7);
+      assert.equal(train.length, 12 * 7);
+      assert.equal(fs.readdirSync(path.join(data, 'split_aug/valid', c)).length, 3 * 7);
       const one = train.find((f) => f.endsWith('_ISONoise.png')) as string;
       const m = await sharp(path.join(data, 'split_aug/train', c, one)).metadata();
       assert.equal(m.width, 160);
