@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -224,4 +225,19 @@ export async function tinyImageModel(data: string, valPerClass: number): Promise
     epochs: 1,
     batchSize: 4,
   });
+}
+
+/**
+ * Writes a .pth whose unpickling would call os.system to create `marker`: what a hostile weight
+ * file looks like. Loading it weights-only must refuse it, and `marker` must never appear.
+ */
+export function writePickleBomb(file: string, marker: string): void {
+  execFileSync(process.env.RFUAV_PYTHON ?? '/usr/bin/python3', [
+    '-c',
+    'import os, sys, torch\n' +
+      'class Evil:\n    def __reduce__(self):\n        return (os.system, ("touch " + sys.argv[2],))\n' +
+      'torch.save({"fc.weight": Evil()}, sys.argv[1])',
+    file,
+    marker,
+  ]);
 }

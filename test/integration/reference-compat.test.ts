@@ -5,16 +5,13 @@
  * levels, the routes it has, and that a hostile weight file runs no code.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { writeImageFolder } from '../fixtures/images.js';
-import { fakeNvidiaSmi, replayedLog, startService, tmpDir, waitFor } from '../helpers.js';
+import { fakeNvidiaSmi, replayedLog, startService, tmpDir, waitFor, writePickleBomb } from '../helpers.js';
 import * as ref from '../reference-contract.js';
-
-const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
 
 describe("the reference's clients, replayed", async () => {
   const dir = tmpDir();
@@ -309,14 +306,7 @@ describe("the reference's clients, replayed", async () => {
 
   it('refuses a weight file that carries pickled code: the task fails saying so, and nothing runs', async () => {
     const marker = path.join(dir, 'pwned');
-    execFileSync(PYTHON, [
-      '-c',
-      'import os, sys, torch\n' +
-        'class Evil:\n    def __reduce__(self):\n        return (os.system, ("touch " + sys.argv[2],))\n' +
-        'torch.save({"fc.weight": Evil()}, sys.argv[1])',
-      path.join(data, 'evil.pth'),
-      marker,
-    ]);
+    writePickleBomb(path.join(data, 'evil.pth'), marker);
     await svc.service.changeLimits({ cpu: { training: 1 } });
     const r = await call('POST', '/api/v2/training/start', {
       model: 'resnet18',

@@ -3,12 +3,12 @@
  * stdin (kept open), NDJSON events on stdout. A small model really trains on a small set.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { writeImageFolder } from '../fixtures/images.js';
-import { EPOCH_METRICS, PERCENT_METRICS, tmpDir } from '../helpers.js';
+import { EPOCH_METRICS, PERCENT_METRICS, tmpDir, writePickleBomb } from '../helpers.js';
 
 const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
 const PYTHON_ROOT = path.resolve(import.meta.dirname, '../../python');
@@ -168,15 +168,7 @@ describe('PyTorch runner', async () => {
   it('refuses weight files that carry pickled code, and nothing in them runs', async () => {
     const marker = path.join(dir, 'pwned');
     const evil = path.join(dir, 'evil.pth');
-    // A state dict whose unpickling would call os.system: what a hostile .pth looks like.
-    execFileSync(PYTHON, [
-      '-c',
-      'import os, sys, torch\n' +
-        'class Evil:\n    def __reduce__(self):\n        return (os.system, ("touch " + sys.argv[2],))\n' +
-        'torch.save({"fc.weight": Evil()}, sys.argv[1])',
-      evil,
-      marker,
-    ]);
+    writePickleBomb(evil, marker);
     const asWeights = await runRunner('train', {
       ...base,
       num_epochs: 1,
