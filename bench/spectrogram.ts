@@ -229,7 +229,7 @@ const body = [
   '',
   `- ${SAMPLES.toLocaleString('en-US')} complex samples → ${frames.toLocaleString('en-US')} frames of ${N} points. ` +
     `FFTs ≈ ${(fftFlops / 1e9).toFixed(2)} GFLOP (5 N log2 N each), window and |Z|² ${((flops - fftFlops) / 1e9).toFixed(2)} GFLOP more: ` +
-    `${(flops / kernelS / 1e9).toFixed(2)} GFLOP/s on one core in the kernel row (which also reads nothing and writes the columns).`,
+    `${(flops / kernelS / 1e9).toFixed(2)} GFLOP/s on one core in the kernel row (which also takes every bin's dB, adds it into its columns and transposes them; it reads nothing).`,
   `- For scale: one core's peak for 128-bit SIMD (what WebAssembly can use; no FMA) is ≈ 4 lanes × ` +
     `(1 add + 1 mul) per cycle × ${(cpuMhz / 1000).toFixed(2)} GHz = ${((8 * cpuMhz) / 1000).toFixed(1)} GFLOP/s, ` +
     `${((16 * cpuMhz) / 1000).toFixed(1)} GFLOP/s for both cores; the kernel reaches ` +
