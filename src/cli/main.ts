@@ -21,8 +21,9 @@ Usage:
   rfuav split --input DIR --output DIR [--train-ratio 0.8] [--val-ratio R] [--seed N]
   rfuav crop --input PATH --output DIR --x N --y N --width N --height N
   rfuav spectrogram --input PATH --output DIR [--sample-rate 100e6] [--stft-point 1024]
-        [--duration 0.1] [--dtype float32|int16] [--format png|jpg|webp] [--width 1920]
-        [--height 1440] [--save-matrix] [--animation webp|gif]
+        [--duration 0.1] [--ratio 1] [--render matplotlib|power] [--dtype float32|int16]
+        [--format png|jpg|webp] [--width 1920] [--height 1440] [--save-matrix]
+        [--animation webp|gif]
   rfuav augment --input DATASET [--output DIR] [--methods A,B,…] [--seed N]
   rfuav train --model NAME --num-classes N --train DIR --val DIR --save DIR [--name SUB]
         [--epochs 100] [--batch-size 8] [--lr 0.0001] [--image-size 224] [--device cuda]
@@ -32,8 +33,9 @@ Usage:
         [--batch-size 16]
   rfuav infer --cfg config.yaml --weights FILE.pth|FILE.onnx --source IMAGE|RECORDING|DIR
         [--save results] [--engine auto|onnx|torch] [--device cuda] [--batch-size 8]
-        [--sample-rate 100e6] [--stft-point 1024] [--duration 0.1] [--dtype float32|int16]
-        [--width 1920] [--height 1440] [--animation webp|gif]   (how recordings become frames)
+        [--sample-rate 100e6] [--stft-point 1024] [--duration 0.1] [--ratio 1]
+        [--render matplotlib|power] [--dtype float32|int16] [--width 1920] [--height 1440]
+        [--animation webp|gif]   (how recordings become frames)
   rfuav predict FILE (--model DIR | --cfg config.yaml --weights FILE) [--top-k 5]
         [--stft-point 1024] [--width 1920] [--height 1440] [--dtype float32|int16] [--json]
         (FILE: a local image, or a .iq/.dat IQ chunk; answered at once, no task)
@@ -579,6 +581,8 @@ async function infer(args: string[]): Promise<number> {
       'sample-rate': { type: 'string' },
       duration: { type: 'string' },
       animation: { type: 'string' },
+      ratio: { type: 'string' },
+      render: { type: 'string' },
       ...FRAME_OPTIONS,
     },
   });
@@ -594,6 +598,8 @@ async function infer(args: string[]): Promise<number> {
     ['batch-size', 'batch_size', int],
     ['sample-rate', 'sample_rate', float],
     ['duration', 'duration_time', float],
+    ['ratio', 'ratio', int],
+    ['render', 'render'],
     ['animation', 'animation_format'],
     ...FRAME_FLAGS,
   ]);
@@ -838,6 +844,8 @@ export async function main(argv: string[]): Promise<number> {
           height: { type: 'string' },
           'save-matrix': { type: 'boolean' },
           animation: { type: 'string' },
+          ratio: { type: 'string' },
+          render: { type: 'string' },
         },
       });
       const body = fileBody(values, [
@@ -846,7 +854,9 @@ export async function main(argv: string[]): Promise<number> {
         ['duration', 'duration_time', float],
         ['width', 'width', int],
         ['height', 'height', int],
+        ['ratio', 'ratio', int],
       ]);
+      if (values.render) body.render = values.render;
       if (values.dtype) body.dtype = values.dtype;
       if (values.format) body.format = values.format;
       if (values['save-matrix']) body.save_matrix = true;

@@ -15,18 +15,23 @@ import { annotated, annotateImage, writeAnimation } from '../engines/annotate.js
 import { readModelCard } from '../engines/model-card.js';
 import { onnxCardMismatch, onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
 import { iqSampleCount, type IqDtype } from '../signal/iq.js';
+import type { RenderMode } from '../signal/slice-image.js';
 import type { FrameResult } from '../signal/slice-worker.js';
+import type { SlicingKey } from '../signal/params.js';
+import { sliceGrid, sliceStart } from '../signal/slicing.js';
 import type { WorkerPool } from '../workers/pool.js';
-import { existingPath, isImageFile, isInside, outputFolder, statOrNull } from '../util/files.js';
+import { existingPath, isImageFile, isInside, outputFolder, statOrNull, withName } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import { throwIfAborted, type JobDefinition, type RunContext } from './job.js';
 import {
   ANIMATION_BOX,
   ANIMATION_FRAME_MS,
   ANIMATION_MAX_FRAMES,
+  describeSlicing,
   isRecording,
+  resolveSlicing,
   samplesPerSlice,
-  SLICING_FIELDS,
+  SLICING_REQUEST_FIELDS,
 } from './spectrogram.js';
 import { runTorchForTask } from './torch-run.js';
 
@@ -38,6 +43,12 @@ export const InferenceBody = Type.Object({
     description: 'An image, a raw .iq/.dat recording, or a folder of them',
   }),
   save_path: Type.String({ minLength: 1, default: 'results', description: 'Output folder (created)' }),
+  name: Type.Optional(
+    Type.String({
+      maxLength: 200,
+      description: 'Sub-folder appended to save_path (outputs go to save_path/name)',
+    }),
+  ),
   engine: Type.Unsafe<'auto' | 'onnx' | 'torch'>({
     type: 'string',
     enum: ['auto', 'onnx', 'torch'],
@@ -49,8 +60,9 @@ export const InferenceBody = Type.Object({
     default: true,
     description: 'Write annotated copies of images and animations of recordings (false: predictions only)',
   }),
-  // How raw recordings become frames: as the spectrogram task made the training images.
-  ...SLICING_FIELDS,
+  // How raw recordings become frames: as the spectrogram task made the training images. Left
+  // out, a field comes from the model card's signal section, then the spectrogram defaults.
+  ...SLICING_REQUEST_FIELDS,
   animation_format: Type.Union([Type.Literal('webp'), Type.Literal('gif')], { default: 'webp' }),
 });
 type InferenceBody = Static<typeof InferenceBody>;
@@ -65,11 +77,17 @@ interface InferenceParams {
   batch_size: number;
   annotate: boolean;
   sample_rate: number;
+  duration_time?: number;
   stft_point: number;
   dtype: IqDtype;
   width: number;
   height: number;
   samples_per_slice: number;
+  /** As the spectrogram task: slice step duration_time × 2^−ratio, and how slices are drawn. */
+  ratio: number;
+  render: RenderMode;
+  /** The slicing fields taken from the model card's signal section (for the log). */
+  slicing_from_card?: string[];
   animation_format: 'webp' | 'gif';
 }
 
@@ -218,13 +236,15 @@ export function inferenceJob(
         if (mismatch)
           throw invalidField('weight_path', `${mismatch} ('${chosen.model}' vs '${body.cfg_path}')`);
       }
-      const perSlice = samplesPerSlice(body);
+      const slicing = resolveSlicing(body, card.signal);
+      const sl = slicing.values;
+      const perSlice = samplesPerSlice(sl);
       const { path: source, stat: st } = await existingPath(paths, body.source_path, 'source_path');
       if (st.isFile()) {
         if (isRecording(path.basename(source))) {
           let samples: number;
           try {
-            samples = await iqSampleCount(source, body.dtype);
+            samples = await iqSampleCount(source, sl.dtype);
           } catch (err) {
             throw invalidField('source_path', message(err).replace(source, `'${body.source_path}'`));
           }
@@ -241,35 +261,48 @@ export function inferenceJob(
           );
         }
       }
-      const out = paths.resolve(body.save_path, 'save_path');
+      // name: a sub-folder of save_path (the reference's meaning), so runs do not overwrite.
+      const outputRel = withName(body.save_path, body.name);
+      const out = paths.resolve(outputRel, 'save_path');
       if (st.isFile() ? path.dirname(source) === out : isInside(out, source)) {
         throw badPath(
           'save_path: must not be the source folder or inside it (annotated copies would mix with, or overwrite, the originals)',
           { field: 'save_path' },
         );
       }
-      await outputFolder(paths, body.save_path, 'save_path');
+      await outputFolder(paths, outputRel, 'save_path');
       const params: InferenceParams = {
         cfg_path: body.cfg_path,
         source_path: body.source_path,
-        output_path: body.save_path,
+        output_path: outputRel,
         engine: chosen.engine,
         model_path: chosen.model,
         batch_size: body.batch_size,
         annotate: body.annotate,
-        sample_rate: body.sample_rate,
-        stft_point: body.stft_point,
-        dtype: body.dtype,
-        width: body.width,
-        height: body.height,
+        sample_rate: sl.sample_rate,
+        duration_time: sl.duration_time,
+        stft_point: sl.stft_point,
+        dtype: sl.dtype,
+        width: sl.width,
+        height: sl.height,
         samples_per_slice: perSlice,
+        ratio: sl.ratio,
+        render: sl.render,
+        slicing_from_card: slicing.fromCard,
         animation_format: body.animation_format,
       };
       return {
         params: { ...params, num_classes: card.num_classes },
         input_path: paths.display(source),
         output_path: paths.display(out),
-        notes: chosen.note ? [chosen.note] : [],
+        notes: [
+          ...(chosen.note ? [chosen.note] : []),
+          ...(slicing.differences.length > 0 && (st.isDirectory() || isRecording(path.basename(source)))
+            ? [
+                `Recordings are sliced with ${slicing.differences.join(', ')}: not as the model card's signal section says, so their frames may not look like the training images`,
+              ]
+            : []),
+        ],
       };
     },
 
@@ -303,7 +336,8 @@ export function inferenceJob(
             failed.push({ file: shown(rel), error: message(err).replace(abs(rel), 'the file') });
             continue;
           }
-          const count = Math.floor(samples / p.samples_per_slice);
+          // Tasks accepted before ratio existed cut consecutive slices (ratio 0).
+          const { count, tail } = sliceGrid(samples, p.samples_per_slice, p.ratio ?? 0);
           if (count === 0) {
             failed.push({
               file: shown(rel),
@@ -311,7 +345,6 @@ export function inferenceJob(
             });
             continue;
           }
-          const tail = samples - count * p.samples_per_slice;
           if (tail > 0)
             ctx.log(`${shown(rel)}: the last ${tail} samples do not fill a slice and are not classified`);
           for (let f = 1; f <= count; f++) items.push({ rel, frame: f, last: f === count });
@@ -321,6 +354,11 @@ export function inferenceJob(
         }
       }
       const frames = items.filter((i) => i.frame !== null).length;
+      if (frames > 0 && p.slicing_from_card?.length) {
+        ctx.log(
+          `Recordings are sliced and drawn as the model card says: ${describeSlicing(p, p.slicing_from_card as SlicingKey[])}`,
+        );
+      }
       ctx.log(
         `Classifying ${amount(items.length - frames, frames, recordings)} ` +
           `with ${card.model} on ${p.engine === 'onnx' ? 'ONNX Runtime' : 'PyTorch'}` +
@@ -408,13 +446,14 @@ export function inferenceJob(
         source: {
           file: abs(item.rel),
           dtype: p.dtype,
-          firstSample: ((item.frame as number) - 1) * p.samples_per_slice,
+          firstSample: sliceStart((item.frame as number) - 1, p.samples_per_slice, p.ratio ?? 0),
           samples: p.samples_per_slice,
         },
         stftPoint: p.stft_point,
         width: p.width,
         height: p.height,
         colormap: 'jet' as const,
+        render: p.render ?? 'power', // tasks accepted before render existed: today's rendering
         inputSize: card.image_size,
         pngPath,
         preview:

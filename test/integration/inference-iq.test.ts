@@ -28,7 +28,8 @@ const SLICING = { sample_rate: 1e6, duration_time: 0.05, stft_point: 256, width:
 describe('inference API (raw IQ)', async () => {
   const dir = tmpDir();
   const data = path.join(dir, 'data');
-  // 3 frames per recording: batches (of 4 and 8) straddle recordings.
+  // 5 frames per recording (0.05 s slices every 0.025 s, the default ratio 1): batches (of 4
+  // and 8) straddle recordings.
   const common = { classes: 3, sampleRate: 1e6, durationS: 0.15, snrsDb: [10, 20] };
   await writeDataset({ ...common, out: path.join(data, 'rf/train'), perClass: 5, seed: 7 });
   await writeDataset({ ...common, out: path.join(data, 'rf/unseen'), perClass: 2, seed: 99 });
@@ -56,7 +57,7 @@ describe('inference API (raw IQ)', async () => {
     return t;
   }
 
-  // Training images from the spectrogram task itself: 3 slices per recording.
+  // Training images from the spectrogram task itself: 5 slices per recording.
   await submit('/api/v2/preprocessing/spectrogram', {
     input_path: 'rf/train',
     output_path: 'spec/train',
@@ -91,7 +92,7 @@ describe('inference API (raw IQ)', async () => {
       const r = task.result;
       assert.equal(r.engine, engine);
       assert.equal(r.recordings, 6);
-      assert.equal(r.frames, 18, 'six 0.15 s recordings in 0.05 s slices');
+      assert.equal(r.frames, 30, 'six 0.15 s recordings in 0.05 s slices, half-overlapping');
       assert.equal(r.images, 0);
       assert.equal(r.files, 8);
       const failed = r.failed as { file: string; error: string }[];
@@ -101,20 +102,20 @@ describe('inference API (raw IQ)', async () => {
       );
       assert.match(failed[1]?.error as string, /100 samples: less than one slice of 50000/);
       const preds = JSON.parse(fs.readFileSync(path.join(out, 'predictions.json'), 'utf8')) as Pred[];
-      assert.equal(preds.length, 18);
+      assert.equal(preds.length, 30);
       const first = preds.filter((p) => p.file === `${classes[0]}/${classes[0]}_snr10dB_0001.iq`);
       assert.deepEqual(
         first.map((p) => p.frame),
-        [1, 2, 3],
+        [1, 2, 3, 4, 5],
       );
       // The synthetic classes differ plainly: unseen recordings are mostly classified right by
-      // this tiny model (chance is 1/3; it gets 14/18 here).
+      // this tiny model (chance is 1/3).
       const right = preds.filter((p) => p.file.split('/')[0] === p.class).length;
-      assert.ok(right / preds.length >= 2 / 3, `${right}/18 frames right`);
+      assert.ok(right / preds.length >= 2 / 3, `${right}/30 frames right`);
       const counts = r.counts as Record<string, number>;
       assert.equal(
         Object.values(counts).reduce((a, b) => a + b, 0),
-        18,
+        30,
       );
       const csv = fs.readFileSync(path.join(out, 'predictions.csv'), 'utf8').trim().split('\n');
       assert.equal(csv[0], 'file,frame,class,confidence,top5');
@@ -125,7 +126,7 @@ describe('inference API (raw IQ)', async () => {
       for (const a of animations) {
         assert.match(a, /\.iq\.webp$/);
         const meta = await sharp(path.join(out, a), { animated: true }).metadata();
-        assert.equal(meta.pages, 3, a);
+        assert.equal(meta.pages, 5, a);
         assert.equal(meta.width, 96);
       }
       assert.deepEqual(
@@ -169,12 +170,12 @@ describe('inference API (raw IQ)', async () => {
       source_path: 'spec/one',
       save_path: 'out/one',
     });
-    assert.equal(images.result.images, 3);
+    assert.equal(images.result.images, 5);
     const fromImages = JSON.parse(
       fs.readFileSync(path.join(data, 'out/one/predictions.json'), 'utf8'),
     ) as Pred[];
     const fromFrames = (runs.onnx?.preds as Pred[]).filter((p) => p.file === rec);
-    assert.equal(fromFrames.length, 3);
+    assert.equal(fromFrames.length, 5);
     for (const f of fromFrames) {
       const img = fromImages.find((p) => p.file === `${path.basename(rec, '.iq')} (${f.frame}).png`) as Pred;
       assert.ok(img, `image of frame ${f.frame}`);
@@ -184,7 +185,8 @@ describe('inference API (raw IQ)', async () => {
   });
 
   it('one recording: cancelled mid-way, the task stops promptly', async () => {
-    // 3 s at 1 MS/s in 0.02 s slices: 200 frames at 1920×1440, well over a second of work.
+    // 3 s at 1 MS/s in 0.02 s slices, one every 0.01 s: 299 frames at 1920×1440, well over a
+    // second of work.
     fs.mkdirSync(path.join(data, 'long'), { recursive: true });
     const src = fs.readFileSync(
       path.join(data, 'rf/train', classes[0] as string, `${classes[0]}_snr10dB_0001.iq`),
