@@ -1,12 +1,20 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { badPath, invalidField } from '../domain/errors.js';
 import { writeAnimation } from '../engines/annotate.js';
 import { iqSampleCount, type IqDtype } from '../signal/iq.js';
 import { RATIO_MAX, RATIO_MIN, sliceGrid, sliceStart } from '../signal/slicing.js';
-import { SIGNAL_FILE, writeSignalFile, type SignalParams } from '../signal/params.js';
+import {
+  SIGNAL_FILE,
+  slicingFor,
+  writeSignalFile,
+  type SignalParams,
+  type SlicingKey,
+} from '../signal/params.js';
+import type { RenderMode } from '../signal/slice-image.js';
 import type { WorkerPool } from '../workers/pool.js';
 import type { SliceResult } from '../signal/slice-worker.js';
 import { inputAndOutput, isInside } from '../util/files.js';
@@ -77,6 +85,69 @@ export const SLICING_FIELDS = {
   ratio: SpectrogramBody.properties.ratio,
   render: SpectrogramBody.properties.render,
 };
+
+function noDefault<T extends TSchema>(schema: T): T {
+  const { default: _default, ...rest } = schema as T & { default?: unknown };
+  return rest as T;
+}
+
+/**
+ * The slicing fields as a request to classify raw IQ gives them (inference, predict): without
+ * defaults, so that a field left out can come from the model card's signal section
+ * (resolveSlicing), and only then from the spectrogram task's defaults.
+ */
+export const SLICING_REQUEST_FIELDS = {
+  sample_rate: Type.Optional(noDefault(SLICING_FIELDS.sample_rate)),
+  stft_point: Type.Optional(noDefault(SLICING_FIELDS.stft_point)),
+  duration_time: Type.Optional(noDefault(SLICING_FIELDS.duration_time)),
+  dtype: Type.Optional(noDefault(SLICING_FIELDS.dtype)),
+  width: Type.Optional(noDefault(SLICING_FIELDS.width)),
+  height: Type.Optional(noDefault(SLICING_FIELDS.height)),
+  ratio: Type.Optional(noDefault(SLICING_FIELDS.ratio)),
+  render: Type.Optional(noDefault(SLICING_FIELDS.render)),
+};
+
+export interface Slicing {
+  sample_rate: number;
+  stft_point: number;
+  duration_time: number;
+  dtype: IqDtype;
+  width: number;
+  height: number;
+  ratio: number;
+  render: RenderMode;
+}
+
+const SLICING_DEFAULTS: Slicing = {
+  sample_rate: SLICING_FIELDS.sample_rate.default as number,
+  stft_point: SLICING_FIELDS.stft_point.default as number,
+  duration_time: SLICING_FIELDS.duration_time.default as number,
+  dtype: SLICING_FIELDS.dtype.default as IqDtype,
+  width: SLICING_FIELDS.width.default as number,
+  height: SLICING_FIELDS.height.default as number,
+  ratio: SLICING_FIELDS.ratio.default as number,
+  render: SLICING_FIELDS.render.default as RenderMode,
+};
+
+/**
+ * How to slice and draw recordings for a model: the request's fields, else the model card's
+ * `signal` section (how its training images were made; values outside the fields' rules are
+ * ignored), else the defaults. Returns what came from the card and where the request differs.
+ */
+export function resolveSlicing(
+  given: Partial<Slicing>,
+  trained: SignalParams | null | undefined,
+): { values: Slicing; fromCard: SlicingKey[]; differences: string[] } {
+  return slicingFor(given, trained, SLICING_DEFAULTS, (k, v) => Value.Check(SLICING_FIELDS[k], v));
+}
+
+/** "sample_rate 2000000, stft_point 512, …" for a log line. */
+export function describeSlicing(
+  values: Partial<Record<SlicingKey, unknown>>,
+  keys: readonly SlicingKey[],
+): string {
+  return keys.map((k) => `${k} ${String(values[k])}`).join(', ');
+}
 
 /** The STFT kernel takes powers of two only (the schema already bounds the range). */
 export function checkStftPoint(stftPoint: number): void {

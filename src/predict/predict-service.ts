@@ -15,7 +15,8 @@ import { readModelCard, type ModelCard } from '../engines/model-card.js';
 import { onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
 import { chooseEngine, topK } from '../jobs/inference.js';
 import { COMPLEX_SAMPLE_BYTES, type IqDtype } from '../signal/iq.js';
-import { MAX_SAMPLES_PER_SLICE, checkStftPoint } from '../jobs/spectrogram.js';
+import type { RenderMode } from '../signal/slice-image.js';
+import { MAX_SAMPLES_PER_SLICE, checkStftPoint, resolveSlicing, type Slicing } from '../jobs/spectrogram.js';
 import { existingPath, isImageFile } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import type { WorkerPool } from '../workers/pool.js';
@@ -29,12 +30,8 @@ export type PredictInput =
   | { kind: 'iq'; bytes: Uint8Array; field: string }
   | { kind: 'path'; path: string };
 
-export interface FrameOptions {
-  dtype: IqDtype;
-  stft_point: number;
-  width: number;
-  height: number;
-}
+/** How an IQ chunk is drawn, as far as the request says (the rest comes from the model card). */
+export type FrameOptions = Partial<Pick<Slicing, 'dtype' | 'stft_point' | 'width' | 'height' | 'render'>>;
 
 export interface PredictAnswer {
   class: string;
@@ -47,6 +44,15 @@ export interface PredictAnswer {
   timing_ms: { prepare: number; wait: number; model: number };
   model: string;
   input: 'image' | 'iq';
+  /** For an IQ chunk: how it was drawn, and which of these the model card supplied. */
+  frame?: {
+    dtype: IqDtype;
+    stft_point: number;
+    width: number;
+    height: number;
+    render: RenderMode;
+    from_card: string[];
+  };
 }
 
 interface Resolved {
@@ -178,7 +184,8 @@ export class PredictService {
     const t0 = performance.now();
     try {
       const model = await this.resolve(ref);
-      const { tensor, kind } = await this.tensor(input, frame, model.card.image_size);
+      const drawn = resolveSlicing(frame, model.card.signal);
+      const { tensor, kind } = await this.tensor(input, drawn.values, model.card.image_size);
       const prepared = performance.now();
       let batcher = this.batchers.get(model.onnx);
       if (!batcher || batcher.model.card !== model.card) {
@@ -197,6 +204,20 @@ export class PredictService {
         timing_ms: { prepare: prepared - t0, wait: started - prepared, model: modelMs },
         model: model.shown,
         input: kind,
+        ...(kind === 'iq'
+          ? {
+              frame: {
+                dtype: drawn.values.dtype,
+                stft_point: drawn.values.stft_point,
+                width: drawn.values.width,
+                height: drawn.values.height,
+                render: drawn.values.render,
+                from_card: drawn.fromCard.filter((k) =>
+                  ['dtype', 'stft_point', 'width', 'height', 'render'].includes(k),
+                ),
+              },
+            }
+          : {}),
       };
     } finally {
       this.inflight--;
@@ -269,7 +290,7 @@ export class PredictService {
   /** The model input for the request, made in a worker thread. */
   private async tensor(
     input: PredictInput,
-    frame: FrameOptions,
+    frame: Slicing,
     size: number,
   ): Promise<{ tensor: Float32Array; kind: 'image' | 'iq' }> {
     let bytes: Uint8Array | null = null;
@@ -317,6 +338,7 @@ export class PredictService {
       width: frame.width,
       height: frame.height,
       colormap: 'jet',
+      render: frame.render,
       inputSize: size,
       pngPath: null,
       preview: { width: 0, height: 0 },
@@ -326,7 +348,7 @@ export class PredictService {
 }
 
 /** Interleaved little-endian I, Q (float32 or int16) as float32, after the size checks. */
-function iqSamples(bytes: Uint8Array, frame: FrameOptions, field: string): Float32Array {
+function iqSamples(bytes: Uint8Array, frame: Slicing, field: string): Float32Array {
   const per = COMPLEX_SAMPLE_BYTES[frame.dtype];
   if (bytes.length % per !== 0) {
     throw invalidField(

@@ -20,7 +20,7 @@ export const SLICING_KEYS = [
   'dtype',
   'width',
   'height',
-  'colormap',
+  'render',
 ] as const;
 export type SlicingKey = (typeof SLICING_KEYS)[number];
 
@@ -35,7 +35,9 @@ export interface SignalParams {
   dtype: 'float32' | 'int16';
   width: number;
   height: number;
-  colormap: string;
+  colormap?: string;
+  /** How the slices were drawn (matplotlib or power); absent in files from before it existed. */
+  render?: string;
   /** Where the images came from (a path inside the data root), for the record. */
   source?: string;
   /** Any further rendering choice the spectrogram task made (e.g. its rendering mode). */
@@ -58,7 +60,6 @@ export function asSignalParams(value: unknown): SignalParams | null {
   const numbers = ['sample_rate', 'stft_point', 'duration_time', 'ratio', 'width', 'height'];
   if (!numbers.every((k) => isNum(v[k]))) return null;
   if (v.dtype !== 'float32' && v.dtype !== 'int16') return null;
-  if (typeof v.colormap !== 'string') return null;
   return { ...v, noverlap: isNum(v.noverlap) ? v.noverlap : (v.stft_point as number) / 2 } as SignalParams;
 }
 
@@ -108,28 +109,30 @@ export async function carrySignalFile(fromDir: string, toFile: string, stopAt: s
 
 /**
  * The slicing fields for raw-IQ inference or predict: what the request named wins, the model
- * card's signal section fills the rest, then the defaults. `differences` lists where the request
- * overrides the card, for the task log.
+ * card's signal section (only values `valid` accepts) fills the rest, then the defaults.
+ * `fromCard` lists what came from the card, `differences` where the request overrides it.
  */
-export function slicingFor<T extends Partial<Record<SlicingKey, unknown>>>(
-  given: T,
+export function slicingFor<D extends Record<SlicingKey, unknown>>(
+  given: Partial<Record<SlicingKey, unknown>>,
   card: SignalParams | null | undefined,
-  defaults: Record<SlicingKey, number | string>,
-): { values: Record<SlicingKey, number | string>; fromCard: SlicingKey[]; differences: string[] } {
-  const values = { ...defaults };
+  defaults: D,
+  valid: (key: SlicingKey, value: unknown) => boolean,
+): { values: D; fromCard: SlicingKey[]; differences: string[] } {
+  const values: Record<string, unknown> = { ...defaults };
   const fromCard: SlicingKey[] = [];
   const differences: string[] = [];
   for (const k of SLICING_KEYS) {
     const asked = given[k];
     const trained = card?.[k];
+    const usable = trained !== undefined && valid(k, trained);
     if (asked !== undefined && asked !== null) {
-      values[k] = asked as number | string;
-      if (trained !== undefined && trained !== asked)
+      values[k] = asked;
+      if (usable && trained !== asked)
         differences.push(`${k} ${String(asked)} (the model was trained on ${String(trained)})`);
-    } else if (trained !== undefined && (typeof trained === 'number' || typeof trained === 'string')) {
+    } else if (usable) {
       values[k] = trained;
       fromCard.push(k);
     }
   }
-  return { values, fromCard, differences };
+  return { values: values as D, fromCard, differences };
 }

@@ -203,6 +203,30 @@ describe('inference API (images)', async () => {
       assert.equal(t.result.images, i === 2 ? 2 : 1);
       assert.ok(fs.existsSync(path.join(data, 'batch', String(i), 'predictions.json')));
     }
+    // name: each source's outputs in save_base_path/<index>/<name>, beside the first run's.
+    const named = await http<{ task_ids: string[] }>(`${url}/api/v2/inference/batch`, 'POST', {
+      cfg_path: body.cfg_path,
+      weight_path: body.weight_path,
+      source_paths: ['inbox/wide.jpg'],
+      save_base_path: 'batch',
+      name: 'second',
+      device: 'cpu',
+    });
+    assert.equal(named.status, 200, JSON.stringify(named.body));
+    const id = named.body.task_ids[0];
+    await waitFor(
+      async () => (await http<Task>(`${url}/api/v2/inference/${id}`)).body.status === 'completed',
+      60_000,
+    );
+    assert.ok(fs.existsSync(path.join(data, 'batch/0/second/predictions.json')));
+    assert.ok(fs.existsSync(path.join(data, 'batch/0/predictions.json')), 'the first run is kept');
+    const climbing = await http(`${url}/api/v2/inference/batch`, 'POST', {
+      cfg_path: body.cfg_path,
+      weight_path: body.weight_path,
+      source_paths: ['inbox/wide.jpg'],
+      name: '../up',
+    });
+    assert.equal(climbing.status, 400);
   });
 
   it('checks requests at submission', async () => {

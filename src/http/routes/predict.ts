@@ -9,7 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import Ajv from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { AppError, invalidField } from '../../domain/errors.js';
-import { SLICING_FIELDS } from '../../jobs/spectrogram.js';
+import { SLICING_REQUEST_FIELDS } from '../../jobs/spectrogram.js';
 import type { ModelRef, PredictInput, PredictService } from '../../predict/predict-service.js';
 import type { AppDeps } from '../deps.js';
 
@@ -33,10 +33,13 @@ const PredictBody = Type.Object({
     Type.String({ minLength: 1, description: 'An image or an IQ chunk file in the data root' }),
   ),
   top_k: Type.Integer({ minimum: 1, maximum: 100, default: 5 }),
-  dtype: SLICING_FIELDS.dtype,
-  stft_point: SLICING_FIELDS.stft_point,
-  width: SLICING_FIELDS.width,
-  height: SLICING_FIELDS.height,
+  // An IQ chunk is drawn as the model's training images were: left out, these come from the
+  // model card's signal section, then the spectrogram task's defaults.
+  dtype: SLICING_REQUEST_FIELDS.dtype,
+  stft_point: SLICING_REQUEST_FIELDS.stft_point,
+  width: SLICING_REQUEST_FIELDS.width,
+  height: SLICING_REQUEST_FIELDS.height,
+  render: SLICING_REQUEST_FIELDS.render,
 });
 type PredictBody = Static<typeof PredictBody>;
 
