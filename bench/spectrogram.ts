@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sliceColumns, sliceImageData, type RenderMode } from '../src/signal/slice-image.js';
 import { colourColumns, colouriseFast, encodeImage } from '../src/signal/render.js';
-import { renderSlice } from '../src/signal/slice-worker.js';
+import { renderSlice } from '../src/workers/slice-worker.js';
 import { sliceGrid } from '../src/signal/slicing.js';
 import { forEachDbFrame, frameCount, stftPlan } from '../src/signal/stft.js';
 import { WorkerPool } from '../src/workers/pool.js';

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import type { DeviceInfo } from '../scheduler/types.js';
+import type { DeviceInfo } from '../domain/devices.js';
 
 export interface GpuReading {
   index: number;

@@ -1,4 +1,4 @@
-import type { DeviceInfo } from '../scheduler/types.js';
+import type { DeviceInfo } from '../domain/devices.js';
 import { probeGpus, toDevices, type GpuReading } from './gpu.js';
 
 export interface DeviceManagerOptions {

@@ -6,6 +6,11 @@
 import sharp from 'sharp';
 import { PNG_COMPRESSION } from '../signal/png.js';
 
+/** Animation frames are scaled to fit this box and capped in number, so memory stays bounded. */
+export const ANIMATION_BOX = { width: 640, height: 480 };
+export const ANIMATION_MAX_FRAMES = 300;
+export const ANIMATION_FRAME_MS = 200;
+
 function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

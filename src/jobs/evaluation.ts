@@ -10,11 +10,11 @@ import type { TorchSettings } from '../config.js';
 import { badPath } from '../domain/errors.js';
 import { formatMetric } from '../domain/metrics.js';
 import { accuracyVsSnrSvg, confusionMatrixSvg, svgToPng, type SnrPoint } from '../charts/charts.js';
+import { weightsFile } from '../engines/choose.js';
 import { readModelCard } from '../engines/model-card.js';
 import { classFolders, existingPath, outputFolder } from '../util/files.js';
 import type { JobDefinition } from './job.js';
 import { runTorchForTask } from './torch-run.js';
-import { weightsFile } from './training.js';
 
 export const EvaluationBody = Type.Object({
   cfg_path: Type.String({ minLength: 1, description: 'Model card (config.yaml) written by training' }),

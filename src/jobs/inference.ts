@@ -11,28 +11,32 @@ import sharp from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import type { TorchSettings } from '../config.js';
 import { badPath, invalidField } from '../domain/errors.js';
-import { annotated, annotateImage, writeAnimation } from '../engines/annotate.js';
-import { readModelCard } from '../engines/model-card.js';
-import { onnxCardMismatch, onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
-import { iqSampleCount, type IqDtype } from '../signal/iq.js';
-import type { RenderMode } from '../signal/slice-image.js';
-import type { FrameResult } from '../signal/slice-worker.js';
-import type { SlicingKey } from '../signal/params.js';
-import { sliceGrid, sliceStart } from '../signal/slicing.js';
-import type { WorkerPool } from '../workers/pool.js';
-import { existingPath, isImageFile, isInside, outputFolder, statOrNull, withName } from '../util/files.js';
-import type { PathSandbox } from '../util/sandbox.js';
-import { throwIfAborted, type JobDefinition, type RunContext } from './job.js';
 import {
   ANIMATION_BOX,
   ANIMATION_FRAME_MS,
   ANIMATION_MAX_FRAMES,
+  annotated,
+  annotateImage,
+  writeAnimation,
+} from '../engines/annotate.js';
+import { chooseEngine, topK } from '../engines/choose.js';
+import { readModelCard } from '../engines/model-card.js';
+import { onnxCardMismatch, onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
+import { iqSampleCount, isRecording, type IqDtype } from '../signal/iq.js';
+import type { RenderMode } from '../signal/slice-image.js';
+import type { FrameResult } from '../workers/slice-worker.js';
+import type { SlicingKey } from '../signal/params.js';
+import {
   describeSlicing,
-  isRecording,
   resolveSlicing,
   samplesPerSlice,
+  sliceGrid,
+  sliceStart,
   SLICING_REQUEST_FIELDS,
-} from './spectrogram.js';
+} from '../signal/slicing.js';
+import type { WorkerPool } from '../workers/pool.js';
+import { existingPath, isImageFile, isInside, outputFolder, withName } from '../util/files.js';
+import { throwIfAborted, type JobDefinition, type RunContext } from './job.js';
 import { runTorchForTask } from './torch-run.js';
 
 export const InferenceBody = Type.Object({
@@ -91,40 +95,6 @@ interface InferenceParams {
   animation_format: 'webp' | 'gif';
 }
 
-/** Which engine runs and on which file, by SPEC §2.3's rule for `auto`. */
-export async function chooseEngine(
-  paths: PathSandbox,
-  weightPath: string,
-  engine: 'auto' | 'onnx' | 'torch',
-): Promise<{ engine: 'onnx' | 'torch'; model: string; note?: string }> {
-  const { path: file } = await existingPath(paths, weightPath, 'weight_path', 'file');
-  const ext = path.extname(file).toLowerCase();
-  if (ext === '.onnx') {
-    if (engine === 'torch')
-      throw invalidField('engine', "'torch' needs PyTorch weights (.pth), not an .onnx file");
-    return { engine: 'onnx', model: weightPath };
-  }
-  if (ext !== '.pth' && ext !== '.pt')
-    throw invalidField('weight_path', `'${weightPath}' is neither .pth/.pt nor .onnx`);
-  if (engine === 'torch') return { engine: 'torch', model: weightPath };
-  // An .onnx beside the .pth: same stem, or best_model.onnx from the same training run.
-  const stem = weightPath.slice(0, weightPath.length - ext.length);
-  for (const candidate of [`${stem}.onnx`, path.join(path.dirname(weightPath), 'best_model.onnx')]) {
-    const c = paths.resolve(candidate, 'weight_path');
-    if ((await statOrNull(c))?.isFile()) {
-      return {
-        engine: 'onnx',
-        model: candidate,
-        note: `Using ${candidate} (beside the .pth) on ONNX Runtime`,
-      };
-    }
-  }
-  if (engine === 'onnx') {
-    throw invalidField('engine', `'onnx' was asked for but no .onnx file sits beside '${weightPath}'`);
-  }
-  return { engine: 'torch', model: weightPath };
-}
-
 /** Every regular file under `root` (or `root` itself), relative paths, sorted. */
 async function sourceFiles(root: string): Promise<string[]> {
   const st = await fs.stat(root);
@@ -148,16 +118,6 @@ interface Prediction {
   class: string;
   confidence: number;
   top5: { class: string; confidence: number }[];
-}
-
-export function topK(
-  probs: ArrayLike<number>,
-  labels: string[],
-  k: number,
-): { class: string; confidence: number }[] {
-  return Array.from(probs, (p, i) => ({ class: labels[i] as string, confidence: p }))
-    .sort((a, b) => b.confidence - a.confidence)
-    .slice(0, k);
 }
 
 function csvCell(s: string): string {

@@ -1,33 +1,21 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
-import { badPath, invalidField } from '../domain/errors.js';
-import { writeAnimation } from '../engines/annotate.js';
-import { iqSampleCount, type IqDtype } from '../signal/iq.js';
-import { RATIO_MAX, RATIO_MIN, sliceGrid, sliceStart } from '../signal/slicing.js';
+import { Type, type Static } from '@sinclair/typebox';
+import { badPath } from '../domain/errors.js';
 import {
-  SIGNAL_FILE,
-  slicingFor,
-  writeSignalFile,
-  type SignalParams,
-  type SlicingKey,
-} from '../signal/params.js';
-import type { RenderMode } from '../signal/slice-image.js';
+  ANIMATION_BOX,
+  ANIMATION_FRAME_MS,
+  ANIMATION_MAX_FRAMES,
+  writeAnimation,
+} from '../engines/annotate.js';
+import { iqSampleCount, isRecording, type IqDtype } from '../signal/iq.js';
+import { SIGNAL_FILE, writeSignalFile, type SignalParams } from '../signal/params.js';
+import { samplesPerSlice, SLICING_FIELDS, sliceGrid, sliceStart } from '../signal/slicing.js';
 import type { WorkerPool } from '../workers/pool.js';
-import type { SliceResult } from '../signal/slice-worker.js';
+import type { SliceResult } from '../workers/slice-worker.js';
 import { inputAndOutput, isInside } from '../util/files.js';
 import { throwIfAborted, type JobDefinition } from './job.js';
-
-export const RECORDING_EXTENSIONS = new Set(['.iq', '.dat']);
-/** Animation frames are scaled to fit this box and capped in number, so memory stays bounded. */
-export const ANIMATION_BOX = { width: 640, height: 480 };
-export const ANIMATION_MAX_FRAMES = 300;
-export const ANIMATION_FRAME_MS = 200;
-
-/** A worker holds one slice in memory (twice with save_matrix): bound it. */
-export const MAX_SAMPLES_PER_SLICE = 20_000_000;
 
 export const SpectrogramBody = Type.Object({
   input_path: Type.String({
@@ -35,30 +23,8 @@ export const SpectrogramBody = Type.Object({
     description: 'A .iq/.dat recording, or a root of class folders of them',
   }),
   output_path: Type.String({ minLength: 1, description: 'Receives the images, mirroring the input layout' }),
-  sample_rate: Type.Number({ exclusiveMinimum: 0, maximum: 1e11, default: 100e6 }),
-  stft_point: Type.Integer({ minimum: 16, maximum: 65536, default: 1024, description: 'A power of two' }),
-  duration_time: Type.Number({
-    exclusiveMinimum: 0,
-    maximum: 3600,
-    default: 0.1,
-    description: 'Seconds per slice',
-  }),
-  ratio: Type.Integer({
-    minimum: RATIO_MIN,
-    maximum: RATIO_MAX,
-    default: 1,
-    description:
-      'Slices start every duration_time × 2^−ratio, as in the reference’s generate_images: 0 = one after another, 1 = half-overlapping (the default), −1 = every other one',
-  }),
-  render: Type.Union([Type.Literal('matplotlib'), Type.Literal('power')], {
-    default: 'matplotlib',
-    description:
-      'matplotlib: the reference’s pictures (imshow of the dB matrix, its antialiasing filter); power: each pixel the mean |Z|² of its frames in dB (a burst shorter than a pixel still shows)',
-  }),
-  dtype: Type.Union([Type.Literal('float32'), Type.Literal('int16')], { default: 'float32' }),
+  ...SLICING_FIELDS,
   format: Type.Union([Type.Literal('png'), Type.Literal('jpg'), Type.Literal('webp')], { default: 'png' }),
-  width: Type.Integer({ minimum: 16, maximum: 8192, default: 1920 }),
-  height: Type.Integer({ minimum: 16, maximum: 8192, default: 1440 }),
   colormap: Type.Literal('jet', { default: 'jet' }),
   save_matrix: Type.Boolean({ default: false, description: 'Also write each slice’s dB matrix as .npy' }),
   animation: Type.Boolean({
@@ -72,119 +38,6 @@ type Body = Static<typeof SpectrogramBody>;
 interface Params extends Omit<Body, 'colormap'> {
   colormap: 'jet';
   samples_per_slice: number;
-}
-
-/** The fields that say how a recording is cut and transformed (shared with inference on raw IQ). */
-export const SLICING_FIELDS = {
-  sample_rate: SpectrogramBody.properties.sample_rate,
-  stft_point: SpectrogramBody.properties.stft_point,
-  duration_time: SpectrogramBody.properties.duration_time,
-  dtype: SpectrogramBody.properties.dtype,
-  width: SpectrogramBody.properties.width,
-  height: SpectrogramBody.properties.height,
-  ratio: SpectrogramBody.properties.ratio,
-  render: SpectrogramBody.properties.render,
-};
-
-function noDefault<T extends TSchema>(schema: T): T {
-  const { default: _default, ...rest } = schema as T & { default?: unknown };
-  return rest as T;
-}
-
-/**
- * The slicing fields as a request to classify raw IQ gives them (inference, predict): without
- * defaults, so that a field left out can come from the model card's signal section
- * (resolveSlicing), and only then from the spectrogram task's defaults.
- */
-export const SLICING_REQUEST_FIELDS = {
-  sample_rate: Type.Optional(noDefault(SLICING_FIELDS.sample_rate)),
-  stft_point: Type.Optional(noDefault(SLICING_FIELDS.stft_point)),
-  duration_time: Type.Optional(noDefault(SLICING_FIELDS.duration_time)),
-  dtype: Type.Optional(noDefault(SLICING_FIELDS.dtype)),
-  width: Type.Optional(noDefault(SLICING_FIELDS.width)),
-  height: Type.Optional(noDefault(SLICING_FIELDS.height)),
-  ratio: Type.Optional(noDefault(SLICING_FIELDS.ratio)),
-  render: Type.Optional(noDefault(SLICING_FIELDS.render)),
-};
-
-export interface Slicing {
-  sample_rate: number;
-  stft_point: number;
-  duration_time: number;
-  dtype: IqDtype;
-  width: number;
-  height: number;
-  ratio: number;
-  render: RenderMode;
-}
-
-const SLICING_DEFAULTS: Slicing = {
-  sample_rate: SLICING_FIELDS.sample_rate.default as number,
-  stft_point: SLICING_FIELDS.stft_point.default as number,
-  duration_time: SLICING_FIELDS.duration_time.default as number,
-  dtype: SLICING_FIELDS.dtype.default as IqDtype,
-  width: SLICING_FIELDS.width.default as number,
-  height: SLICING_FIELDS.height.default as number,
-  ratio: SLICING_FIELDS.ratio.default as number,
-  render: SLICING_FIELDS.render.default as RenderMode,
-};
-
-/**
- * How to slice and draw recordings for a model: the request's fields, else the model card's
- * `signal` section (how its training images were made; values outside the fields' rules are
- * ignored), else the defaults. Returns what came from the card and where the request differs.
- */
-export function resolveSlicing(
-  given: Partial<Slicing>,
-  trained: SignalParams | null | undefined,
-): { values: Slicing; fromCard: SlicingKey[]; differences: string[] } {
-  return slicingFor(given, trained, SLICING_DEFAULTS, (k, v) => Value.Check(SLICING_FIELDS[k], v));
-}
-
-/** "sample_rate 2000000, stft_point 512, …" for a log line. */
-export function describeSlicing(
-  values: Partial<Record<SlicingKey, unknown>>,
-  keys: readonly SlicingKey[],
-): string {
-  return keys.map((k) => `${k} ${String(values[k])}`).join(', ');
-}
-
-/** The STFT kernel takes powers of two only (the schema already bounds the range). */
-export function checkStftPoint(stftPoint: number): void {
-  if ((stftPoint & (stftPoint - 1)) !== 0) {
-    throw invalidField('stft_point', `must be a power of two (got ${stftPoint})`);
-  }
-}
-
-/** Complex samples per slice, after the checks the schema cannot express. */
-export function samplesPerSlice(body: {
-  sample_rate: number;
-  duration_time: number;
-  stft_point: number;
-  ratio?: number;
-}): number {
-  checkStftPoint(body.stft_point);
-  const perSlice = Math.round(body.sample_rate * body.duration_time);
-  if (perSlice < body.stft_point) {
-    throw invalidField(
-      'duration_time',
-      `a slice of ${perSlice} samples (sample_rate × duration_time) is shorter than stft_point ${body.stft_point}`,
-    );
-  }
-  if (perSlice > MAX_SAMPLES_PER_SLICE) {
-    throw invalidField(
-      'duration_time',
-      `a slice of ${perSlice} samples is over the limit of ${MAX_SAMPLES_PER_SLICE}`,
-    );
-  }
-  if (body.ratio !== undefined && perSlice * 2 ** -body.ratio < 1) {
-    throw invalidField('ratio', `a step of duration_time × 2^−${body.ratio} is under one sample`);
-  }
-  return perSlice;
-}
-
-export function isRecording(name: string): boolean {
-  return !name.startsWith('.') && RECORDING_EXTENSIONS.has(path.extname(name).toLowerCase());
 }
 
 /** Recordings as paths relative to `root`: files directly in it and in its class folders. */

@@ -10,6 +10,7 @@ import type { TorchSettings } from '../config.js';
 import { badPath, invalidField } from '../domain/errors.js';
 import { SUPPORTED_MODELS } from '../domain/models.js';
 import { formatMetric } from '../domain/metrics.js';
+import { weightsFile } from '../engines/choose.js';
 import { onnxProbeDifference } from '../engines/onnx/probe.js';
 import { findSignalFile, SIGNAL_FILE, type SignalParams } from '../signal/params.js';
 import { classFolders, existingPath, isInside, outputFolder, statOrNull, withName } from '../util/files.js';
@@ -90,14 +91,6 @@ async function imageFolderClasses(paths: PathSandbox, value: string, field: stri
     throw badPath(`${field}: '${value}' has no class sub-folders (expected one folder per class)`, { field });
   }
   return classes;
-}
-
-/** A weights file named in a request: inside the data root, exists, .pth/.pt. */
-export async function weightsFile(paths: PathSandbox, value: string, field: string): Promise<string> {
-  const { path: file } = await existingPath(paths, value, field, 'file');
-  if (!/\.(pth|pt)$/i.test(file))
-    throw invalidField(field, `'${value}' is not PyTorch weights (.pth or .pt)`);
-  return file;
 }
 
 export function trainingJob(torch: TorchSettings): JobDefinition<typeof TrainingBody> {

@@ -1,5 +1,6 @@
 import { RESOURCE_CLASSES, type ResourceClass } from '../domain/task.js';
-import type { DeviceInfo, Limits, Placement, QueueEntry } from './types.js';
+import type { DeviceInfo } from '../domain/devices.js';
+import type { Limits, Placement, QueueEntry } from './types.js';
 
 interface Entry extends QueueEntry {
   /** Submission order among entries; breaks ties so equals run first-in first-out. */

@@ -1,6 +1,7 @@
 import type { LimitSpec } from '../config.js';
 import { RESOURCE_CLASSES, type ResourceClass } from '../domain/task.js';
-import type { DeviceInfo, Limits } from './types.js';
+import type { DeviceInfo } from '../domain/devices.js';
+import type { Limits } from './types.js';
 
 /** SPEC §1 defaults: each GPU training 1 / inference 3; cpu training 2 / inference 4 / preprocessing 2. */
 export const DEFAULT_GPU_LIMITS: Record<ResourceClass, number> = {

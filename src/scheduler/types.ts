@@ -1,17 +1,5 @@
 import type { ResourceClass } from '../domain/task.js';
 
-/** One schedulable device of this node, as the scheduler sees it. */
-export interface DeviceInfo {
-  /** "cpu" or "cuda:N". */
-  id: string;
-  kind: 'cpu' | 'gpu';
-  index: number | null;
-  name: string;
-  totalMemoryGb: number | null;
-  /** Free memory as last reported by the driver. */
-  freeMemoryGb: number | null;
-}
-
 /** device id → resource class → maximum concurrent tasks. */
 export type Limits = Record<string, Record<ResourceClass, number>>;
 

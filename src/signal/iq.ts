@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 
 /** Raw IQ sample formats: interleaved little-endian I, Q pairs. */
 export type IqDtype = 'float32' | 'int16';
@@ -139,4 +140,11 @@ export function readSamplesSync(fd: number, dtype: IqDtype, first: number, targe
     decodeInto(target, value, scratch, n / valueBytes, dtype);
     value += n / valueBytes;
   }
+}
+
+/** Raw IQ recordings, by extension. */
+export const RECORDING_EXTENSIONS = new Set(['.iq', '.dat']);
+
+export function isRecording(name: string): boolean {
+  return !name.startsWith('.') && RECORDING_EXTENSIONS.has(path.extname(name).toLowerCase());
 }

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import type { AugmentImageJob, AugmentImageResult } from '../augment/image-task.js';
-import type { FrameJob, FrameResult, SliceJob, SliceResult } from '../signal/slice-worker.js';
+import type { FrameJob, FrameResult, SliceJob, SliceResult } from './slice-worker.js';
 
 /**
  * The worker threads for CPU-heavy work (STFT + render, image augmentation), never on the HTTP

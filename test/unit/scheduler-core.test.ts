@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { RESOURCE_CLASSES, type ResourceClass } from '../../src/domain/task.js';
 import { SchedulerCore } from '../../src/scheduler/core.js';
 import { effectiveLimits } from '../../src/scheduler/limits.js';
-import type { DeviceInfo, Placement } from '../../src/scheduler/types.js';
+import type { DeviceInfo } from '../../src/domain/devices.js';
+import type { Placement } from '../../src/scheduler/types.js';
 import { mulberry32 } from '../../src/util/random.js';
 
 const cpu: DeviceInfo = {

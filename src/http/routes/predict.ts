@@ -9,7 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import Ajv from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { AppError, invalidField } from '../../domain/errors.js';
-import { SLICING_REQUEST_FIELDS } from '../../jobs/spectrogram.js';
+import { SLICING_REQUEST_FIELDS } from '../../signal/slicing.js';
 import type { ModelRef, PredictInput, PredictService } from '../../predict/predict-service.js';
 import type { AppDeps } from '../deps.js';
 

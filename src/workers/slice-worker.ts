@@ -7,12 +7,12 @@ import fs from 'node:fs';
 import sharp from 'sharp';
 import { pilBilinearResize } from '../engines/preprocess/pil-resize.js';
 import { rgbToChw } from '../engines/preprocess/image.js';
-import { readSamplesSync, type IqDtype } from './iq.js';
-import { npyFloat32 } from './npy.js';
-import { colourColumns, colouriseFast, encodeImage, type ImageFormat } from './render.js';
-import { sliceColumns, sliceImageData, type RenderMode } from './slice-image.js';
-import { stftPlan, type SliceSamples, type StftPlan } from './stft.js';
-import type { ColormapName } from './colormap.js';
+import { readSamplesSync, type IqDtype } from '../signal/iq.js';
+import { npyFloat32 } from '../signal/npy.js';
+import { colourColumns, colouriseFast, encodeImage, type ImageFormat } from '../signal/render.js';
+import { sliceColumns, sliceImageData, type RenderMode } from '../signal/slice-image.js';
+import { stftPlan, type SliceSamples, type StftPlan } from '../signal/stft.js';
+import type { ColormapName } from '../signal/colormap.js';
 
 export interface SliceJob {
   /**
