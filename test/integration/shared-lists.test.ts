@@ -1,0 +1,36 @@
+/**
+ * Lists both languages keep (issue 13, point 7): the supported models and the image extensions
+ * of the TypeScript side must be the PyTorch runner's, or a request checked here fails there.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { SUPPORTED_MODELS } from '../../src/domain/models.js';
+import { PYTHON_ROOT } from '../../src/engines/torch/runner.js';
+import { IMAGE_EXTENSIONS } from '../../src/util/files.js';
+
+const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
+const SCRIPT = `
+import json
+from rfuav_torch import evaluate, models
+print(json.dumps({"models": list(models.SUPPORTED), "images": list(evaluate.IMAGE_EXTENSIONS)}))
+`;
+
+describe('lists TypeScript and the PyTorch runner both keep', () => {
+  const py = JSON.parse(
+    execFileSync(PYTHON, ['-c', SCRIPT], {
+      cwd: PYTHON_ROOT,
+      env: { ...process.env, PYTHONPATH: PYTHON_ROOT },
+    })
+      .toString()
+      .trim(),
+  ) as { models: string[]; images: string[] };
+
+  it('the same supported models, in the same order', () => {
+    assert.deepEqual(py.models, [...SUPPORTED_MODELS]);
+  });
+
+  it('the same image extensions', () => {
+    assert.deepEqual([...py.images].sort(), [...IMAGE_EXTENSIONS].sort());
+  });
+});
