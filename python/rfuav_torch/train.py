@@ -103,24 +103,13 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         log.close()
 
 
-def _run(req: dict[str, Any], out_dir: str, log: TrainLog) -> dict[str, Any]:
-    seed = req.get("seed")
-    if seed is not None:
-        random.seed(seed)
-        torch.manual_seed(seed)
-    device = setup(req)
-    name: str = req["model"]
-    num_classes = int(req["num_classes"])
-    image_size = int(req.get("image_size") or 224)
-    epochs = int(req.get("num_epochs") or 100)
-    batch = int(req.get("batch_size") or 8)
-    keep = req.get("keep_epoch_weights")  # None: keep all; N: the newest N
-
-    train_loader = _loader(req["train_path"], image_size, batch, bool(req.get("shuffle", True)), seed)
-    val_loader = _loader(req["val_path"], image_size, batch, False, seed)
-    classes = train_loader.dataset.classes  # type: ignore[attr-defined]
+def _classes(req: dict[str, Any], train_loader: DataLoader, val_loader: DataLoader, num_classes: int, log: TrainLog) -> tuple[list[str], list[int]]:
+    """The class folders, and the outputs no folder trains (a head wider than the folders)."""
+    classes: list[str] = train_loader.dataset.classes  # type: ignore[attr-defined]
     if len(classes) > num_classes:
         raise ValueError(f"num_classes is {num_classes} but {req['train_path']} has {len(classes)} class folders")
+    if val_loader.dataset.classes != classes:  # type: ignore[attr-defined]
+        raise ValueError("train_path and val_path have different class folders")
     unused = list(range(len(classes), num_classes))
     if unused:
         # As the reference allows (its examples train 37 outputs on subsets): the head keeps
@@ -130,30 +119,23 @@ def _run(req: dict[str, Any], out_dir: str, log: TrainLog) -> dict[str, Any]:
             f"outputs {unused[0]}-{unused[-1]} are unused (listed in the model card)",
             "warning",
         )
-    if val_loader.dataset.classes != classes:  # type: ignore[attr-defined]
-        raise ValueError("train_path and val_path have different class folders")
+    return classes, unused
 
-    model = build(name, num_classes, bool(req.get("pretrained", True)), image_size)
-    if req.get("weight_path"):
-        load_weights(model, req["weight_path"])
-        log(f"Initial weights loaded from {req['weight_path']}")
-    model.to(device)
-    learning_rate = float(req.get("learning_rate") or 1e-4)
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    loss_fn = nn.CrossEntropyLoss()
 
+def _write_card(req: dict[str, Any], out_dir: str, classes: list[str], unused: list[int], learning_rate: float) -> dict[str, Any]:
+    """config.yaml: what inference and evaluation need to rebuild and feed the model."""
     card = {
-        "model": name,
-        "num_classes": num_classes,
-        "image_size": image_size,
+        "model": req["model"],
+        "num_classes": int(req["num_classes"]),
+        "image_size": int(req.get("image_size") or 224),
         "class_names": {c: i for i, c in enumerate(classes)},
         **({"unused_classes": unused} if unused else {}),
         "training": {
-            "batch_size": batch,
-            "num_epochs": epochs,
+            "batch_size": int(req.get("batch_size") or 8),
+            "num_epochs": int(req.get("num_epochs") or 100),
             "learning_rate": learning_rate,
             "pretrained": bool(req.get("pretrained", True)),
-            "seed": seed,
+            "seed": req.get("seed"),
             "shuffle": bool(req.get("shuffle", True)),
             "train_path": req["train_path"],
             "val_path": req["val_path"],
@@ -165,9 +147,12 @@ def _run(req: dict[str, Any], out_dir: str, log: TrainLog) -> dict[str, Any]:
     with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(card, f, sort_keys=False)
     events.emit("artifact", path="config.yaml", kind="model_card")
+    return card
 
-    start_epoch = 1
-    best_acc = 0.0
+
+def _resume(req: dict[str, Any], out_dir: str, model: nn.Module, optimiser: torch.optim.Optimizer, log: TrainLog) -> tuple[int, float]:
+    """(first epoch to run, best accuracy so far); metrics.jsonl keeps exactly the epochs done."""
+    start_epoch, best_acc = 1, 0.0
     ckpt_path = os.path.join(out_dir, "checkpoint_last.pt")
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
     if req.get("resume") and os.path.isfile(ckpt_path):
@@ -179,7 +164,6 @@ def _run(req: dict[str, Any], out_dir: str, log: TrainLog) -> dict[str, Any]:
             log(f"checkpoint_last.pt cannot be resumed ({err}); training starts at epoch 1", "warning")
         if start_epoch > 1:
             log(f"Resuming from checkpoint_last.pt: epoch {start_epoch - 1} done, continuing at epoch {start_epoch}")
-    # The metric history holds exactly the epochs the checkpoint has done.
     kept: list[str] = []
     if os.path.isfile(metrics_path):
         with open(metrics_path, encoding="utf-8") as f:
@@ -188,54 +172,110 @@ def _run(req: dict[str, Any], out_dir: str, log: TrainLog) -> dict[str, Any]:
         f.writelines(kept)
     # Tells the service which epochs count, so its stored history matches this run exactly.
     events.emit("history", epochs_done=start_epoch - 1)
+    return start_epoch, best_acc
 
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimiser: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    device: torch.device,
+    epoch: int,
+    epochs: int,
+) -> tuple[float, float]:
+    """One pass over the training set; (mean loss, accuracy in percent). Progress goes out with
+    every step, a training-stage log line about ten times per epoch."""
+    model.train()
+    seen = correct = 0
+    loss_sum = 0.0
+    steps = max(1, len(loader))
+    log_every = max(1, steps // 10)
+    for step, (x, y) in enumerate(loader, 1):
+        x, y = x.to(device), y.to(device)
+        optimiser.zero_grad()
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        loss.backward()
+        optimiser.step()
+        loss_sum += float(loss) * y.numel()
+        correct += int((logits.argmax(1) == y).sum())
+        seen += y.numel()
+        events.progress(100 * (epoch - 1 + step / steps) / epochs, f"epoch {epoch}/{epochs} step {step}/{steps}")
+        if step % log_every == 0 or step == steps:
+            events.log(
+                f"Epoch {epoch} step {step}/{steps}: loss {loss_sum / seen:.4f} acc {percent(correct / seen):.2f}%",
+                stage="training",
+                step=step,
+                metrics={"train_loss": loss_sum / seen, "train_acc": percent(correct / seen)},
+            )
+    return loss_sum / max(1, seen), percent(correct / max(1, seen))
+
+
+def _save_epoch(out_dir: str, req: dict[str, Any], model: nn.Module, optimiser: torch.optim.Optimizer, values: dict[str, Any], improved: bool) -> None:
+    """Everything an epoch leaves on disk, the checkpoint last: an epoch counts as done once the
+    rest is written."""
+    name, epoch = req["model"], values["epoch"]
+    torch.save(model.state_dict(), os.path.join(out_dir, f"{name}_epoch_{epoch}.pth"))
+    keep = req.get("keep_epoch_weights")  # None: keep all; N: the newest N
+    if isinstance(keep, int) and keep >= 0:
+        old = os.path.join(out_dir, f"{name}_epoch_{epoch - keep}.pth")
+        if epoch - keep >= 1 and os.path.isfile(old):
+            os.remove(old)
+    if improved:
+        _atomic_save(model.state_dict(), os.path.join(out_dir, "best_model.pth"))
+    with open(os.path.join(out_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+        f.write(json.dumps(values) + "\n")
+    _save_checkpoint(os.path.join(out_dir, "checkpoint_last.pt"), model, optimiser, epoch, values["best_acc"])
+
+
+def _run(req: dict[str, Any], out_dir: str, log: TrainLog) -> dict[str, Any]:
+    seed = req.get("seed")
+    if seed is not None:
+        random.seed(seed)
+        torch.manual_seed(seed)
+    device = setup(req)
+    name: str = req["model"]
+    num_classes = int(req["num_classes"])
+    image_size = int(req.get("image_size") or 224)
+    epochs = int(req.get("num_epochs") or 100)
+    batch = int(req.get("batch_size") or 8)
+    train_loader = _loader(req["train_path"], image_size, batch, bool(req.get("shuffle", True)), seed)
+    val_loader = _loader(req["val_path"], image_size, batch, False, seed)
+    classes, unused = _classes(req, train_loader, val_loader, num_classes, log)
+
+    model = build(name, num_classes, bool(req.get("pretrained", True)), image_size)
+    if req.get("weight_path"):
+        load_weights(model, req["weight_path"])
+        log(f"Initial weights loaded from {req['weight_path']}")
+    model.to(device)
+    learning_rate = float(req.get("learning_rate") or 1e-4)
+    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    loss_fn = nn.CrossEntropyLoss()
+    card = _write_card(req, out_dir, classes, unused, learning_rate)
+    start_epoch, best_acc = _resume(req, out_dir, model, optimiser, log)
     log(
         f"Training {name} on {len(train_loader.dataset)} images of {num_classes} classes "  # type: ignore[arg-type]
         f"({len(val_loader.dataset)} for validation), {image_size} px, batch {batch}, "  # type: ignore[arg-type]
         f"epochs {start_epoch}-{epochs}, device {device}, {torch.get_num_threads()} CPU threads"
     )
-    steps = max(1, len(train_loader))
     last: dict[str, Any] = {}
-    # A training-stage log line about ten times per epoch (progress events go with every step).
-    log_every = max(1, steps // 10)
     for epoch in range(start_epoch, epochs + 1):
-        model.train()
-        seen = correct = 0
-        loss_sum = 0.0
         t0 = time.perf_counter()
         events.log(f"Epoch {epoch}/{epochs} started", stage="epoch_start", step=epoch)
-        for step, (x, y) in enumerate(train_loader, 1):
-            x, y = x.to(device), y.to(device)
-            optimiser.zero_grad()
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            loss.backward()
-            optimiser.step()
-            loss_sum += float(loss) * y.numel()
-            correct += int((logits.argmax(1) == y).sum())
-            seen += y.numel()
-            done = (epoch - 1 + step / steps) / epochs
-            events.progress(100 * done, f"epoch {epoch}/{epochs} step {step}/{steps}")
-            if step % log_every == 0 or step == steps:
-                events.log(
-                    f"Epoch {epoch} step {step}/{steps}: loss {loss_sum / seen:.4f} acc {percent(correct / seen):.2f}%",
-                    stage="training",
-                    step=step,
-                    metrics={"train_loss": loss_sum / seen, "train_acc": percent(correct / seen)},
-                )
+        train_loss, train_acc = train_one_epoch(model, train_loader, optimiser, loss_fn, device, epoch, epochs)
         events.log(f"Epoch {epoch}: validating on {len(val_loader.dataset)} images", stage="validation", step=epoch)  # type: ignore[arg-type]
         t_val = time.perf_counter()
         val_loss, m = _evaluate(model, val_loader, device, num_classes)
         t_saved = time.perf_counter()
         val_acc = m["top1_acc"]
-        best_path = os.path.join(out_dir, "best_model.pth")
-        improved = val_acc > best_acc or not os.path.isfile(best_path)
+        improved = val_acc > best_acc or not os.path.isfile(os.path.join(out_dir, "best_model.pth"))
         best_acc = max(best_acc, val_acc)
         last = {
             "epoch": epoch,
             "total_epochs": epochs,
-            "train_loss": loss_sum / max(1, seen),
-            "train_acc": percent(correct / max(1, seen)),
+            "train_loss": train_loss,
+            "train_acc": train_acc,
             "val_loss": val_loss,
             "val_acc": val_acc,
             **m,
@@ -247,22 +287,11 @@ def _run(req: dict[str, Any], out_dir: str, log: TrainLog) -> dict[str, Any]:
             "train_seconds": t_val - t0,
             "val_seconds": t_saved - t_val,
         }
-        weights = f"{name}_epoch_{epoch}.pth"
-        torch.save(model.state_dict(), os.path.join(out_dir, weights))
-        if isinstance(keep, int) and keep >= 0:
-            old = epoch - keep
-            if old >= 1 and os.path.isfile(os.path.join(out_dir, f"{name}_epoch_{old}.pth")):
-                os.remove(os.path.join(out_dir, f"{name}_epoch_{old}.pth"))
-        if improved:
-            _atomic_save(model.state_dict(), best_path)
-        with open(metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(last) + "\n")
-        # The checkpoint last: an epoch counts as done once everything above is on disk.
-        _save_checkpoint(ckpt_path, model, optimiser, epoch, best_acc)
+        _save_epoch(out_dir, req, model, optimiser, last, improved)
         # The service stores the metrics and logs the epoch_end line (with them) on this event.
         events.emit("metrics", epoch=epoch, total_epochs=epochs, values=last)
         log.file_only(
-            f"Epoch {epoch}/{epochs}: train loss {last['train_loss']:.4f} acc {last['train_acc']:.2f}%, "
+            f"Epoch {epoch}/{epochs}: train loss {train_loss:.4f} acc {train_acc:.2f}%, "
             f"val loss {val_loss:.4f} acc {val_acc:.2f}%, best {best_acc:.2f}% ({last['epoch_seconds']:.1f} s)"
         )
 
