@@ -9,9 +9,9 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import rateLimit from '@fastify/rate-limit';
 import cors from '@fastify/cors';
-import Ajv from 'ajv';
 import { VERSION } from '../config.js';
 import { AppError } from '../domain/errors.js';
+import { createValidators } from '../util/validators.js';
 import type { AppDeps, HttpShared } from './deps.js';
 import { errorBody, installErrorHandling } from './errors.js';
 import { resourceRoutes } from './routes/resources.js';
@@ -67,19 +67,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 200, ignoreTrailingSlash: true },
   });
 
-  const bodyAjv = new Ajv.default({
-    coerceTypes: false,
-    useDefaults: true,
-    removeAdditional: true,
-    allErrors: true,
-  });
-  const textAjv = new Ajv.default({
-    coerceTypes: true,
-    useDefaults: true,
-    removeAdditional: true,
-    allErrors: true,
-  });
-  for (const ajv of [bodyAjv, textAjv]) ajv.addKeyword('example');
+  const bodyAjv = createValidators('body');
+  const textAjv = createValidators('text');
   app.setValidatorCompiler(({ schema, httpPart }) =>
     (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object),
   );

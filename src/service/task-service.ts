@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Ajv, { type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
 import type { Config, LimitSpec } from '../config.js';
 import { AppError, conflict, invalidField, notFound, unavailable } from '../domain/errors.js';
@@ -29,6 +29,7 @@ import { effectiveLimits, mergeSpecs } from '../scheduler/limits.js';
 import type { Placement, QueueEntry } from '../scheduler/types.js';
 import type { Store } from '../store/store.js';
 import type { PathSandbox } from '../util/sandbox.js';
+import { createValidators } from '../util/validators.js';
 
 /** Fields every task-creating request may carry besides its kind's own. */
 export interface CommonFields {
@@ -86,8 +87,6 @@ export interface TaskServiceDeps {
 const PROGRESS_WRITE_MS = 250;
 
 /** Job body checks for callers that did not come through a route's schema (as strict as one). */
-const bodyAjv = new Ajv.default({ coerceTypes: false, useDefaults: true, allErrors: false });
-bodyAjv.addKeyword('example');
 
 /**
  * Owns the life of every task: acceptance, queueing, dispatch onto device slots, running the job,
@@ -100,6 +99,8 @@ export class TaskService {
   private readonly deps: TaskServiceDeps;
   private readonly now: () => number;
   private readonly running = new Map<string, RunningJob>();
+  /** Checks of job bodies, made by the one validator factory and kept per schema. */
+  private readonly bodyValidators = createValidators('body');
   private readonly bodyCheckers = new WeakMap<object, ValidateFunction>();
   /** Counts by kind and status, kept in step with every committed transition. */
   private readonly counts = new Map<string, number>();
@@ -215,7 +216,7 @@ export class TaskService {
     for (const k of Object.keys(def.body.properties)) if (body[k] !== undefined) own[k] = body[k];
     let check = this.bodyCheckers.get(def.body);
     if (!check) {
-      check = bodyAjv.compile(def.body);
+      check = this.bodyValidators.compile(def.body);
       this.bodyCheckers.set(def.body, check);
     }
     if (!check(own)) {

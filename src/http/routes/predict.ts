@@ -6,10 +6,10 @@
  */
 import multipart from '@fastify/multipart';
 import { Type, type Static } from '@sinclair/typebox';
-import Ajv from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { AppError, invalidField } from '../../domain/errors.js';
 import { SLICING_REQUEST_FIELDS } from '../../signal/slicing.js';
+import { createValidators } from '../../util/validators.js';
 import type { ModelRef, PredictInput, PredictService } from '../../predict/predict-service.js';
 import type { AppDeps } from '../deps.js';
 
@@ -46,13 +46,7 @@ type PredictBody = Static<typeof PredictBody>;
 const NUMERIC = new Set(['top_k', 'stft_point', 'width', 'height']);
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
-const ajv = new Ajv.default({
-  coerceTypes: false,
-  useDefaults: true,
-  removeAdditional: true,
-  allErrors: true,
-});
-ajv.addKeyword('example');
+const ajv = createValidators('body');
 const check = ajv.compile<PredictBody>(PredictBody);
 
 function decode(field: string, text: string): Uint8Array {
