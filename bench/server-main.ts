@@ -13,7 +13,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import { loadConfig } from '../src/config.js';
-import type { JobDefinition } from '../src/jobs/job.js';
+import { defineJob } from '../src/jobs/job.js';
 import { createService } from '../src/main.js';
 
 const HoldBody = Type.Object({
@@ -25,7 +25,7 @@ const HoldBody = Type.Object({
  * service (acceptance, queueing, dispatch) rather than any real work. Its `route` makes the
  * preprocessing routes expose it as POST /api/v2/preprocessing/bench-hold.
  */
-export const benchHoldJob: JobDefinition<typeof HoldBody> = {
+export const benchHoldJob = defineJob<typeof HoldBody, { hold_ms?: number }>({
   kind: 'bench_hold',
   resourceClass: 'preprocessing',
   route: 'bench-hold',
@@ -41,13 +41,13 @@ export const benchHoldJob: JobDefinition<typeof HoldBody> = {
     if (holdMs > 0) await sleep(holdMs, undefined, { signal: ctx.signal });
     return { message: `held the slot for ${holdMs} ms` };
   },
-};
+});
 
 async function main(): Promise<void> {
   const t0 = performance.now();
   const svc = await createService({
     config: loadConfig(process.env),
-    extraJobs: [benchHoldJob as unknown as JobDefinition],
+    extraJobs: [benchHoldJob],
   });
   const address = await svc.listen();
   const readyMs = performance.now() - t0;

@@ -33,7 +33,7 @@ function builtinJobs(pool: WorkerPool, config: Config, sessions: OnnxSessionCach
     trainingJob(config.torch),
     evaluationJob(config.torch),
     inferenceJob(config.torch, sessions, pool),
-  ] as unknown as JobDefinition[];
+  ];
 }
 
 export interface ServiceOptions {

@@ -8,7 +8,7 @@ import { classFolders, existingPath, imagesIn, isInside, outputFolder, statOrNul
 import { carrySignalFile, SIGNAL_FILE } from '../signal/params.js';
 import { hash32 } from '../util/random.js';
 import type { WorkerPool } from '../workers/pool.js';
-import { JobFailure, throwIfAborted, type JobDefinition } from './job.js';
+import { JobFailure, throwIfAborted, type JobDefinition, defineJob } from './job.js';
 
 export const AugmentBody = Type.Object({
   dataset_path: Type.String({
@@ -40,8 +40,8 @@ export function augmentedName(file: string, method: AugmentMethod): string {
   return `${path.basename(file, path.extname(file))}_${method}${augmentedExtension(file)}`;
 }
 
-export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> {
-  return {
+export function augmentJob(pool: WorkerPool): JobDefinition {
+  return defineJob<typeof AugmentBody, Params>({
     kind: 'data_augmentation',
     resourceClass: 'preprocessing',
     route: 'augment',
@@ -84,14 +84,13 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
         seed: body.seed ?? Math.floor(Math.random() * 2 ** 32),
       };
       return {
-        params: { ...params },
+        params,
         input_path: paths.display(dataset),
         output_path: paths.display(output),
       };
     },
 
-    async run(raw, ctx) {
-      const p = raw as unknown as Params;
+    async run(p, ctx) {
       const dataset = ctx.paths.resolve(p.dataset_path, 'dataset_path');
       const output = ctx.paths.resolve(p.output_path, 'output_path');
       const splits = [...AUGMENTED_SPLITS] as string[];
@@ -188,5 +187,5 @@ export function augmentJob(pool: WorkerPool): JobDefinition<typeof AugmentBody> 
         stats,
       };
     },
-  };
+  });
 }

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { Type, type Static } from '@sinclair/typebox';
 import { badPath } from '../domain/errors.js';
 import { imagesUnder, inputAndOutput, isImageFile, isInside } from '../util/files.js';
-import { JobFailure, throwIfAborted, type JobDefinition } from './job.js';
+import { JobFailure, throwIfAborted, type JobDefinition, defineJob } from './job.js';
 
 export const CropBody = Type.Object({
   input_path: Type.String({
@@ -30,7 +30,7 @@ interface CropParams {
 
 const MAX_REPORTED_FAILURES = 100;
 
-export const cropJob: JobDefinition<typeof CropBody> = {
+export const cropJob: JobDefinition = defineJob<typeof CropBody, CropParams>({
   kind: 'image_crop',
   resourceClass: 'preprocessing',
   route: 'crop',
@@ -58,11 +58,10 @@ export const cropJob: JobDefinition<typeof CropBody> = {
       width,
       height,
     };
-    return { params: { ...params }, input_path: paths.display(input), output_path: paths.display(output) };
+    return { params, input_path: paths.display(input), output_path: paths.display(output) };
   },
 
-  async run(raw, ctx) {
-    const p = raw as unknown as CropParams;
+  async run(p, ctx) {
     const input = ctx.paths.resolve(p.input_path, 'input_path');
     const output = ctx.paths.resolve(p.output_path, 'output_path');
     const st = await fs.stat(input);
@@ -110,4 +109,4 @@ export const cropJob: JobDefinition<typeof CropBody> = {
     }
     return { message: `cropped ${success} of ${files.length} image(s)`, stats };
   },
-};
+});

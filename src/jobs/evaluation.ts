@@ -13,7 +13,7 @@ import { accuracyVsSnrSvg, confusionMatrixSvg, svgToPng, type SnrPoint } from '.
 import { weightsFile } from '../engines/choose.js';
 import { readModelCard } from '../engines/model-card.js';
 import { classFolders, existingPath, outputFolder } from '../util/files.js';
-import type { JobDefinition } from './job.js';
+import { defineJob, type JobDefinition } from './job.js';
 import { runTorchForTask } from './torch-run.js';
 
 export const EvaluationBody = Type.Object({
@@ -37,8 +37,8 @@ interface EvaluationParams {
   layout: 'imagefolder' | 'snr';
 }
 
-export function evaluationJob(torch: TorchSettings): JobDefinition<typeof EvaluationBody> {
-  return {
+export function evaluationJob(torch: TorchSettings): JobDefinition {
+  return defineJob<typeof EvaluationBody, EvaluationParams>({
     kind: 'evaluation',
     resourceClass: 'inference',
     body: EvaluationBody,
@@ -70,15 +70,14 @@ export function evaluationJob(torch: TorchSettings): JobDefinition<typeof Evalua
       const { path: out } = await outputFolder(paths, body.save_path, 'save_path');
       const params: EvaluationParams = { ...body, layout };
       return {
-        params: { ...params },
+        params,
         input_path: paths.display(data),
         output_path: paths.display(out),
         notes: [],
       };
     },
 
-    async run(raw, ctx) {
-      const p = raw as unknown as EvaluationParams;
+    async run(p, ctx) {
       const out = ctx.paths.resolve(p.save_path, 'save_path');
       await fs.mkdir(out, { recursive: true });
       const r = await runTorchForTask({
@@ -131,5 +130,5 @@ export function evaluationJob(torch: TorchSettings): JobDefinition<typeof Evalua
         },
       };
     },
-  };
+  });
 }

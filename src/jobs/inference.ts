@@ -36,7 +36,7 @@ import {
 } from '../signal/slicing.js';
 import type { WorkerPool } from '../workers/pool.js';
 import { existingPath, isImageFile, isInside, outputFolder, withName } from '../util/files.js';
-import { throwIfAborted, type JobDefinition, type RunContext } from './job.js';
+import { throwIfAborted, type JobDefinition, defineJob, type RunContext } from './job.js';
 import { runTorchForTask } from './torch-run.js';
 
 export const InferenceBody = Type.Object({
@@ -172,8 +172,8 @@ export function inferenceJob(
   torch: TorchSettings,
   sessions: OnnxSessionCache,
   pool: WorkerPool,
-): JobDefinition<typeof InferenceBody> {
-  return {
+): JobDefinition {
+  return defineJob<typeof InferenceBody, InferenceParams>({
     kind: 'inference',
     resourceClass: 'inference',
     body: InferenceBody,
@@ -266,8 +266,7 @@ export function inferenceJob(
       };
     },
 
-    async run(raw, ctx) {
-      const p = raw as unknown as InferenceParams;
+    async run(p, ctx) {
       const card = await readModelCard(ctx.paths.resolve(p.cfg_path, 'cfg_path'), 'cfg_path', p.cfg_path);
       const source = ctx.paths.resolve(p.source_path, 'source_path');
       const out = ctx.paths.resolve(p.output_path, 'save_path');
@@ -596,7 +595,7 @@ export function inferenceJob(
         },
       };
     },
-  };
+  });
 }
 
 /** One runner call for every file (PyTorch engine); unreadable ones come back with their error. */

@@ -8,8 +8,9 @@ export interface ValidateContext {
 }
 
 /** A validated request, ready to be stored as a task. Paths stay as the client named them. */
-export interface PreparedTask {
-  params: Record<string, unknown>;
+export interface PreparedTask<P extends object = Record<string, unknown>> {
+  /** What `run` will get back (stored with the task as JSON). */
+  params: P;
   input_path: string | null;
   output_path: string | null;
   total_epochs?: number | null;
@@ -45,8 +46,11 @@ export interface JobOutcome {
   result?: Record<string, unknown>;
 }
 
-/** One task kind: a file under src/jobs and one line of registration. */
-export interface JobDefinition<S extends TObject = TObject> {
+/**
+ * One task kind as its file under src/jobs writes it (through `defineJob`): `validate` sees its
+ * own body type and returns its own params type, and `run` gets those params back.
+ */
+export interface JobSpec<S extends TObject, P extends object> {
   kind: string;
   resourceClass: ResourceClass;
   /** Route segment under its API family, e.g. "split" for POST /api/v2/preprocessing/split. */
@@ -54,9 +58,39 @@ export interface JobDefinition<S extends TObject = TObject> {
   /** Request body schema (without the common fields, which the service adds). */
   body: S;
   /** Fast semantic checks at submission (milliseconds; no reading of whole datasets). */
-  validate(body: Static<S>, ctx: ValidateContext): Promise<PreparedTask>;
+  validate(body: Static<S>, ctx: ValidateContext): Promise<PreparedTask<P>>;
   /** The work. Throw to fail the task; the message becomes its `error`. */
+  run(params: P, ctx: RunContext): Promise<JobOutcome>;
+}
+
+/** A task kind as the registry, the service and the routes hold it, whatever its types. */
+export interface JobDefinition {
+  kind: string;
+  resourceClass: ResourceClass;
+  route?: string;
+  body: TObject;
+  validate(body: Record<string, unknown>, ctx: ValidateContext): Promise<PreparedTask>;
   run(params: Record<string, unknown>, ctx: RunContext): Promise<JobOutcome>;
+}
+
+/**
+ * Registers nothing: turns a typed job into the registry's form. The two assertions here are the
+ * only ones a job needs: a body reaches `validate` only after it passed `spec.body` (the route's
+ * schema, or TaskService's check of the job's own fields), and the params `run` gets are the
+ * ones this job's `validate` returned, stored as JSON with the task and read back.
+ */
+export function defineJob<S extends TObject, P extends object>(spec: JobSpec<S, P>): JobDefinition {
+  return {
+    kind: spec.kind,
+    resourceClass: spec.resourceClass,
+    route: spec.route,
+    body: spec.body,
+    validate: async (body, ctx) => {
+      const prepared = await spec.validate(body as Static<S>, ctx);
+      return { ...prepared, params: prepared.params as Record<string, unknown> };
+    },
+    run: (params, ctx) => spec.run(params as unknown as P, ctx),
+  };
 }
 
 export class JobRegistry {

@@ -15,7 +15,7 @@ import { samplesPerSlice, SLICING_FIELDS, sliceGrid, sliceStart } from '../signa
 import type { WorkerPool } from '../workers/pool.js';
 import type { SliceResult } from '../workers/slice-worker.js';
 import { inputAndOutput, isInside } from '../util/files.js';
-import { throwIfAborted, type JobDefinition } from './job.js';
+import { throwIfAborted, type JobDefinition, defineJob } from './job.js';
 
 export const SpectrogramBody = Type.Object({
   input_path: Type.String({
@@ -61,8 +61,8 @@ export function sliceFileName(recording: string, index: number, ext: string): st
   return `${pack} (${index + 1}).${ext}`;
 }
 
-export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof SpectrogramBody> {
-  return {
+export function spectrogramJob(pool: WorkerPool): JobDefinition {
+  return defineJob<typeof SpectrogramBody, Params>({
     kind: 'spectrogram',
     resourceClass: 'preprocessing',
     route: 'spectrogram',
@@ -122,15 +122,14 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
         samples_per_slice: perSlice,
       };
       return {
-        params: { ...params },
+        params,
         input_path: paths.display(input),
         output_path: paths.display(output),
         notes: [],
       };
     },
 
-    async run(raw, ctx) {
-      const p = raw as unknown as Params;
+    async run(p, ctx) {
       // Tasks accepted before ratio and render existed were asked for consecutive slices,
       // power-averaged: they keep that if they run again after an upgrade.
       const ratio = p.ratio ?? 0;
@@ -286,5 +285,5 @@ export function spectrogramJob(pool: WorkerPool): JobDefinition<typeof Spectrogr
       };
       return { message: `${done} spectrogram image(s) from ${files.length} recording(s)`, stats };
     },
-  };
+  });
 }

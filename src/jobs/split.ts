@@ -5,7 +5,7 @@ import { badPath, invalidField } from '../domain/errors.js';
 import { classFolders, imagesIn, inputAndOutput, isInside } from '../util/files.js';
 import { carrySignalFile, SIGNAL_FILE } from '../signal/params.js';
 import { hash32, mulberry32, shuffle } from '../util/random.js';
-import { throwIfAborted, type JobDefinition } from './job.js';
+import { throwIfAborted, type JobDefinition, defineJob } from './job.js';
 
 export const SplitBody = Type.Object({
   input_path: Type.String({ minLength: 1, description: 'Folder with one sub-folder of images per class' }),
@@ -53,7 +53,7 @@ export function splitCounts(n: number, train: number, val: number | null): [numb
   return [nTrain, nVal, n - nTrain - nVal];
 }
 
-export const splitJob: JobDefinition<typeof SplitBody> = {
+export const splitJob: JobDefinition = defineJob<typeof SplitBody, SplitParams>({
   kind: 'dataset_split',
   resourceClass: 'preprocessing',
   route: 'split',
@@ -86,11 +86,10 @@ export const splitJob: JobDefinition<typeof SplitBody> = {
       val_ratio: body.val_ratio ?? null,
       seed: body.seed ?? Math.floor(Math.random() * 2 ** 32),
     };
-    return { params: { ...params }, input_path: paths.display(input), output_path: paths.display(output) };
+    return { params, input_path: paths.display(input), output_path: paths.display(output) };
   },
 
-  async run(raw, ctx) {
-    const p = raw as unknown as SplitParams;
+  async run(p, ctx) {
     const input = ctx.paths.resolve(p.input_path, 'input_path');
     const output = ctx.paths.resolve(p.output_path, 'output_path');
     const classes = await classFolders(input);
@@ -152,4 +151,4 @@ export const splitJob: JobDefinition<typeof SplitBody> = {
       stats,
     };
   },
-};
+});

@@ -15,7 +15,7 @@ import { onnxProbeDifference } from '../engines/onnx/probe.js';
 import { findSignalFile, SIGNAL_FILE, type SignalParams } from '../signal/params.js';
 import { classFolders, existingPath, isInside, outputFolder, statOrNull, withName } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
-import type { JobDefinition } from './job.js';
+import { defineJob, type JobDefinition } from './job.js';
 import { runTorchForTask } from './torch-run.js';
 
 export const TrainingBody = Type.Object({
@@ -93,8 +93,8 @@ async function imageFolderClasses(paths: PathSandbox, value: string, field: stri
   return classes;
 }
 
-export function trainingJob(torch: TorchSettings): JobDefinition<typeof TrainingBody> {
-  return {
+export function trainingJob(torch: TorchSettings): JobDefinition {
+  return defineJob<typeof TrainingBody, TrainingParams>({
     kind: 'training',
     resourceClass: 'training',
     body: TrainingBody,
@@ -167,7 +167,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
         signal,
       };
       return {
-        params: { ...params },
+        params,
         input_path: paths.display(paths.resolve(body.train_path, 'train_path')),
         output_path: paths.display(output),
         total_epochs: body.num_epochs,
@@ -175,8 +175,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
       };
     },
 
-    async run(raw, ctx) {
-      const p = raw as unknown as TrainingParams;
+    async run(p, ctx) {
       const output = ctx.paths.resolve(p.output_path, 'save_path');
       await fs.mkdir(output, { recursive: true });
       // Resuming is for this task's own interrupted attempts, never a stranger's checkpoint.
@@ -286,7 +285,7 @@ export function trainingJob(torch: TorchSettings): JobDefinition<typeof Training
         },
       };
     },
-  };
+  });
 }
 
 function epochLine(m: Record<string, unknown>, total: number): string {
