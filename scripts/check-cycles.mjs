@@ -1,31 +1,12 @@
 #!/usr/bin/env node
 // Fails when relative imports under the given folder form a cycle (type-only imports included,
 // since a cycle of types still ties modules together). Prints each cycle found.
-import fs from 'node:fs';
 import path from 'node:path';
+import { relativeImports, tsFiles } from './imports.mjs';
 
 const root = path.resolve(process.argv[2] ?? 'src');
-const graph = new Map();
+const graph = new Map(tsFiles(root).map((f) => [f, relativeImports(f)]));
 
-function walk(dir) {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) walk(p);
-    else if (p.endsWith('.ts')) graph.set(p, imports(p));
-  }
-}
-
-function imports(file) {
-  const text = fs.readFileSync(file, 'utf8');
-  const out = [];
-  for (const m of text.matchAll(/(?:import|export)[^'"]*?from\s+'(\.[^']+)'|import\('(\.[^']+)'\)/g)) {
-    const spec = m[1] ?? m[2];
-    out.push(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
-  }
-  return out;
-}
-
-walk(root);
 const state = new Map();
 const stack = [];
 const cycles = [];

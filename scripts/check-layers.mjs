@@ -4,8 +4,8 @@
 // scripts/check-cycles.mjs, keeps a layer free of circles). Also: a job file (one task kind) is
 // never a library, so only the composition root imports one; what two kinds share lives below
 // them (jobs/job.ts and jobs/torch-run.ts are the jobs layer's own shared parts).
-import fs from 'node:fs';
 import path from 'node:path';
+import { relativeImports, tsFiles } from './imports.mjs';
 
 export const LAYERS = [
   ['types', 'domain'], // pure: task kinds, errors, device and metric definitions
@@ -30,31 +30,14 @@ function unit(file) {
   return path.relative(src, file).split(path.sep)[0];
 }
 
-function imports(file) {
-  const text = fs.readFileSync(file, 'utf8');
-  const out = [];
-  for (const m of text.matchAll(/(?:import|export)[^'"]*?from\s+'(\.[^']+)'|import\('(\.[^']+)'\)/g)) {
-    const spec = m[1] ?? m[2];
-    out.push(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
-  }
-  return out;
-}
-
-const files = [];
-(function walk(dir) {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) walk(p);
-    else if (/\.(ts|mts)$/.test(p)) files.push(p);
-  }
-})(src);
+const files = tsFiles(src);
 
 const problems = [];
 for (const file of files) {
   const from = unit(file);
   if (!rank.has(from))
     problems.push(`${path.relative(src, file)}: '${from}' has no layer in scripts/check-layers.mjs`);
-  for (const target of imports(file)) {
+  for (const target of relativeImports(file)) {
     if (!target.startsWith(src + path.sep)) continue;
     const to = unit(target);
     const shown = `${path.relative(src, file)} -> ${path.relative(src, target)}`;

@@ -241,3 +241,13 @@ export function writePickleBomb(file: string, marker: string): void {
     marker,
   ]);
 }
+
+/** Runs a Python snippet in the runner's package (python/) and parses the JSON it prints. */
+export function runnerJson<T>(script: string): T {
+  const root = path.resolve(import.meta.dirname, '../python');
+  const out = execFileSync(process.env.RFUAV_PYTHON ?? '/usr/bin/python3', ['-c', script], {
+    cwd: root,
+    env: { ...process.env, PYTHONPATH: root },
+  });
+  return JSON.parse(out.toString().trim()) as T;
+}

@@ -5,13 +5,13 @@
  * reports a name the lists do not have.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { EPOCH_METRICS, EVALUATION_METRICS, PERCENT_METRICS } from '../../src/domain/metrics.js';
-import { PYTHON_ROOT } from '../../src/engines/torch/runner.js';
-import * as reference from '../helpers.js';
-
-const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
+import {
+  EPOCH_METRICS as REFERENCE_EPOCH,
+  PERCENT_METRICS as REFERENCE_PERCENT,
+  runnerJson,
+} from '../helpers.js';
 
 const SCRIPT = `
 import json, torch
@@ -29,23 +29,21 @@ print(json.dumps({
 `;
 
 describe('metric names: TypeScript, Python and the reference agree', () => {
-  const py = JSON.parse(
-    execFileSync(PYTHON, ['-c', SCRIPT], {
-      cwd: PYTHON_ROOT,
-      env: { ...process.env, PYTHONPATH: PYTHON_ROOT },
-    })
-      .toString()
-      .trim(),
-  ) as { epoch: string[]; percent: string[]; computed: Record<string, number>; top1: number };
+  const py = runnerJson<{
+    epoch: string[];
+    percent: string[];
+    computed: Record<string, number>;
+    top1: number;
+  }>(SCRIPT);
 
   it('the same epoch metrics in the same order, on both sides and as the reference names them', () => {
     assert.deepEqual(py.epoch, [...EPOCH_METRICS]);
-    assert.deepEqual([...EPOCH_METRICS], [...reference.EPOCH_METRICS]);
+    assert.deepEqual([...EPOCH_METRICS], [...REFERENCE_EPOCH]);
   });
 
   it('the same accuracies in percent', () => {
     assert.deepEqual(py.percent, [...PERCENT_METRICS]);
-    assert.deepEqual([...PERCENT_METRICS], [...reference.PERCENT_METRICS]);
+    assert.deepEqual([...PERCENT_METRICS], [...REFERENCE_PERCENT]);
   });
 
   it("the runner's per-epoch scores use only those names, accuracies in percent", () => {

@@ -3,13 +3,11 @@
  * of the TypeScript side must be the PyTorch runner's, or a request checked here fails there.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { SUPPORTED_MODELS } from '../../src/domain/models.js';
-import { PYTHON_ROOT } from '../../src/engines/torch/runner.js';
 import { IMAGE_EXTENSIONS } from '../../src/util/files.js';
+import { runnerJson } from '../helpers.js';
 
-const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = `
 import json
 from rfuav_torch import evaluate, models
@@ -17,14 +15,7 @@ print(json.dumps({"models": list(models.SUPPORTED), "images": list(evaluate.IMAG
 `;
 
 describe('lists TypeScript and the PyTorch runner both keep', () => {
-  const py = JSON.parse(
-    execFileSync(PYTHON, ['-c', SCRIPT], {
-      cwd: PYTHON_ROOT,
-      env: { ...process.env, PYTHONPATH: PYTHON_ROOT },
-    })
-      .toString()
-      .trim(),
-  ) as { models: string[]; images: string[] };
+  const py = runnerJson<{ models: string[]; images: string[] }>(SCRIPT);
 
   it('the same supported models, in the same order', () => {
     assert.deepEqual(py.models, [...SUPPORTED_MODELS]);
