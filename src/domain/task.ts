@@ -4,16 +4,11 @@
  * work; every move is a compare-and-set on the current status (Store.updateTask's fromStatuses).
  */
 
-export const TASK_KINDS = [
-  'training',
-  'inference',
-  'evaluation',
-  'dataset_split',
-  'data_augmentation',
-  'image_crop',
-  'spectrogram',
-] as const;
-export type TaskKind = (typeof TASK_KINDS)[number];
+/**
+ * A task kind's name (`task_type`), e.g. "training" or "dataset_split". The job registry built
+ * in main.ts is the one list of kinds; nothing restates it here.
+ */
+export type TaskKind = string;
 
 export const RESOURCE_CLASSES = ['training', 'inference', 'preprocessing'] as const;
 export type ResourceClass = (typeof RESOURCE_CLASSES)[number];

@@ -9,7 +9,6 @@ import {
   listGroupOf,
   type LogLevel,
   type ResourceClass,
-  type TaskKind,
   type TaskPatch,
   type TaskRecord,
   type TaskStatus,
@@ -172,7 +171,7 @@ export class TaskService {
     const priority = body.priority ?? DEFAULT_PRIORITY[def.resourceClass];
     const task = await this.deps.store.createTask({
       task_id: taskId,
-      task_type: kind as TaskKind,
+      task_type: kind,
       priority,
       device_request: def.resourceClass === 'preprocessing' ? 'cpu' : (body.device ?? 'cuda'),
       gpu_memory_gb: placement.memGb,
@@ -321,7 +320,7 @@ export class TaskService {
     const groups = { training: [] as string[], inference: [] as string[], other: [] as string[] };
     for (const kind of this.deps.registry.kinds()) {
       if (filter.task_type && kind !== filter.task_type) continue;
-      groups[listGroupOf(kind as TaskKind)].push(kind);
+      groups[listGroupOf(kind)].push(kind);
     }
     const fetch = async (kinds: string[]) =>
       kinds.length === 0
@@ -329,7 +328,7 @@ export class TaskService {
         : (
             await this.deps.store.listTasks({
               status: filter.status,
-              kinds: kinds as TaskKind[],
+              kinds,
               limit: filter.limit,
             })
           ).map((t) => this.view(t));
