@@ -40,7 +40,7 @@ export interface SignalParams {
   render?: string;
   /** Where the images came from (a path inside the data root), for the record. */
   source?: string;
-  /** Any further rendering choice the spectrogram task made (e.g. its rendering mode). */
+  /** Anything else the spectrogram task recorded (e.g. the image format). */
   [more: string]: unknown;
 }
 
