@@ -25,10 +25,10 @@ import { onnxCardMismatch, onnxProbabilities, type OnnxSessionCache } from '../e
 import { iqSampleCount, isRecording, type IqDtype } from '../signal/iq.js';
 import type { RenderMode } from '../signal/slice-image.js';
 import type { FrameResult } from '../workers/slice-worker.js';
-import type { SlicingKey } from '../signal/params.js';
 import {
   describeSlicing,
   resolveSlicing,
+  type SlicingKey,
   samplesPerSlice,
   sliceGrid,
   sliceStart,

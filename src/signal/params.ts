@@ -11,19 +11,6 @@ import path from 'node:path';
 
 export const SIGNAL_FILE = 'signal.json';
 
-/** The fields a request may give to say how a recording is cut, transformed and drawn. */
-export const SLICING_KEYS = [
-  'sample_rate',
-  'stft_point',
-  'duration_time',
-  'ratio',
-  'dtype',
-  'width',
-  'height',
-  'render',
-] as const;
-export type SlicingKey = (typeof SLICING_KEYS)[number];
-
 export interface SignalParams {
   sample_rate: number;
   stft_point: number;
@@ -105,34 +92,4 @@ export async function carrySignalFile(fromDir: string, toFile: string, stopAt: s
   if (!found) return false;
   await writeSignalFile(toFile, found);
   return true;
-}
-
-/**
- * The slicing fields for raw-IQ inference or predict: what the request named wins, the model
- * card's signal section (only values `valid` accepts) fills the rest, then the defaults.
- * `fromCard` lists what came from the card, `differences` where the request overrides it.
- */
-export function slicingFor<D extends Record<SlicingKey, unknown>>(
-  given: Partial<Record<SlicingKey, unknown>>,
-  card: SignalParams | null | undefined,
-  defaults: D,
-  valid: (key: SlicingKey, value: unknown) => boolean,
-): { values: D; fromCard: SlicingKey[]; differences: string[] } {
-  const values: Record<string, unknown> = { ...defaults };
-  const fromCard: SlicingKey[] = [];
-  const differences: string[] = [];
-  for (const k of SLICING_KEYS) {
-    const asked = given[k];
-    const trained = card?.[k];
-    const usable = trained !== undefined && valid(k, trained);
-    if (asked !== undefined && asked !== null) {
-      values[k] = asked;
-      if (usable && trained !== asked)
-        differences.push(`${k} ${String(asked)} (the model was trained on ${String(trained)})`);
-    } else if (usable) {
-      values[k] = trained;
-      fromCard.push(k);
-    }
-  }
-  return { values: values as D, fromCard, differences };
 }

@@ -8,12 +8,10 @@
  * samples after the last slice are in no image. The spectrogram task and inference on raw IQ
  * both cut here, so a model sees the slices it was trained on.
  */
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { invalidField } from '../domain/errors.js';
-import type { IqDtype } from './iq.js';
-import { slicingFor, type SignalParams, type SlicingKey } from './params.js';
-import type { RenderMode } from './slice-image.js';
+import type { SignalParams } from './params.js';
 
 /** The schema's bounds for `ratio` (a step of at most 256 slices, at least 1/256 of one). */
 export const RATIO_MIN = -8;
@@ -68,15 +66,27 @@ export const SLICING_FIELDS = {
     description:
       'Slices start every duration_time × 2^−ratio, as in the reference’s generate_images: 0 = one after another, 1 = half-overlapping (the default), −1 = every other one',
   }),
+  dtype: Type.Union([Type.Literal('float32'), Type.Literal('int16')], { default: 'float32' }),
+  width: Type.Integer({ minimum: 16, maximum: 8192, default: 1920 }),
+  height: Type.Integer({ minimum: 16, maximum: 8192, default: 1440 }),
   render: Type.Union([Type.Literal('matplotlib'), Type.Literal('power')], {
     default: 'matplotlib',
     description:
       'matplotlib: the reference’s pictures (imshow of the dB matrix, its antialiasing filter); power: each pixel the mean |Z|² of its frames in dB (a burst shorter than a pixel still shows)',
   }),
-  dtype: Type.Union([Type.Literal('float32'), Type.Literal('int16')], { default: 'float32' }),
-  width: Type.Integer({ minimum: 16, maximum: 8192, default: 1920 }),
-  height: Type.Integer({ minimum: 16, maximum: 8192, default: 1440 }),
 };
+
+export type SlicingKey = keyof typeof SLICING_FIELDS;
+const SLICING_KEYS = Object.keys(SLICING_FIELDS) as SlicingKey[];
+
+/** A complete set of slicing values (sample rate … rendering), as the fields' schemas type them. */
+const SlicingSchema = Type.Object(SLICING_FIELDS);
+export type Slicing = Static<typeof SlicingSchema>;
+
+/** The spectrogram task's defaults, read off the field schemas. */
+const SLICING_DEFAULTS = Object.fromEntries(
+  SLICING_KEYS.map((k) => [k, SLICING_FIELDS[k].default as unknown]),
+) as Slicing;
 
 function noDefault<T extends TSchema>(schema: T): T {
   const { default: _default, ...rest } = schema as T & { default?: unknown };
@@ -99,38 +109,33 @@ export const SLICING_REQUEST_FIELDS = {
   render: Type.Optional(noDefault(SLICING_FIELDS.render)),
 };
 
-export interface Slicing {
-  sample_rate: number;
-  stft_point: number;
-  duration_time: number;
-  dtype: IqDtype;
-  width: number;
-  height: number;
-  ratio: number;
-  render: RenderMode;
-}
-
-const SLICING_DEFAULTS: Slicing = {
-  sample_rate: SLICING_FIELDS.sample_rate.default as number,
-  stft_point: SLICING_FIELDS.stft_point.default as number,
-  duration_time: SLICING_FIELDS.duration_time.default as number,
-  dtype: SLICING_FIELDS.dtype.default as IqDtype,
-  width: SLICING_FIELDS.width.default as number,
-  height: SLICING_FIELDS.height.default as number,
-  ratio: SLICING_FIELDS.ratio.default as number,
-  render: SLICING_FIELDS.render.default as RenderMode,
-};
-
 /**
  * How to slice and draw recordings for a model: the request's fields, else the model card's
- * `signal` section (how its training images were made; values outside the fields' rules are
- * ignored), else the defaults. Returns what came from the card and where the request differs.
+ * `signal` section (how its training images were made; values the fields' schemas refuse are
+ * ignored), else the defaults. `fromCard` lists what came from the card, `differences` where the
+ * request overrides it (for the task log).
  */
 export function resolveSlicing(
   given: Partial<Slicing>,
   trained: SignalParams | null | undefined,
 ): { values: Slicing; fromCard: SlicingKey[]; differences: string[] } {
-  return slicingFor(given, trained, SLICING_DEFAULTS, (k, v) => Value.Check(SLICING_FIELDS[k], v));
+  const values: Record<string, unknown> = { ...SLICING_DEFAULTS };
+  const fromCard: SlicingKey[] = [];
+  const differences: string[] = [];
+  for (const k of SLICING_KEYS) {
+    const asked = given[k];
+    const card = trained?.[k];
+    const usable = card !== undefined && Value.Check(SlicingSchema.properties[k], card);
+    if (asked !== undefined && asked !== null) {
+      values[k] = asked;
+      if (usable && card !== asked)
+        differences.push(`${k} ${String(asked)} (the model was trained on ${String(card)})`);
+    } else if (usable) {
+      values[k] = card;
+      fromCard.push(k);
+    }
+  }
+  return { values: values as Slicing, fromCard, differences };
 }
 
 /** "sample_rate 2000000, stft_point 512, …" for a log line. */
