@@ -16,6 +16,8 @@ export interface ClientOptions {
 
 export interface SseEvent {
   id?: string;
+  /** The event's name (`progress`); absent on log lines and the final status. */
+  event?: string;
   data: string;
 }
 
@@ -95,6 +97,7 @@ export class ApiClient {
         for (const line of block.split('\n')) {
           if (line.startsWith(':')) continue;
           if (line.startsWith('id:')) ev.id = line.slice(3).trim();
+          else if (line.startsWith('event:')) ev.event = line.slice(6).trim();
           else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
         }
         if (data.length > 0) {

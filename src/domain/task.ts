@@ -136,6 +136,11 @@ export interface LogEntry {
   metrics?: Record<string, unknown> | null;
   step?: number | null;
   stage?: string | null;
+  /**
+   * Set on a progress event (percent 0–100, `message` the work's own words or empty): stored and
+   * numbered like every entry, so an SSE stream replays it, and sent as `event: progress`.
+   */
+  progress?: number | null;
 }
 
 export type NewLogEntry = Omit<LogEntry, 'seq' | 'timestamp'> & { timestamp?: string };

@@ -34,12 +34,21 @@ export function resumePoint(request: FastifyRequest, since: number | undefined):
   return since ?? 0;
 }
 
-function entryData(e: LogEntry): string {
+/**
+ * One entry as an SSE event. A log line is an unnamed event (what the reference's pages listen
+ * to); a progress entry is `event: progress` with `{timestamp, progress, message}`, so a client
+ * that only knows log lines never sees it, and one that follows progress replays it by id.
+ */
+function entryEvent(e: LogEntry): string {
+  if (e.progress != null) {
+    const data = { timestamp: e.timestamp, progress: e.progress, message: e.message };
+    return `id: ${e.seq}\nevent: progress\ndata: ${JSON.stringify(data)}\n\n`;
+  }
   const data: Record<string, unknown> = { timestamp: e.timestamp, level: e.level, message: e.message };
   if (e.metrics != null) data.metrics = e.metrics;
   if (e.step != null) data.step = e.step;
   if (e.stage != null) data.stage = e.stage;
-  return JSON.stringify(data);
+  return `id: ${e.seq}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
 /**
@@ -71,7 +80,7 @@ export async function streamTaskLog(opts: {
   const emit = (e: LogEntry): boolean => {
     if (ended || e.seq <= last) return true;
     last = e.seq;
-    return raw.write(`id: ${e.seq}\ndata: ${entryData(e)}\n\n`);
+    return raw.write(entryEvent(e));
   };
   const finish = (f: FinalStatus | null) => {
     if (ended) return;

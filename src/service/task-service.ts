@@ -608,6 +608,8 @@ export class TaskService {
         pendingWrite = pendingWrite
           .then(() => this.deps.store.updateTask(id, patch, ['running']))
           .catch(() => undefined);
+        // The same step as an event for followers (SSE, the CLI), in order with the log lines.
+        this.log(id, message ? this.deps.paths.scrub(message) : '', 'INFO', { progress: pct });
       },
       // Epoch writes go through the same chain as progress, so they land in order.
       epochMetrics: (metrics) => {
@@ -692,7 +694,7 @@ export class TaskService {
     taskId: string,
     message: string,
     level: LogLevel = 'INFO',
-    extra: { stage?: string; step?: number; metrics?: Record<string, unknown> } = {},
+    extra: { stage?: string; step?: number; metrics?: Record<string, unknown>; progress?: number } = {},
   ): void {
     this.deps.bus.append(taskId, { level, message, ...extra }).catch((err: unknown) => {
       this.deps.logger.warn({ err, task: taskId }, 'could not write a task log entry');

@@ -75,6 +75,7 @@ export interface LogRow {
   metrics: string | null;
   step: number | null;
   stage: string | null;
+  progress: number | null;
 }
 
 export function rowToLog(row: LogRow): LogEntry {
@@ -88,6 +89,7 @@ export function rowToLog(row: LogRow): LogEntry {
   if (row.metrics != null) entry.metrics = JSON.parse(row.metrics) as Record<string, unknown>;
   if (row.step != null) entry.step = row.step;
   if (row.stage != null) entry.stage = row.stage;
+  if (row.progress != null) entry.progress = row.progress;
   return entry;
 }
 

@@ -95,6 +95,27 @@ describe('task log streams (SSE)', async () => {
     assert.equal(staged?.step, 1);
   });
 
+  it('sends progress as `event: progress`, numbered with the log lines, and replays it after Last-Event-ID', async () => {
+    const all = await fetch(`${svc.url}/api/v2/tasks/s1/logs`).then((r) => r.text());
+    const block = all.split('\n\n').find((b) => b.includes('event: progress'));
+    assert.ok(block, `no progress event in:\n${all}`);
+    const id = Number(/^id: (\d+)$/m.exec(block)?.[1]);
+    const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null');
+    assert.equal(data.progress, 50);
+    assert.equal(data.message, 'half way');
+    assert.ok(!('level' in data), 'a progress event is not a log line');
+    const stored = await svc.store.readLogs('s1', id - 1, 1);
+    assert.equal(stored[0]?.progress, 50);
+    const after = await fetch(`${svc.url}/api/v2/tasks/s1/logs`, {
+      headers: { 'last-event-id': String(id - 1) },
+    }).then((r) => r.text());
+    assert.match(after.split('\n\n').find((b) => b.startsWith(': ') === false) ?? '', /event: progress/);
+    const later = await fetch(`${svc.url}/api/v2/tasks/s1/logs`, {
+      headers: { 'last-event-id': String(id) },
+    }).then((r) => r.text());
+    assert.doesNotMatch(later, /event: progress/);
+  });
+
   it('serves a finished task: the whole history then the final status', async () => {
     const seen = await collect(api, '/api/v2/tasks/s1/logs');
     assert.ok(contiguous(seen.ids, 1));

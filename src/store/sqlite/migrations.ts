@@ -74,4 +74,9 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'progress events in the task log',
+    sql: `ALTER TABLE task_logs ADD COLUMN progress INTEGER;`,
+  },
 ];

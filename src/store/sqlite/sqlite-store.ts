@@ -122,10 +122,10 @@ export class SqliteStore implements Store {
       // connection is the only writer, so two appends can never draw the same number.
       nextLogSeq: db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM task_logs WHERE task_id = ?'),
       insertLog: db.prepare(`
-        INSERT INTO task_logs (task_id, seq, timestamp, level, message, metrics, step, stage)
-        VALUES (@task_id, @seq, @timestamp, @level, @message, @metrics, @step, @stage)`),
+        INSERT INTO task_logs (task_id, seq, timestamp, level, message, metrics, step, stage, progress)
+        VALUES (@task_id, @seq, @timestamp, @level, @message, @metrics, @step, @stage, @progress)`),
       readLogs: db.prepare(
-        'SELECT seq, timestamp, level, message, metrics, step, stage FROM task_logs WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+        'SELECT seq, timestamp, level, message, metrics, step, stage, progress FROM task_logs WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?',
       ),
       putMetrics: db.prepare(
         'INSERT INTO task_metrics (task_id, epoch, metrics) VALUES (?, ?, ?) ON CONFLICT (task_id, epoch) DO UPDATE SET metrics = excluded.metrics',
@@ -412,6 +412,7 @@ export class SqliteStore implements Store {
         metrics: entry.metrics == null ? null : JSON.stringify(entry.metrics),
         step: entry.step ?? null,
         stage: entry.stage ?? null,
+        progress: entry.progress ?? null,
       });
       this.lastSeq.delete(taskId);
       this.lastSeq.set(taskId, next);
@@ -422,6 +423,7 @@ export class SqliteStore implements Store {
     if (entry.metrics != null) out.metrics = entry.metrics;
     if (entry.step != null) out.step = entry.step;
     if (entry.stage != null) out.stage = entry.stage;
+    if (entry.progress != null) out.progress = entry.progress;
     return out;
   }
 
