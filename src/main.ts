@@ -36,6 +36,23 @@ function builtinJobs(pool: WorkerPool, config: Config, sessions: OnnxSessionCach
   ];
 }
 
+/**
+ * The built-in task kinds as the CLI reads them (kind, route, body schema), without a service:
+ * the worker pool and ONNX sessions the definitions hold start only when a job runs.
+ */
+export function builtinJobSchemas(
+  config: Config,
+): Pick<JobDefinition, 'kind' | 'resourceClass' | 'route' | 'body'>[] {
+  return builtinJobs(new WorkerPool(), config, new OnnxSessionCache()).map(
+    ({ kind, resourceClass, route, body }) => ({
+      kind,
+      resourceClass,
+      route,
+      body,
+    }),
+  );
+}
+
 export interface ServiceOptions {
   config: Config;
   /** Extra task kinds (tests register controllable ones here). */
