@@ -7,7 +7,7 @@
  * output that is not an event fail the run with the reason; nothing here can take the service
  * down with it.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -50,138 +50,193 @@ export class RunnerError extends Error {
 /** Resolves with the `result` event's fields; rejects with a RunnerError saying why not. */
 export function runTorch(opts: RunnerOptions): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    const args = Array.isArray(opts.command) ? opts.command : ['-m', 'rfuav_torch', opts.command];
-    const child = spawn(opts.python, args, {
-      cwd: PYTHON_ROOT,
-      env: {
-        ...process.env,
-        PYTHONPATH: PYTHON_ROOT,
-        PYTHONUNBUFFERED: '1',
-        ...opts.env,
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true, // its own process group, so a cancel reaches every process it starts
-    });
+    const child = spawnRunner(opts);
     if (child.pid !== undefined) opts.onSpawn?.(child.pid);
-    let result: Record<string, unknown> | null = null;
-    let failure: RunnerError | null = null;
-    let stderrTail: string[] = [];
-    let killTimer: NodeJS.Timeout | null = null;
-    let silenceTimer: NodeJS.Timeout | null = null;
-
-    const killGroup = (sig: NodeJS.Signals) => {
-      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-      try {
-        process.kill(-child.pid, sig);
-      } catch {
-        // already gone
-      }
-    };
+    const run: RunState = { result: null, failure: null, stderrTail: [] };
+    const killer = killEscalation(child, opts.killGraceMs);
+    // The first reason wins: a cancel stays a cancel even if the runner then prints garbage.
     const stop = (why: RunnerError) => {
-      failure ??= why;
-      if (killTimer) return;
-      killGroup('SIGTERM');
-      killTimer = setTimeout(() => killGroup('SIGKILL'), opts.killGraceMs);
+      run.failure ??= why;
+      killer.start();
     };
-    const heard = () => {
-      if (silenceTimer) clearTimeout(silenceTimer);
-      silenceTimer = setTimeout(
-        () =>
-          stop(
-            new RunnerError(
-              `the runner said nothing for ${opts.silenceTimeoutMs / 1000} s and was stopped`,
-              'silence',
-            ),
-          ),
-        opts.silenceTimeoutMs,
-      );
-    };
+    const silence = silenceWatchdog(opts.silenceTimeoutMs, () =>
+      stop(
+        new RunnerError(
+          `the runner said nothing for ${opts.silenceTimeoutMs / 1000} s and was stopped`,
+          'silence',
+        ),
+      ),
+    );
     const onAbort = () => stop(new RunnerError('cancelled', 'aborted'));
     if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    heard();
+    silence.heard();
 
-    let buffered = '';
     child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      heard();
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        if (!line) continue;
-        let event: RunnerEvent;
-        try {
-          event = JSON.parse(line) as RunnerEvent;
-          if (typeof event !== 'object' || event === null || typeof event.event !== 'string')
-            throw new Error('no event');
-        } catch {
-          stop(
-            new RunnerError(
-              `the runner printed something that is not an event: ${line.slice(0, 200)}`,
-              'garbage',
-            ),
-          );
-          continue;
-        }
-        if (event.event === 'result') {
-          const { event: _kind, ...fields } = event;
-          result = fields;
-        } else if (event.event === 'error') {
-          failure ??= new RunnerError(String(event.message ?? 'the runner reported an error'), 'error-event');
-        }
-        try {
-          opts.onEvent(event);
-        } catch {
-          // a consumer's bug must not leave the process running unobserved
-        }
-      }
-    });
+    child.stdout.on(
+      'data',
+      lineReader(silence.heard, (line) => onStdoutLine(line.trim(), run, opts, stop)),
+    );
     child.stderr.setEncoding('utf8');
-    let stderrBuffered = '';
-    child.stderr.on('data', (chunk: string) => {
-      heard();
-      stderrBuffered += chunk;
-      let nl: number;
-      while ((nl = stderrBuffered.indexOf('\n')) >= 0) {
-        const line = stderrBuffered.slice(0, nl);
-        stderrBuffered = stderrBuffered.slice(nl + 1);
-        stderrTail = [...stderrTail.slice(-19), line];
+    child.stderr.on(
+      'data',
+      lineReader(silence.heard, (line) => {
+        run.stderrTail = [...run.stderrTail.slice(-19), line];
         opts.onStderr?.(line);
-      }
-    });
+      }),
+    );
     child.stdin.on('error', () => undefined); // EPIPE when the runner has exited
     child.stdin.write(`${JSON.stringify(opts.request)}\n`);
 
     child.on('error', (err) => {
-      failure ??= new RunnerError(`could not start ${opts.python}: ${err.message}`, 'spawn');
+      run.failure ??= new RunnerError(`could not start ${opts.python}: ${err.message}`, 'spawn');
     });
     child.on('close', (code, sig) => {
-      if (silenceTimer) clearTimeout(silenceTimer);
-      if (killTimer) clearTimeout(killTimer);
+      silence.clear();
+      killer.clear();
       opts.signal?.removeEventListener('abort', onAbort);
       child.stdin.destroy();
       // Whatever else the group started goes too.
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // none left
-        }
-      }
-      if (failure) return reject(failure);
-      if (code === 0 && result) return resolve(result);
-      const tail = stderrTail
-        .filter((l) => l.trim())
-        .slice(-3)
-        .join(' | ');
-      reject(
-        new RunnerError(
-          `the runner exited ${sig ? `on ${sig}` : `with code ${code}`}${result ? '' : ' without a result'}${tail ? `: ${tail}` : ''}`,
-          'exit',
-        ),
-      );
+      signalGroup(child, 'SIGKILL');
+      if (run.failure) return reject(run.failure);
+      if (code === 0 && run.result) return resolve(run.result);
+      reject(exitError(code, sig, run));
     });
   });
+}
+
+/** What one run has heard so far. */
+interface RunState {
+  /** The `result` event's fields, once it came. */
+  result: Record<string, unknown> | null;
+  /** Why the run fails, once something said so (the first reason is kept). */
+  failure: RunnerError | null;
+  /** The last 20 lines of stderr, for the message when the runner exits without a result. */
+  stderrTail: string[];
+}
+
+/** The interpreter on the runner package, in a process group of its own. */
+function spawnRunner(opts: RunnerOptions): ChildProcessWithoutNullStreams {
+  const args = Array.isArray(opts.command) ? opts.command : ['-m', 'rfuav_torch', opts.command];
+  return spawn(opts.python, args, {
+    cwd: PYTHON_ROOT,
+    env: {
+      ...process.env,
+      PYTHONPATH: PYTHON_ROOT,
+      PYTHONUNBUFFERED: '1',
+      ...opts.env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true, // its own process group, so a cancel reaches every process it starts
+  });
+}
+
+/** Sends `sig` to the child's whole process group; nothing when it is already gone. */
+function signalGroup(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * SIGTERM to the group, then SIGKILL after `graceMs` if the runner is still there. `start` is
+ * idempotent: a second reason to stop does not restart the grace period.
+ */
+function killEscalation(child: ChildProcess, graceMs: number): { start(): void; clear(): void } {
+  let timer: NodeJS.Timeout | null = null;
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  return {
+    start() {
+      if (timer) return;
+      if (alive()) signalGroup(child, 'SIGTERM');
+      timer = setTimeout(() => {
+        if (alive()) signalGroup(child, 'SIGKILL');
+      }, graceMs);
+    },
+    clear() {
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+/** Calls `onSilence` when `heard` has not been called for `ms`; each call restarts the wait. */
+function silenceWatchdog(ms: number, onSilence: () => void): { heard(): void; clear(): void } {
+  let timer: NodeJS.Timeout | null = null;
+  return {
+    heard() {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(onSilence, ms);
+    },
+    clear() {
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+/** A 'data' listener for a text stream: every chunk counts as heard, complete lines go to `onLine`. */
+function lineReader(heard: () => void, onLine: (line: string) => void): (chunk: string) => void {
+  let buffered = '';
+  return (chunk) => {
+    heard();
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      onLine(line);
+    }
+  };
+}
+
+/** The event a line of stdout holds, or null when it is not one. */
+function parseEvent(line: string): RunnerEvent | null {
+  try {
+    const event = JSON.parse(line) as RunnerEvent;
+    return typeof event === 'object' && event !== null && typeof event.event === 'string' ? event : null;
+  } catch {
+    return null;
+  }
+}
+
+/** One line of stdout: an event kept (result, error) and relayed, or garbage that stops the run. */
+function onStdoutLine(
+  line: string,
+  run: RunState,
+  opts: RunnerOptions,
+  stop: (why: RunnerError) => void,
+): void {
+  if (!line) return;
+  const event = parseEvent(line);
+  if (!event) {
+    stop(
+      new RunnerError(`the runner printed something that is not an event: ${line.slice(0, 200)}`, 'garbage'),
+    );
+    return;
+  }
+  if (event.event === 'result') {
+    const { event: _kind, ...fields } = event;
+    run.result = fields;
+  } else if (event.event === 'error') {
+    run.failure ??= new RunnerError(String(event.message ?? 'the runner reported an error'), 'error-event');
+  }
+  try {
+    opts.onEvent(event);
+  } catch {
+    // a consumer's bug must not leave the process running unobserved
+  }
+}
+
+/** Why a runner that exited without a failure of its own did not succeed. */
+function exitError(code: number | null, sig: NodeJS.Signals | null, run: RunState): RunnerError {
+  const tail = run.stderrTail
+    .filter((l) => l.trim())
+    .slice(-3)
+    .join(' | ');
+  return new RunnerError(
+    `the runner exited ${sig ? `on ${sig}` : `with code ${code}`}${run.result ? '' : ' without a result'}${tail ? `: ${tail}` : ''}`,
+    'exit',
+  );
 }
