@@ -50,6 +50,17 @@ export async function annotateImage(
   );
 }
 
+/**
+ * An image (a file or encoded bytes) as one frame of an animation: fitted into ANIMATION_BOX
+ * (never enlarged), as PNG. Frames of one recording come out the same size, as an animation needs.
+ */
+export function animationFrame(input: string | Buffer): Promise<Buffer> {
+  return sharp(input)
+    .resize({ ...ANIMATION_BOX, fit: 'inside', withoutEnlargement: true })
+    .png()
+    .toBuffer();
+}
+
 /** Frames of equal size (encoded images) as one looping animated WebP or GIF. */
 export async function writeAnimation(
   frames: Buffer[],

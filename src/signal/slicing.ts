@@ -23,6 +23,20 @@ export function sliceStart(index: number, perSlice: number, ratio: number): numb
   return Math.floor(index * 2 ** -ratio * perSlice);
 }
 
+/**
+ * Where slice `index` (from 0) of `file` lies, as a worker reads it (SliceJob's and FrameJob's
+ * `source`): the spectrogram task and inference on raw IQ name their slices here alike.
+ */
+export function sliceRegion(
+  file: string,
+  dtype: 'float32' | 'int16',
+  index: number,
+  perSlice: number,
+  ratio: number,
+): { file: string; dtype: 'float32' | 'int16'; firstSample: number; samples: number } {
+  return { file, dtype, firstSample: sliceStart(index, perSlice, ratio), samples: perSlice };
+}
+
 export interface SliceGrid {
   /** Slices the recording yields. */
   count: number;
