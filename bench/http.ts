@@ -3,13 +3,20 @@
  *   (a) task creation  POST /api/v2/preprocessing/bench-hold {"hold_ms": 0}
  *   (b) status reads   GET  /api/v2/tasks/<id>, spread over 1000 stored tasks
  *   (c) health         GET  /api/v1/health, with every task of (a) stored
+ *   (d) training tasks POST /api/v2/training/start, 2 000 requests (class folders checked,
+ *       num_classes, save_path, signal file: every submission check a client pays for), with the
+ *       server's CPU time per created task. BENCH_COMPARE_URL (and BENCH_COMPARE_PID for its CPU,
+ *       BENCH_COMPARE_DATA for the absolute folder its paths are under) runs the same requests
+ *       against another server in the same run — e.g. the reference service, started by hand.
  *
- * The server runs with RFUAV_LIMITS={"cpu":{"preprocessing":0}}, so created tasks only queue: (a)
+ * The server runs with RFUAV_LIMITS={"cpu":{"preprocessing":0,"training":0}}, so created tasks only queue: (a)
  * measures the cost of accepting a task (validate, insert, log, enqueue, mark queued), not of
  * running it, and the reads in (b) are of queued tasks (their views include queue position).
  *
  * Run: node --import tsx bench/http.ts   (BENCH_QUICK=1 for a 1 s smoke run)
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describeNon2xx, runLoad, type LoadOptions, type LoadResult } from './load.js';
 import {
   QUICK,
@@ -28,6 +35,8 @@ const CONNECTIONS = 50;
 const DURATION_SEC = QUICK ? 1 : 5;
 /** A short unreported run before each measurement, so JIT warm-up does not land in the numbers. */
 const WARMUP_SEC = QUICK ? 0 : 1;
+/** Training tasks created in scenario (d), as the reference comparison in issue 13 counts them. */
+const TRAINING_REQUESTS = QUICK ? 300 : 2000;
 
 interface Budget {
   p99Ms: number;
@@ -73,11 +82,71 @@ async function baseline(): Promise<LoadResult> {
   }
 }
 
+/** User + system CPU seconds a process has used so far (Linux /proc), or NaN. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+  } catch {
+    return NaN;
+  }
+}
+
+/** A small ImageFolder dataset (4 classes) for training submissions: only listed, never read. */
+function makeDataset(root: string): void {
+  for (const split of ['train', 'val']) {
+    for (const cls of ['DJI_AVATA2', 'DJI_FPV', 'DJI_MINI4', 'FLYSKY_EL18']) {
+      const dir = path.join(root, 'dataset', split, cls);
+      fs.mkdirSync(dir, { recursive: true });
+      for (let i = 0; i < 3; i++) fs.writeFileSync(path.join(dir, `img${i}.png`), '');
+    }
+  }
+}
+
+interface CreationRun {
+  label: string;
+  result: LoadResult;
+  cpuMsPerTask: number;
+}
+
+/** Scenario (d) against one server: 2 000 training submissions, CPU time read around them. */
+async function trainingCreation(
+  label: string,
+  url: string,
+  pid: number | null,
+  base: string,
+): Promise<CreationRun> {
+  const body = JSON.stringify({
+    model: 'resnet18',
+    num_classes: 4,
+    train_path: `${base}dataset/train`,
+    val_path: `${base}dataset/val`,
+    save_path: `${base}models/bench`,
+    num_epochs: 1,
+    device: 'cpu',
+  });
+  const opts = {
+    url,
+    connections: CONNECTIONS,
+    method: 'POST' as const,
+    path: '/api/v2/training/start',
+    body,
+  };
+  if (WARMUP_SEC > 0) await runLoad({ ...opts, amount: 200, maxSec: 30 });
+  const before = pid ? cpuSeconds(pid) : NaN;
+  const result = await runLoad({ ...opts, amount: TRAINING_REQUESTS, maxSec: 120 });
+  const after = pid ? cpuSeconds(pid) : NaN;
+  const created = result.statusCounts['200'] ?? 0;
+  return { label, result, cpuMsPerTask: ((after - before) * 1000) / created };
+}
+
 async function main(): Promise<void> {
   const machine = machineInfo();
   const ceiling = await baseline();
-  const server = await startServer({ limits: { cpu: { preprocessing: 0 } } });
+  const server = await startServer({ limits: { cpu: { preprocessing: 0, training: 0 } } });
   const scenarios: Scenario[] = [];
+  const creations: CreationRun[] = [];
   let stored = 0;
   let rss = NaN;
   try {
@@ -114,9 +183,29 @@ async function main(): Promise<void> {
     const healthRun = await measure({ ...base, path: '/api/v1/health' });
     scenarios.push({ name: 'health (GET /api/v1/health)', budget: { p99Ms: 5 }, result: healthRun });
 
+    makeDataset(server.home.dataRoot);
+    console.error(`[bench] (d) ${TRAINING_REQUESTS} training submissions`);
+    const ours = await trainingCreation('this service', server.url, server.pid, '');
+    creations.push(ours);
+    scenarios.push({
+      name: `create training task (POST /api/v2/training/start, ${fmtInt(ours.result.completed)} requests)`,
+      budget: { p99Ms: 181, minRps: 5000 },
+      result: ours.result,
+    });
+
     rss = server.memory()?.rssBytes ?? NaN;
   } finally {
     await server.stop();
+  }
+  const compareUrl = process.env.BENCH_COMPARE_URL;
+  if (compareUrl) {
+    const data = process.env.BENCH_COMPARE_DATA ?? '';
+    if (data) makeDataset(data);
+    console.error(`[bench] (d) against ${compareUrl}`);
+    const pid = process.env.BENCH_COMPARE_PID ? Number(process.env.BENCH_COMPARE_PID) : null;
+    creations.push(
+      await trainingCreation(compareUrl, compareUrl, pid, data ? `${data.replace(/\/$/, '')}/` : ''),
+    );
   }
 
   const row = (name: string, r: LoadResult, budget: string, result: string) => [
@@ -136,14 +225,27 @@ async function main(): Promise<void> {
       row('_baseline: bare Fastify `GET /`, no service_', ceiling, '–', '–'),
     ],
   );
+  const creationTable = mdTable(
+    ['Server', 'Tasks/s', 'p50 (ms)', 'p99 (ms)', 'max (ms)', 'non-2xx', 'Server CPU per task (ms)'],
+    creations.map((c) => [
+      c.label,
+      fmtInt(c.result.rps),
+      fmtMs(c.result.p50),
+      fmtMs(c.result.p99),
+      fmtMs(c.result.max),
+      describeNon2xx(c.result),
+      Number.isFinite(c.cpuMsPerTask) ? c.cpuMsPerTask.toFixed(2) : '–',
+    ]),
+  );
   const notes = [
     `${CONNECTIONS} connections, ${DURATION_SEC} s per scenario after a ${WARMUP_SEC} s warm-up; latency is of 2xx responses as the client saw them (loopback included).`,
     `The baseline row is a bare Fastify app (bench/bare-main.ts) under the same load: the most this machine and load generator allow.`,
     `The server ran with \`RFUAV_LIMITS={"cpu":{"preprocessing":0}}\`: created tasks only queue, so creation measures acceptance cost alone.`,
     `Tasks stored (queued) during the status and health runs: ${fmtInt(stored)}. Server RSS at the end: ${fmtMiB(rss)}.`,
+    `Training creation: ${fmtInt(TRAINING_REQUESTS)} requests after 200 unreported ones, 50 connections, \`device: cpu\`, nothing allowed to train; server CPU = user + system time of the server process over the run (/proc), divided by the tasks created.`,
     ...(QUICK ? ['**Quick run (BENCH_QUICK=1): not representative.**'] : []),
   ];
-  const body = `${table}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`;
+  const body = `${table}\n\n### Training task creation, side by side\n\n${creationTable}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`;
   console.log(`## HTTP throughput and latency\n\n${body}`);
   writeSection('http', 'HTTP throughput and latency (bench/http.ts)', machine, body);
   strictExit(scenarios.filter((s) => !meets(s)).length);

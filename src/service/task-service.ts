@@ -160,7 +160,9 @@ export class TaskService {
     const placement = this.resolveRequest(def.resourceClass, body.device, body.gpu_memory_gb ?? null, notes);
     // A job sees only the fields its own schema declares; the common ones (task_id, priority,
     // device, …) are the service's business and never end up in a job's parameters.
-    const prepared = await def.validate(this.ownFields(def, body) as never, { paths: this.deps.paths });
+    const prepared = await def.validate(this.ownFields(def, body) as never, {
+      paths: this.deps.paths.forOneCheck(),
+    });
     return { kind, def, body, placement, prepared, notes: [...notes, ...(prepared.notes ?? [])] };
   }
 

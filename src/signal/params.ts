@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { folderEntries, statOrNull } from '../util/files.js';
 
 export const SIGNAL_FILE = 'signal.json';
 
@@ -50,9 +51,16 @@ export function asSignalParams(value: unknown): SignalParams | null {
   return { ...v, noverlap: isNum(v.noverlap) ? v.noverlap : (v.stft_point as number) / 2 } as SignalParams;
 }
 
-/** `dir/signal.json`, or null when there is none (or it is not a signal file). */
+/**
+ * `dir/signal.json`, or null when there is none (or it is not a signal file). Whether there is
+ * one is read off the folder's cached listing (util/files.ts), so a folder without one, the
+ * usual case, costs a stat, not a failed open.
+ */
 export async function readSignalFile(dir: string): Promise<SignalParams | null> {
   try {
+    const dirStat = await statOrNull(dir);
+    if (!dirStat?.isDirectory()) return null;
+    if ((await folderEntries(dir, dirStat)).get(SIGNAL_FILE) !== 'file') return null;
     const file = path.join(dir, SIGNAL_FILE);
     const st = await fs.lstat(file);
     if (!st.isFile() || st.size > MAX_BYTES) return null;

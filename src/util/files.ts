@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
+import { statSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import type { Stats } from 'node:fs';
 import { badPath } from '../domain/errors.js';
 import type { PathSandbox } from './sandbox.js';
 
@@ -10,12 +10,50 @@ export function isImageFile(name: string): boolean {
   return !name.startsWith('.') && IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase());
 }
 
-export async function statOrNull(p: string) {
-  try {
-    return await fs.stat(p);
-  } catch {
-    return null;
+/**
+ * The path's stat, or null if it does not exist (or cannot be read). A synchronous stat: one
+ * metadata call, answered from the kernel's cache in microseconds, where the promise version
+ * costs a thread-pool round trip several times that, on every submission check.
+ */
+export async function statOrNull(p: string): Promise<Stats | null> {
+  return statSync(p, { throwIfNoEntry: false }) ?? null;
+}
+
+/** A folder's entries as last read, with what identifies that version of the folder. */
+interface Listing {
+  ino: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  entries: ReadonlyMap<string, 'folder' | 'file' | 'other'>;
+}
+
+const LISTINGS_MAX = 512;
+const listings = new Map<string, Listing>();
+
+/**
+ * The entries of the folder `dir` (name → kind), read again only when the folder has changed:
+ * adding, removing or renaming an entry updates a folder's mtime and ctime, so a listing whose
+ * inode and times are those of the folder now is the folder's current content. Submissions that
+ * name the same dataset many times a second then list it once (a stat each, not a readdir). On a
+ * file system with coarse timestamps (1 s), a change within the second of the last read can go
+ * unseen until the next change; submission checks are re-made when the job runs.
+ */
+export async function folderEntries(
+  dir: string,
+  st: Stats,
+): Promise<ReadonlyMap<string, 'folder' | 'file' | 'other'>> {
+  const known = listings.get(dir);
+  if (known && known.ino === st.ino && known.mtimeMs === st.mtimeMs && known.ctimeMs === st.ctimeMs) {
+    return known.entries;
   }
+  const entries = new Map<string, 'folder' | 'file' | 'other'>();
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+    entries.set(e.name, e.isDirectory() ? 'folder' : e.isFile() ? 'file' : 'other');
+  }
+  listings.delete(dir);
+  listings.set(dir, { ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, entries });
+  if (listings.size > LISTINGS_MAX) listings.delete(listings.keys().next().value as string);
+  return entries;
 }
 
 /**
@@ -73,12 +111,13 @@ export async function outputFolder(
 }
 
 /** Sub-folders (not hidden), sorted by name: the classes of an ImageFolder root. */
-export async function classFolders(root: string): Promise<string[]> {
-  const entries = await fs.readdir(root, { withFileTypes: true });
-  return entries
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
-    .map((e) => e.name)
-    .sort();
+export async function classFolders(root: string, st?: Stats): Promise<string[]> {
+  const stat = st ?? statSync(root);
+  const out: string[] = [];
+  for (const [name, kind] of await folderEntries(root, stat)) {
+    if (kind === 'folder' && !name.startsWith('.')) out.push(name);
+  }
+  return out.sort();
 }
 
 /** Image files directly inside `dir`, sorted by name so seeded shuffles are reproducible. */

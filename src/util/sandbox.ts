@@ -30,47 +30,70 @@ export class PathSandbox {
     if (!this.inside(joined, this.root) && !this.inside(joined, this.realRoot)) {
       throw badPath(`${field}: '${input}' is outside the data root`, { field, path: input });
     }
-    // Follow symlinks on the longest existing prefix; the rest does not exist yet.
+    // Follow symlinks on the longest existing prefix; the rest does not exist yet. Missing
+    // components are found with lstat (no exception thrown per level, which costs more than the
+    // call); the existing prefix is resolved by the C library's realpath in one call, where the
+    // JavaScript one lstat()s every component through a binding.
     let existing = joined;
     const rest: string[] = [];
     for (;;) {
+      let st: fs.Stats | undefined;
       try {
-        const real = fs.realpathSync(existing);
-        const resolved = rest.length ? path.join(real, ...rest.reverse()) : real;
-        if (!this.inside(resolved, this.realRoot)) {
-          throw badPath(`${field}: '${input}' leads outside the data root through a symbolic link`, {
-            field,
-            path: input,
-          });
-        }
-        return resolved;
+        st = fs.lstatSync(existing, { throwIfNoEntry: false });
       } catch (err) {
         const code = (err as { code?: string }).code;
-        if (code === 'bad_path') throw err;
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-          throw badPath(`${field}: '${input}' cannot be resolved (${code ?? 'error'})`, {
-            field,
-            path: input,
-          });
-        }
-        // A dangling symlink also lands here. Where it would lead cannot be checked safely (its
-        // target may be created later, or chain through other links), so it is refused.
-        let dangling = false;
-        try {
-          dangling = fs.lstatSync(existing).isSymbolicLink();
-        } catch {
-          // does not exist at all: fine, it will be created inside the root
-        }
-        if (dangling) {
-          throw badPath(`${field}: '${input}' goes through a symbolic link that points nowhere`, {
-            field,
-            path: input,
-          });
-        }
-        rest.push(path.basename(existing));
-        existing = path.dirname(existing);
+        if (code !== 'ENOTDIR') throw unresolvable(field, input, code);
       }
+      if (st) return this.realUnder(existing, rest, field, input);
+      rest.push(path.basename(existing));
+      existing = path.dirname(existing);
     }
+  }
+
+  /** `existing` (which lstat found) with symlinks resolved, `rest` appended; checked to stay inside. */
+  private realUnder(existing: string, rest: string[], field: string, input: string): string {
+    let real: string;
+    try {
+      real = fs.realpathSync.native(existing);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      // A dangling symlink (or one in a loop). Where it would lead cannot be checked safely (its
+      // target may be created later, or chain through other links), so it is refused.
+      if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') {
+        throw badPath(`${field}: '${input}' goes through a symbolic link that points nowhere`, {
+          field,
+          path: input,
+        });
+      }
+      throw unresolvable(field, input, code);
+    }
+    const resolved = rest.length ? path.join(real, ...[...rest].reverse()) : real;
+    if (!this.inside(resolved, this.realRoot)) {
+      throw badPath(`${field}: '${input}' leads outside the data root through a symbolic link`, {
+        field,
+        path: input,
+      });
+    }
+    return resolved;
+  }
+
+  /**
+   * A view of this sandbox for one submission's checks: a path named several times (a job checks
+   * train_path, then that save_path is not inside it) is resolved once. Errors are not kept, and
+   * the view is dropped with the submission, so nothing resolved here outlives the check.
+   */
+  forOneCheck(): PathSandbox {
+    const memo = new Map<string, string>();
+    const view = Object.create(this) as PathSandbox;
+    view.resolve = (input: string, field: string) => {
+      let r = memo.get(input);
+      if (r === undefined) {
+        r = this.resolve(input, field);
+        memo.set(input, r);
+      }
+      return r;
+    };
+    return view;
   }
 
   /**
@@ -113,4 +136,8 @@ export class PathSandbox {
   private inside(p: string, root: string): boolean {
     return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
   }
+}
+
+function unresolvable(field: string, input: string, code: string | undefined) {
+  return badPath(`${field}: '${input}' cannot be resolved (${code ?? 'error'})`, { field, path: input });
 }

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { AppError } from '../../src/domain/errors.js';
+import { readSignalFile, SIGNAL_FILE } from '../../src/signal/params.js';
+import { classFolders } from '../../src/util/files.js';
 import { PathSandbox } from '../../src/util/sandbox.js';
 import { tmpDir } from '../helpers.js';
 
@@ -92,5 +94,63 @@ describe('path sandbox', () => {
       /o: 'in\/deep\/link\/x\.png' leads out of o through a symbolic link/,
     );
     assert.throws(() => box.within(out, path.join(root, 'escape/x.png'), 'o'), /leads outside the data root/);
+  });
+});
+
+describe('submission checks read the file system once', () => {
+  const dir = tmpDir();
+  const root = path.join(dir, 'root');
+  const box = new PathSandbox(root);
+  fs.mkdirSync(path.join(root, 'ds', 'a'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'ds', 'b'));
+
+  it('a cached folder listing follows the folder: an added, removed or renamed class is seen', async () => {
+    const ds = path.join(fs.realpathSync(root), 'ds');
+    assert.deepEqual(await classFolders(ds), ['a', 'b']);
+    fs.mkdirSync(path.join(ds, 'c'));
+    assert.deepEqual(await classFolders(ds), ['a', 'b', 'c']);
+    fs.renameSync(path.join(ds, 'a'), path.join(ds, 'z'));
+    fs.rmdirSync(path.join(ds, 'b'));
+    fs.writeFileSync(path.join(ds, 'b'), 'now a file');
+    assert.deepEqual(await classFolders(ds), ['c', 'z']);
+    // A listing of a folder replaced by another (new inode) is not reused either.
+    fs.renameSync(ds, path.join(root, 'old'));
+    fs.mkdirSync(ds);
+    fs.mkdirSync(path.join(ds, 'fresh'));
+    assert.deepEqual(await classFolders(ds), ['fresh']);
+  });
+
+  it('a signal file added beside a dataset is found at the next submission', async () => {
+    const ds = path.join(fs.realpathSync(root), 'ds');
+    assert.equal(await readSignalFile(ds), null);
+    const params = {
+      sample_rate: 1e8,
+      stft_point: 1024,
+      duration_time: 0.1,
+      ratio: 1,
+      dtype: 'float32',
+      width: 96,
+      height: 96,
+    };
+    fs.writeFileSync(path.join(ds, SIGNAL_FILE), JSON.stringify(params));
+    assert.equal((await readSignalFile(ds))?.stft_point, 1024);
+  });
+
+  it("a one-check view resolves each path once, gives the sandbox's answers, and keeps no errors", () => {
+    const view = box.forOneCheck();
+    const calls: string[] = [];
+    const inner = box.resolve.bind(box);
+    box.resolve = (input: string, field: string) => (calls.push(input), inner(input, field));
+    try {
+      assert.equal(view.resolve('ds', 'train_path'), inner('ds', 'x'));
+      view.resolve('ds', 'val_path');
+      view.resolve('new/out', 'save_path');
+      assert.deepEqual(calls, ['ds', 'new/out']);
+      rejects(() => view.resolve('../up', 'p'), /'\.\.' is not allowed/);
+      rejects(() => view.resolve('../up', 'p'), /'\.\.' is not allowed/);
+      assert.equal(box.forOneCheck().resolve('ds', 'p'), inner('ds', 'p'));
+    } finally {
+      delete (box as { resolve?: unknown }).resolve;
+    }
   });
 });
