@@ -162,6 +162,14 @@ export async function onnxLogits(
   return all;
 }
 
+/** Equal-sized CHW tensors of `size`² images laid out one after another, as a batch's input. */
+export function stackTensors(tensors: Float32Array[], size: number): Float32Array {
+  const per = 3 * size * size;
+  const input = new Float32Array(tensors.length * per);
+  tensors.forEach((t, j) => input.set(t, j * per));
+  return input;
+}
+
 /** Softmax probabilities for a batch of CHW tensors laid out one after another in `input`. */
 export async function onnxProbabilities(
   session: ort.InferenceSession,
