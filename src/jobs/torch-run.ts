@@ -2,6 +2,7 @@
  * What training and evaluation share: running one command of the PyTorch runner for a task, on
  * the device the scheduler chose, with its events turned into the task's log and progress.
  */
+import { Type, type Static } from '@sinclair/typebox';
 import type { TorchSettings } from '../config.js';
 import { toLogLevel } from '../domain/task.js';
 import { runTorch, type RunnerEvent } from '../engines/torch/runner.js';
@@ -17,9 +18,27 @@ export function runnerDevice(device: string): { device: string; env: Record<stri
   return { device: 'cpu', env: { CUDA_VISIBLE_DEVICES: '' } };
 }
 
+/**
+ * What every request gets besides the job's own fields (python/rfuav_torch/requests.py,
+ * RunnerRequest). The service always sends both; the defaults are what a runner started by hand
+ * assumes (scripts/runner-defaults.ts copies them for the Python side).
+ */
+export const RunnerFields = Type.Object({
+  device: Type.String({ default: 'cpu', description: "'cpu' or 'cuda:0' (the one GPU the runner is shown)" }),
+  threads: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: 'CPU threads torch may use (0: torch decides)',
+  }),
+});
+
 export interface TorchRunOptions {
   torch: TorchSettings;
-  command: 'train' | 'evaluate' | 'export-onnx' | 'infer';
+  /**
+   * A name in the runner's COMMANDS table (python/rfuav_torch/__main__.py), the one list of
+   * them; an unknown name fails the task with the runner's error saying which names it knows.
+   */
+  command: string;
   request: Record<string, unknown>;
   ctx: RunContext;
   /** Where the runner's progress goes (default: the task's progress as is). */
@@ -32,10 +51,11 @@ export interface TorchRunOptions {
 export async function runTorchForTask(o: TorchRunOptions): Promise<Record<string, unknown>> {
   const { ctx } = o;
   const placed = runnerDevice(ctx.device);
+  const added: Static<typeof RunnerFields> = { device: placed.device, threads: o.torch.threads };
   return runTorch({
     python: o.torch.python,
     command: o.command,
-    request: { ...o.request, device: placed.device, threads: o.torch.threads },
+    request: { ...o.request, ...added },
     signal: ctx.signal,
     env: placed.env,
     silenceTimeoutMs: o.torch.silenceTimeoutMs,
