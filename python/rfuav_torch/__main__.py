@@ -1,13 +1,32 @@
 """Entry point: ``python -m rfuav_torch <command>``, request JSON as the first line of stdin."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 import threading
 import traceback
+from types import ModuleType
 
 from . import events
+from .requests import parse
+
+#: Every command, by name: the module (in this package) holding its request type, ``REQUEST`` (a
+#: dataclass of requests.py's kind), and ``run(request) -> result``. A new command is a module
+#: and one line here; the service's side names it as a string (src/jobs/torch-run.ts).
+COMMANDS: dict[str, str] = {
+    "train": ".train",
+    "evaluate": ".evaluate",
+    "export-onnx": ".onnx_export",
+    "infer": ".infer",
+}
+
+
+def command_module(name: str) -> ModuleType:
+    if name not in COMMANDS:
+        raise ValueError(f"unknown command '{name}' (known: {', '.join(COMMANDS)})")
+    return importlib.import_module(COMMANDS[name], __package__)
 
 
 def _exit_when_orphaned() -> None:
@@ -24,18 +43,9 @@ def main() -> int:
     line = sys.stdin.readline()
     threading.Thread(target=_exit_when_orphaned, daemon=True).start()
     try:
-        request = json.loads(line) if line.strip() else {}
-        if command == "train":
-            from .train import run
-        elif command == "evaluate":
-            from .evaluate import run
-        elif command == "export-onnx":
-            from .onnx_export import run
-        elif command == "infer":
-            from .infer import run
-        else:
-            raise ValueError(f"unknown command '{command}' (known: train, evaluate, export-onnx, infer)")
-        result = run(request)
+        raw = json.loads(line) if line.strip() else {}
+        module = command_module(command)
+        result = module.run(parse(module.REQUEST, raw, command))
         events.emit("result", **result)
         return 0
     except Exception as exc:  # every failure becomes an error event and a non-zero exit

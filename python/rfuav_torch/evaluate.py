@@ -2,6 +2,7 @@
 folders each holding one (SPEC §2.4). Plots are drawn by the service; this writes the numbers."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -14,6 +15,7 @@ from .runtime import image_transform, load_rgb, setup
 from .card import labels as card_labels, load_card, load_weights
 from .metrics import classification_metrics, percent
 from .models import build
+from .requests import RunnerRequest
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".tif", ".webp")
 _SNR = re.compile(r"-?\d+(?:\.\d+)?")
@@ -64,28 +66,64 @@ def confusion(pred: torch.Tensor, labels: torch.Tensor, n: int) -> list[list[int
     return m.tolist()
 
 
-def run(req: dict[str, Any]) -> dict[str, Any]:
-    card = load_card(req["cfg_path"])
-    out_dir: str = req["output_dir"]
-    os.makedirs(out_dir, exist_ok=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvaluateRequest(RunnerRequest):
+    """Sent by src/jobs/evaluation.ts; batch_size's default is EvaluationBody's."""
+
+    cfg_path: str
+    weight_path: str
+    #: An ImageFolder root, or a root of SNR folders each holding one.
+    data_path: str
+    #: Where metrics.json, confusion_matrix.json (and accuracy_vs_snr.json) go; created.
+    output_dir: str
+    batch_size: int
+
+
+REQUEST = EvaluateRequest
+
+
+def run(req: EvaluateRequest) -> dict[str, Any]:
+    card = load_card(req.cfg_path)
+    os.makedirs(req.output_dir, exist_ok=True)
     device = setup(req)
-    names = card["class_names"]
     n_classes = card["num_classes"]
     labels_by_index = card_labels(card)
-    groups = discover(req["data_path"], names)
+    groups = discover(req.data_path, card["class_names"])
     total = sum(len(items) for _, items in groups)
     layout = "snr" if groups[0][0] is not None else "imagefolder"
     events.log(
         f"Evaluating {card['model']} on {total} images"
         + (f" in {len(groups)} SNR folders" if layout == "snr" else "")
     )
-
     model = build(card["model"], n_classes, False, card["image_size"])
-    load_weights(model, req["weight_path"])
+    load_weights(model, req.weight_path)
     model.to(device).eval()
-    tf = image_transform(card["image_size"])
-    batch = int(req.get("batch_size") or 16)
+    logits, labels, per_snr = _predict(model, groups, image_transform(card["image_size"]), req.batch_size, device, n_classes)
+    metrics = classification_metrics(logits, labels, n_classes)
+    metrics["accuracy"] = metrics["top1_acc"]  # percent, like every accuracy
+    result: dict[str, Any] = {
+        "layout": layout,
+        "samples": total,
+        "metrics": metrics,
+        "confusion_matrix": {"labels": labels_by_index, "matrix": confusion(logits.argmax(1), labels, n_classes)},
+    }
+    if per_snr:
+        result["accuracy_vs_snr"] = per_snr
+    _write_files(req.output_dir, result)
+    events.log(f"Accuracy {metrics['accuracy']:.2f}%, macro F1 {metrics['macro_f1']:.4f}, mAP {metrics['mAP']:.4f}")
+    return result
 
+
+def _predict(
+    model: torch.nn.Module,
+    groups: list[tuple[str | None, list[tuple[str, int]]]],
+    tf: Any,
+    batch: int,
+    device: torch.device,
+    n_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
+    """(logits, labels) over every group, and per SNR folder its accuracy (empty without them)."""
+    total = sum(len(items) for _, items in groups)
     all_logits: list[torch.Tensor] = []
     all_labels: list[torch.Tensor] = []
     per_snr: list[dict[str, Any]] = []
@@ -107,25 +145,17 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
                 acc = percent(float((logits.argmax(1) == labels).float().mean())) if len(items) else 0.0
                 per_snr.append({"snr_folder": snr, "snr_db": snr_value(snr), "samples": len(items), "accuracy": acc})
                 events.log(f"{snr}: accuracy {acc:.2f}% on {len(items)} images")
-    logits = torch.cat(all_logits)
-    labels = torch.cat(all_labels)
-    metrics = classification_metrics(logits, labels, n_classes)
-    metrics["accuracy"] = metrics["top1_acc"]  # percent, like every accuracy
-    cm = confusion(logits.argmax(1), labels, n_classes)
-    result: dict[str, Any] = {
-        "layout": layout,
-        "samples": total,
-        "metrics": metrics,
-        "confusion_matrix": {"labels": labels_by_index, "matrix": cm},
+    return torch.cat(all_logits), torch.cat(all_labels), per_snr
+
+
+def _write_files(out_dir: str, result: dict[str, Any]) -> None:
+    """metrics.json, confusion_matrix.json and, with SNR folders, accuracy_vs_snr.json."""
+    files: dict[str, Any] = {
+        "metrics.json": {"samples": result["samples"], "layout": result["layout"], **result["metrics"]},
+        "confusion_matrix.json": result["confusion_matrix"],
     }
-    if per_snr:
-        result["accuracy_vs_snr"] = per_snr
-    with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump({"samples": total, "layout": layout, **metrics}, f, indent=2)
-    with open(os.path.join(out_dir, "confusion_matrix.json"), "w", encoding="utf-8") as f:
-        json.dump(result["confusion_matrix"], f, indent=2)
-    if per_snr:
-        with open(os.path.join(out_dir, "accuracy_vs_snr.json"), "w", encoding="utf-8") as f:
-            json.dump(per_snr, f, indent=2)
-    events.log(f"Accuracy {metrics['accuracy']:.2f}%, macro F1 {metrics['macro_f1']:.4f}, mAP {metrics['mAP']:.4f}")
-    return result
+    if "accuracy_vs_snr" in result:
+        files["accuracy_vs_snr.json"] = result["accuracy_vs_snr"]
+    for name, value in files.items():
+        with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=2)

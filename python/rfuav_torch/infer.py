@@ -2,6 +2,7 @@
 training (PIL RGB, bilinear resize to the card's image_size, [0, 1], no normalisation)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -10,20 +11,35 @@ from . import events
 from .runtime import image_transform, load_rgb, setup
 from .card import labels as card_labels, load_card, load_weights
 from .models import build
+from .requests import RunnerRequest
 
 
-def run(req: dict[str, Any]) -> dict[str, Any]:
-    """Request: cfg_path, weight_path, files (image paths), batch_size. Result: the card's labels
-    and, per file, its softmax probabilities (or the error that kept it from being read)."""
-    card = load_card(req["cfg_path"])
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InferRequest(RunnerRequest):
+    """Sent by src/jobs/inference.ts (PyTorch engine); batch_size's default is InferenceBody's."""
+
+    cfg_path: str
+    weight_path: str
+    #: Image paths, classified in this order.
+    files: list[str]
+    batch_size: int
+
+
+REQUEST = InferRequest
+
+
+def run(req: InferRequest) -> dict[str, Any]:
+    """The card's labels and, per file, its softmax probabilities (or the error that kept it
+    from being read)."""
+    card = load_card(req.cfg_path)
     device = setup(req)
     model = build(card["model"], card["num_classes"], False, card["image_size"])
-    load_weights(model, req["weight_path"])
+    load_weights(model, req.weight_path)
     model.to(device).eval()
     size = card["image_size"]
     tf = image_transform(size)
-    files: list[str] = list(req["files"])
-    batch = max(1, int(req.get("batch_size") or 16))
+    files = req.files
+    batch = max(1, req.batch_size)
     out: list[dict[str, Any]] = []
     with torch.no_grad():
         for i in range(0, len(files), batch):

@@ -1,6 +1,7 @@
 """``export-onnx``: a trained model to ONNX, with probe outputs the service checks it against."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -9,6 +10,22 @@ from torch import nn
 
 from .card import load_card, load_weights
 from .models import build
+from .requests import RunnerRequest
+from .runtime import setup
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExportRequest(RunnerRequest):
+    """A trained model (card + weights) to ONNX at `output`; the graph is traced on the CPU
+    whatever the device."""
+
+    cfg_path: str
+    weight_path: str
+    #: The .onnx file to write.
+    output: str
+
+
+REQUEST = ExportRequest
 
 PROBE_BATCH = 2
 
@@ -48,9 +65,9 @@ def export_onnx(model: nn.Module, image_size: int, path: str) -> dict[str, Any]:
     }
 
 
-def run(req: dict[str, Any]) -> dict[str, Any]:
-    """Request: cfg_path, weight_path, output (the .onnx to write)."""
-    card = load_card(req["cfg_path"])
+def run(req: ExportRequest) -> dict[str, Any]:
+    setup(req)  # the thread cap and device check every command has; the export traces on the CPU
+    card = load_card(req.cfg_path)
     model = build(card["model"], card["num_classes"], False, card["image_size"])
-    load_weights(model, req["weight_path"])
-    return export_onnx(model, card["image_size"], req["output"])
+    load_weights(model, req.weight_path)
+    return export_onnx(model, card["image_size"], req.output)

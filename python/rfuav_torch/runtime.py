@@ -1,20 +1,19 @@
 """What every command shares: CPU thread cap, device, and the image preprocessing."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from PIL import Image
 from torchvision import transforms
 
+from .requests import RunnerRequest
 
-def setup(req: dict[str, Any]) -> torch.device:
-    """Caps torch's CPU threads at req["threads"] (when > 0) and returns req["device"] (default
-    cpu); a CUDA device without a GPU visible to this PyTorch is an error, not a silent CPU run."""
-    threads = int(req.get("threads") or 0)
-    if threads > 0:
-        torch.set_num_threads(threads)
-    device = torch.device(req.get("device") or "cpu")
+
+def setup(req: RunnerRequest) -> torch.device:
+    """Caps torch's CPU threads at req.threads (when > 0) and returns req.device; a CUDA device
+    without a GPU visible to this PyTorch is an error, not a silent CPU run."""
+    if req.threads > 0:
+        torch.set_num_threads(req.threads)
+    device = torch.device(req.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but this PyTorch sees no GPU")
     return device

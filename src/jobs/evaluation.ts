@@ -84,6 +84,7 @@ export function evaluationJob(torch: TorchSettings): JobDefinition {
         torch,
         command: 'evaluate',
         ctx,
+        // Every field of the runner's EvaluateRequest (python/rfuav_torch/evaluate.py).
         request: {
           cfg_path: ctx.paths.resolve(p.cfg_path, 'cfg_path'),
           weight_path: ctx.paths.resolve(p.weight_path, 'weight_path'),

@@ -201,6 +201,8 @@ export function trainingJob(torch: TorchSettings): JobDefinition {
         torch,
         command: 'train',
         ctx,
+        // Every field of the runner's TrainRequest (python/rfuav_torch/train.py), the body's
+        // defaults already applied; the runner's copy of them is for runs outside the service.
         request: {
           model: p.model,
           num_classes: p.num_classes,

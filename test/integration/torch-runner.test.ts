@@ -139,6 +139,20 @@ describe('PyTorch runner', async () => {
     const unknown = await runRunner('dance', {});
     assert.equal(unknown.code, 1);
     assert.match(String(unknown.events.at(-1)?.message), /unknown command 'dance'/);
+    // The request is typed: a field it does not know, one left out without a default, or one of
+    // the wrong type is named before anything runs.
+    const typo = await runRunner('train', { ...base, epochs: 3, image_size: '32' });
+    assert.equal(typo.code, 1);
+    assert.equal(
+      typo.events.at(-1)?.message,
+      `RequestError: train: unknown field 'epochs'; field 'image_size' must be an integer, not a string "32"`,
+    );
+    const missing = await runRunner('evaluate', { batch_size: 4 });
+    assert.equal(missing.code, 1);
+    assert.match(
+      String(missing.events.at(-1)?.message),
+      /missing field 'cfg_path'; missing field 'weight_path'/,
+    );
   });
 
   it('trains a head wider than the class folders, as the reference allows, and says which outputs are unused', async () => {
