@@ -144,7 +144,7 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
   });
   await svc.start();
   logger.info(
-    { home: config.home, dataRoot: config.dataRoot, gpus: devices.gpuCount, queued: svc.core.waitingCount },
+    { home: config.home, dataRoot: config.dataRoot, gpus: devices.gpuCount, queued: svc.waitingCount },
     'service ready',
   );
 

@@ -46,3 +46,19 @@ export const unavailable = (message: string) => new AppError('unavailable', mess
 /** A request that is well-formed JSON but breaks a rule; `field` names the offending field. */
 export const invalidField = (field: string, message: string) =>
   new AppError('validation', `${field}: ${message}`, { field });
+
+/** Why a running job's signal was aborted: the task was cancelled. */
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+/** Why a running job's signal was aborted: the service is stopping (the task is re-queued). */
+export class ShutdownError extends Error {
+  constructor() {
+    super('service shutting down');
+    this.name = 'ShutdownError';
+  }
+}

@@ -44,9 +44,10 @@ export function resourceRoutes(deps: AppDeps) {
      */
     const gpuInfo = async (maxAgeMs: number) => {
       const [readings, versions] = await Promise.all([devices.refresh(maxAgeMs), deps.torchVersions.get()]);
+      const { runningOn } = service.snapshot();
       const list = readings.map((g) => {
         const id = `cuda:${g.index}`;
-        const running = service.core.runningOn(id);
+        const running = runningOn[id] ?? [];
         const count = (cls: string) => running.filter((p) => p.cls === cls).length;
         return {
           id: g.index,
@@ -77,17 +78,21 @@ export function resourceRoutes(deps: AppDeps) {
     app.get(
       '/api/v2/resources',
       { schema: { tags: ['resources'], summary: 'Slot usage, running tasks, limits, GPUs and the queue' } },
-      async () => ({
-        device_usage: service.core.usage(),
-        active_tasks: service.activeTasks(),
-        limits: service.limits(),
-        gpu_info: await gpuInfo(2000),
-        queue: {
-          length: service.core.waitingCount,
-          by_kind: service.queueByKind(),
-          by_class: service.core.waitingByClass(),
-        },
-      }),
+      async () => {
+        const gpu_info = await gpuInfo(2000);
+        const now = service.snapshot();
+        const active: Record<string, { id: string; type: string }[]> = {};
+        for (const [device, tasks] of Object.entries(now.runningOn)) {
+          active[device] = tasks.map((t) => ({ id: t.id, type: t.cls }));
+        }
+        return {
+          device_usage: now.usage,
+          active_tasks: active,
+          limits: now.limits,
+          gpu_info,
+          queue: { length: now.waiting, by_kind: service.queueByKind(), by_class: now.waitingByClass },
+        };
+      },
     );
 
     app.get(

@@ -12,10 +12,9 @@ export function systemRoutes(deps: AppDeps, { streams }: HttpShared) {
     const { service, metrics } = deps;
     metrics.attach({
       taskCounts: () => service.countsByKindAndStatus(),
-      queueLength: () => service.core.waitingCount,
+      queueLength: () => service.waitingCount,
       slots: () => {
-        const usage = service.core.usage();
-        const limits = service.limits();
+        const { usage, limits } = service.snapshot();
         const out: { device: string; cls: string; used: number; limit: number }[] = [];
         for (const [device, lim] of Object.entries(limits)) {
           for (const [cls, limit] of Object.entries(lim)) {
@@ -27,12 +26,15 @@ export function systemRoutes(deps: AppDeps, { streams }: HttpShared) {
       logStreams: () => streams.size,
     });
 
-    const resourceStatus = () => ({
-      device_usage: service.core.usage(),
-      queue_length: service.core.waitingCount,
-      running: service.core.runningCount,
-      gpu_count: deps.devices.gpuCount,
-    });
+    const resourceStatus = () => {
+      const now = service.snapshot();
+      return {
+        device_usage: now.usage,
+        queue_length: now.waiting,
+        running: now.running,
+        gpu_count: deps.devices.gpuCount,
+      };
+    };
 
     app.get(
       '/api/v1/health',
@@ -106,12 +108,13 @@ export function systemRoutes(deps: AppDeps, { streams }: HttpShared) {
         const accept = request.headers.accept ?? '';
         if (accept.includes('text/html')) {
           reply.type('text/html; charset=utf-8');
+          const now = service.snapshot();
           return renderOverviewPage({
             version: VERSION,
             counts: service.countsByKindAndStatus(),
-            usage: service.core.usage(),
-            limits: service.limits(),
-            queueLength: service.core.waitingCount,
+            usage: now.usage,
+            limits: now.limits,
+            queueLength: now.waiting,
             gpuCount: deps.devices.gpuCount,
           });
         }
