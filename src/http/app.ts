@@ -4,13 +4,13 @@ import cors from '@fastify/cors';
 import { AppError } from '../domain/errors.js';
 import { createValidators } from '../util/validators.js';
 import type { AppDeps, HttpShared } from './deps.js';
-import { errorBody, installErrorHandling } from './errors.js';
+import { errorBody, errorHandling } from './errors.js';
 import { resourceRoutes } from './routes/resources.js';
 import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { SseStreams } from './sse.js';
-import { registerDocs } from './docs.js';
-import { bearerIndex, installRequestHooks } from './hooks.js';
+import { apiDocs } from './docs.js';
+import { bearerIndex, requestHooks } from './hooks.js';
 import { preprocessingRoutes } from './routes/preprocessing.js';
 import { modelTaskRoutes } from './routes/model-tasks.js';
 import { predictRoutes } from './routes/predict.js';
@@ -43,7 +43,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object),
   );
 
-  installErrorHandling(app);
+  await app.register(errorHandling);
   const streams = new SseStreams();
 
   // CORS before every other hook, so a preflight is answered (204) before auth or shutdown
@@ -58,7 +58,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   const tokens = config.apiTokens.map((t) => Buffer.from(t));
-  installRequestHooks(app, { service: deps.service, metrics, tokens });
+  await app.register(requestHooks, { service: deps.service, metrics, tokens });
 
   await app.register(rateLimit, {
     global: false,
@@ -76,7 +76,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       });
     },
   });
-  await registerDocs(app, tokens.length > 0);
+  await app.register(apiDocs, { secured: tokens.length > 0 });
 
   // One limiter instance (one counter store) for all task-creating routes.
   const shared: HttpShared = {

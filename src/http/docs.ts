@@ -6,11 +6,23 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import { VERSION } from '../config.js';
 import { renderReferencePage, type OpenApiDoc } from './reference-page.js';
 
+/**
+ * The document plugin and its three routes, as one plugin (fastify-plugin, so OpenAPI sees the
+ * routes registered after it at the app's root).
+ */
+export const apiDocs = fp(
+  async (app: FastifyInstance, o: { secured: boolean }) => registerDocs(app, o.secured),
+  {
+    name: 'api-docs',
+  },
+);
+
 /** Registers the document plugin (before the routes, so it sees them) and its three routes. */
-export async function registerDocs(app: FastifyInstance, secured: boolean): Promise<void> {
+async function registerDocs(app: FastifyInstance, secured: boolean): Promise<void> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import { AppError } from '../domain/errors.js';
 import { isStoreUnavailable } from '../store/store.js';
 
@@ -48,7 +49,7 @@ function fieldOf(issue: AjvIssue, part: string | undefined): string {
  * The one place where errors become HTTP responses (SPEC §2.9). Known errors keep their status and
  * message; anything unexpected is logged with its stack and answered as a bare 500 without it.
  */
-export function installErrorHandling(app: FastifyInstance): void {
+function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError & { validationContext?: string }, request, reply) => {
     if (err instanceof AppError) {
       return reply.status(err.statusCode).send(errorBody(err.message, err.detail));
@@ -113,3 +114,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     reply.status(404).send(errorBody(`no route ${request.method} ${request.url.split('?')[0]}`));
   });
 }
+
+/** The error handler above as a plugin (fastify-plugin: it applies to the whole app). */
+export const errorHandling = fp(async (app: FastifyInstance) => installErrorHandling(app), {
+  name: 'error-handling',
+});
