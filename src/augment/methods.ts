@@ -95,57 +95,15 @@ function clahe(img: RawImage, rand: Rand): RawImage {
   const tilesY = Math.min(8, H);
   const edgeX = Array.from({ length: tilesX + 1 }, (_, t) => Math.floor((t * W) / tilesX));
   const edgeY = Array.from({ length: tilesY + 1 }, (_, t) => Math.floor((t * H) / tilesY));
-  // One 256-entry table per tile.
-  const luts = new Float32Array(tilesX * tilesY * 256);
-  const hist = new Float64Array(256);
-  for (let ty = 0; ty < tilesY; ty++) {
-    for (let tx = 0; tx < tilesX; tx++) {
-      hist.fill(0);
-      for (let y = edgeY[ty] as number; y < (edgeY[ty + 1] as number); y++) {
-        for (let x = edgeX[tx] as number; x < (edgeX[tx + 1] as number); x++) {
-          const v = luma[y * W + x] as number;
-          hist[v] = (hist[v] as number) + 1;
-        }
-      }
-      const area =
-        ((edgeX[tx + 1] as number) - (edgeX[tx] as number)) *
-        ((edgeY[ty + 1] as number) - (edgeY[ty] as number));
-      const limit = Math.max(1, (clip * area) / 256);
-      let excess = 0;
-      for (let v = 0; v < 256; v++) {
-        const h = hist[v] as number;
-        if (h > limit) {
-          excess += h - limit;
-          hist[v] = limit;
-        }
-      }
-      const spread = excess / 256;
-      const lut = (ty * tilesX + tx) * 256;
-      let cdf = 0;
-      for (let v = 0; v < 256; v++) {
-        cdf += (hist[v] as number) + spread;
-        luts[lut + v] = area > 0 ? (cdf * 255) / area : v;
-      }
-    }
-  }
+  const luts = tileTables(luma, W, { tilesX, tilesY, edgeX, edgeY }, clip);
   // Bilinear blend between the tables of the four nearest tile centres.
-  const centre = (edges: number[], t: number) => ((edges[t] as number) + (edges[t + 1] as number) - 1) / 2;
-  const locate = (p: number, edges: number[], tiles: number): [number, number, number] => {
-    let t = 0;
-    while (t < tiles - 1 && p > centre(edges, t + 1)) t++;
-    if (tiles === 1 || p <= centre(edges, 0)) return [0, 0, 0];
-    if (t === tiles - 1) return [t, t, 0];
-    const a = centre(edges, t);
-    const b = centre(edges, t + 1);
-    return [t, t + 1, (p - a) / (b - a)];
-  };
   const x0s = new Int32Array(W);
   const x1s = new Int32Array(W);
   const wxs = new Float32Array(W);
-  for (let x = 0; x < W; x++) [x0s[x], x1s[x], wxs[x]] = locate(x, edgeX, tilesX);
+  for (let x = 0; x < W; x++) [x0s[x], x1s[x], wxs[x]] = nearestTiles(x, edgeX, tilesX);
   const out = Buffer.allocUnsafe(3 * n);
   for (let y = 0; y < H; y++) {
-    const [y0, y1, wy] = locate(y, edgeY, tilesY);
+    const [y0, y1, wy] = nearestTiles(y, edgeY, tilesY);
     for (let x = 0; x < W; x++) {
       const x0 = x0s[x] as number;
       const x1 = x1s[x] as number;
@@ -166,6 +124,63 @@ function clahe(img: RawImage, rand: Rand): RawImage {
     }
   }
   return { data: out, width: W, height: H };
+}
+
+/** CLAHE's tiles: their count across and down, and their pixel edges. */
+interface TileGrid {
+  tilesX: number;
+  tilesY: number;
+  edgeX: number[];
+  edgeY: number[];
+}
+
+/** One 256-entry equalisation table per tile, from its histogram clipped at `clip`. */
+function tileTables(luma: Uint8Array, W: number, g: TileGrid, clip: number): Float32Array {
+  const luts = new Float32Array(g.tilesX * g.tilesY * 256);
+  const hist = new Float64Array(256);
+  for (let ty = 0; ty < g.tilesY; ty++) {
+    for (let tx = 0; tx < g.tilesX; tx++) {
+      hist.fill(0);
+      for (let y = g.edgeY[ty] as number; y < (g.edgeY[ty + 1] as number); y++) {
+        for (let x = g.edgeX[tx] as number; x < (g.edgeX[tx + 1] as number); x++) {
+          const v = luma[y * W + x] as number;
+          hist[v] = (hist[v] as number) + 1;
+        }
+      }
+      const area =
+        ((g.edgeX[tx + 1] as number) - (g.edgeX[tx] as number)) *
+        ((g.edgeY[ty + 1] as number) - (g.edgeY[ty] as number));
+      const limit = Math.max(1, (clip * area) / 256);
+      let excess = 0;
+      for (let v = 0; v < 256; v++) {
+        const h = hist[v] as number;
+        if (h > limit) {
+          excess += h - limit;
+          hist[v] = limit;
+        }
+      }
+      const spread = excess / 256;
+      const lut = (ty * g.tilesX + tx) * 256;
+      let cdf = 0;
+      for (let v = 0; v < 256; v++) {
+        cdf += (hist[v] as number) + spread;
+        luts[lut + v] = area > 0 ? (cdf * 255) / area : v;
+      }
+    }
+  }
+  return luts;
+}
+
+/** The two tiles whose centres bracket pixel `p` along one axis, and the weight of the second. */
+function nearestTiles(p: number, edges: number[], tiles: number): [number, number, number] {
+  const centre = (t: number) => ((edges[t] as number) + (edges[t + 1] as number) - 1) / 2;
+  let t = 0;
+  while (t < tiles - 1 && p > centre(t + 1)) t++;
+  if (tiles === 1 || p <= centre(0)) return [0, 0, 0];
+  if (t === tiles - 1) return [t, t, 0];
+  const a = centre(t);
+  const b = centre(t + 1);
+  return [t, t + 1, (p - a) / (b - a)];
 }
 
 /**
