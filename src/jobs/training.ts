@@ -12,10 +12,11 @@ import { SUPPORTED_MODELS } from '../domain/models.js';
 import { formatMetric } from '../domain/metrics.js';
 import { weightsFile } from '../engines/choose.js';
 import { onnxProbeDifference } from '../engines/onnx/probe.js';
+import type { RunnerEvent } from '../engines/torch/runner.js';
 import { findSignalFile, SIGNAL_FILE, type SignalParams } from '../signal/params.js';
 import { classFolders, existingPath, isInside, outputFolder, statOrNull, withName } from '../util/files.js';
 import type { PathSandbox } from '../util/sandbox.js';
-import { defineJob, type JobDefinition } from './job.js';
+import { defineJob, type JobDefinition, type JobOutcome, type PreparedTask, type RunContext } from './job.js';
 import { runTorchForTask } from './torch-run.js';
 
 export const TrainingBody = Type.Object({
@@ -98,144 +99,199 @@ export function trainingJob(torch: TorchSettings): JobDefinition {
     kind: 'training',
     resourceClass: 'training',
     body: TrainingBody,
+    validate: (body, { paths }) => validateTraining(body, paths),
+    run: (p, ctx) => runTraining(torch, p, ctx),
+  });
+}
 
-    async validate(body: TrainingBody, { paths }) {
-      const trainClasses = await imageFolderClasses(paths, body.train_path, 'train_path');
-      if (trainClasses.length > body.num_classes) {
-        throw invalidField(
-          'num_classes',
-          `is ${body.num_classes} but train_path has ${trainClasses.length} class folders (${trainClasses.slice(0, 20).join(', ')}${trainClasses.length > 20 ? ', …' : ''})`,
-        );
-      }
-      const valClasses = await imageFolderClasses(paths, body.val_path, 'val_path');
-      const missing = trainClasses.filter((c) => !valClasses.includes(c));
-      const extra = valClasses.filter((c) => !trainClasses.includes(c));
-      if (missing.length || extra.length) {
-        throw badPath(
-          `val_path: its class folders differ from train_path's${missing.length ? `; missing: ${missing.join(', ')}` : ''}${extra.length ? `; not in train_path: ${extra.join(', ')}` : ''}`,
-          { field: 'val_path' },
-        );
-      }
-      const name = body.name ?? null;
-      paths.resolve(body.save_path, 'save_path');
-      const outputRel = withName(body.save_path, name);
-      const { path: output, exists: outExists } = await outputFolder(paths, outputRel, 'save_path');
-      for (const field of ['train_path', 'val_path'] as const) {
-        if (isInside(output, paths.resolve(body[field], field))) {
-          throw badPath(
-            `save_path: the output folder must not be inside ${field} (it would become a class)`,
-            {
-              field: 'save_path',
-            },
-          );
-        }
-      }
-      if (body.weight_path) await weightsFile(paths, body.weight_path, 'weight_path');
-      const notes: string[] = [];
-      if (trainClasses.length < body.num_classes) {
-        // The reference trains such heads (its examples use 37 on subsets); so do we, saying so.
-        notes.push(
-          `num_classes is ${body.num_classes} but train_path has ${trainClasses.length} class folders: the head gets ${body.num_classes} outputs and outputs ${trainClasses.length}-${body.num_classes - 1} stay unused (the model card lists them)`,
-        );
-      }
-      if (outExists && (await statOrNull(path.join(output, 'checkpoint_last.pt')))) {
-        notes.push(
-          `${outputRel} already holds a training run; its files will be overwritten (resume applies only after this task is interrupted)`,
-        );
-      }
-      // How the training images were rendered from raw IQ (signal.json beside the dataset, made
-      // by the spectrogram task and carried by split/augment): the card will remember it.
-      const signal = await findSignalFile(paths.resolve(body.train_path, 'train_path'), paths.realRoot);
-      const params: TrainingParams = {
-        model: body.model,
-        num_classes: body.num_classes,
-        train_path: body.train_path,
-        val_path: body.val_path,
-        save_path: body.save_path,
-        name,
-        output_path: outputRel,
-        batch_size: body.batch_size,
-        num_epochs: body.num_epochs,
-        learning_rate: body.learning_rate,
-        image_size: body.image_size,
-        weight_path: body.weight_path,
-        pretrained: body.pretrained,
-        shuffle: body.shuffle,
-        seed: body.seed ?? null,
-        resume: body.resume,
-        keep_epoch_weights: body.keep_epoch_weights ?? null,
-        signal,
-      };
-      return {
-        params,
-        input_path: paths.display(paths.resolve(body.train_path, 'train_path')),
-        output_path: paths.display(output),
-        total_epochs: body.num_epochs,
-        notes,
-      };
-    },
+/** The class folders of train_path, checked against num_classes and val_path's. */
+async function checkClasses(body: TrainingBody, paths: PathSandbox): Promise<string[]> {
+  const trainClasses = await imageFolderClasses(paths, body.train_path, 'train_path');
+  if (trainClasses.length > body.num_classes) {
+    throw invalidField(
+      'num_classes',
+      `is ${body.num_classes} but train_path has ${trainClasses.length} class folders (${trainClasses.slice(0, 20).join(', ')}${trainClasses.length > 20 ? ', …' : ''})`,
+    );
+  }
+  const valClasses = await imageFolderClasses(paths, body.val_path, 'val_path');
+  const missing = trainClasses.filter((c) => !valClasses.includes(c));
+  const extra = valClasses.filter((c) => !trainClasses.includes(c));
+  if (missing.length || extra.length) {
+    throw badPath(
+      `val_path: its class folders differ from train_path's${missing.length ? `; missing: ${missing.join(', ')}` : ''}${extra.length ? `; not in train_path: ${extra.join(', ')}` : ''}`,
+      { field: 'val_path' },
+    );
+  }
+  return trainClasses;
+}
 
-    async run(p, ctx) {
-      const output = ctx.paths.resolve(p.output_path, 'save_path');
-      await fs.mkdir(output, { recursive: true });
-      // Resuming is for this task's own interrupted attempts, never a stranger's checkpoint.
-      const resume = p.resume && ctx.task.attempts > 1;
-      if (p.signal) {
-        const g = p.signal;
-        ctx.log(
-          `The training images were rendered from raw IQ at ${g.sample_rate} S/s, ${g.stft_point}-point STFT, ${g.duration_time} s slices, ${g.width}x${g.height} (${SIGNAL_FILE}); the model card carries these`,
-        );
-      }
-      if (ctx.task.attempts > 1 && !p.resume) {
-        ctx.log('resume is false: training starts again from epoch 1', 'WARNING');
-      }
-      // Metric writes in arrival order; a failed one is reported once, never left unhandled.
-      let writes: Promise<void> = Promise.resolve();
-      let writeError: unknown = null;
-      const write = (fn: () => Promise<void>) => {
-        writes = writes.then(fn).catch((err: unknown) => {
-          writeError ??= err;
-        });
-      };
-      const result = await runTorchForTask({
-        torch,
-        command: 'train',
-        ctx,
-        // Every field of the runner's TrainRequest (python/rfuav_torch/train.py), the body's
-        // defaults already applied; the runner's copy of them is for runs outside the service.
-        request: {
-          model: p.model,
-          num_classes: p.num_classes,
-          train_path: ctx.paths.resolve(p.train_path, 'train_path'),
-          val_path: ctx.paths.resolve(p.val_path, 'val_path'),
-          output_dir: output,
-          batch_size: p.batch_size,
-          num_epochs: p.num_epochs,
-          learning_rate: p.learning_rate,
-          image_size: p.image_size,
-          weight_path: p.weight_path ? ctx.paths.resolve(p.weight_path, 'weight_path') : '',
-          pretrained: p.pretrained,
-          shuffle: p.shuffle,
-          seed: p.seed,
-          resume,
-          keep_epoch_weights: p.keep_epoch_weights,
-          signal: p.signal ?? null,
-        },
-        onEvent: (event) => {
-          if (event.event === 'history') {
-            const done = Number(event.epochs_done) || 0;
-            write(() => ctx.truncateMetrics(done));
-          } else if (event.event === 'metrics') {
-            const values = { ...(event.values as Record<string, unknown>), epoch: Number(event.epoch) };
-            write(() => ctx.epochMetrics(values));
-            ctx.log(epochLine(values, p.num_epochs), 'INFO', {
-              stage: 'epoch_end',
-              step: values.epoch,
-              metrics: values,
-            });
-          }
-        },
+async function validateTraining(
+  body: TrainingBody,
+  paths: PathSandbox,
+): Promise<PreparedTask<TrainingParams>> {
+  const trainClasses = await checkClasses(body, paths);
+  const name = body.name ?? null;
+  paths.resolve(body.save_path, 'save_path');
+  const outputRel = withName(body.save_path, name);
+  const { path: output, exists: outExists } = await outputFolder(paths, outputRel, 'save_path');
+  for (const field of ['train_path', 'val_path'] as const) {
+    if (isInside(output, paths.resolve(body[field], field))) {
+      throw badPath(`save_path: the output folder must not be inside ${field} (it would become a class)`, {
+        field: 'save_path',
       });
+    }
+  }
+  if (body.weight_path) await weightsFile(paths, body.weight_path, 'weight_path');
+  const notes: string[] = [];
+  if (trainClasses.length < body.num_classes) {
+    // The reference trains such heads (its examples use 37 on subsets); so do we, saying so.
+    notes.push(
+      `num_classes is ${body.num_classes} but train_path has ${trainClasses.length} class folders: the head gets ${body.num_classes} outputs and outputs ${trainClasses.length}-${body.num_classes - 1} stay unused (the model card lists them)`,
+    );
+  }
+  if (outExists && (await statOrNull(path.join(output, 'checkpoint_last.pt')))) {
+    notes.push(
+      `${outputRel} already holds a training run; its files will be overwritten (resume applies only after this task is interrupted)`,
+    );
+  }
+  // How the training images were rendered from raw IQ (signal.json beside the dataset, made
+  // by the spectrogram task and carried by split/augment): the card will remember it.
+  const signal = await findSignalFile(paths.resolve(body.train_path, 'train_path'), paths.realRoot);
+  const params: TrainingParams = {
+    model: body.model,
+    num_classes: body.num_classes,
+    train_path: body.train_path,
+    val_path: body.val_path,
+    save_path: body.save_path,
+    name,
+    output_path: outputRel,
+    batch_size: body.batch_size,
+    num_epochs: body.num_epochs,
+    learning_rate: body.learning_rate,
+    image_size: body.image_size,
+    weight_path: body.weight_path,
+    pretrained: body.pretrained,
+    shuffle: body.shuffle,
+    seed: body.seed ?? null,
+    resume: body.resume,
+    keep_epoch_weights: body.keep_epoch_weights ?? null,
+    signal,
+  };
+  return {
+    params,
+    input_path: paths.display(paths.resolve(body.train_path, 'train_path')),
+    output_path: paths.display(output),
+    total_epochs: body.num_epochs,
+    notes,
+  };
+}
+
+async function runTraining(torch: TorchSettings, p: TrainingParams, ctx: RunContext): Promise<JobOutcome> {
+  const output = ctx.paths.resolve(p.output_path, 'save_path');
+  await fs.mkdir(output, { recursive: true });
+  // Resuming is for this task's own interrupted attempts, never a stranger's checkpoint.
+  const resume = p.resume && ctx.task.attempts > 1;
+  if (p.signal) {
+    const g = p.signal;
+    ctx.log(
+      `The training images were rendered from raw IQ at ${g.sample_rate} S/s, ${g.stft_point}-point STFT, ${g.duration_time} s slices, ${g.width}x${g.height} (${SIGNAL_FILE}); the model card carries these`,
+    );
+  }
+  if (ctx.task.attempts > 1 && !p.resume) {
+    ctx.log('resume is false: training starts again from epoch 1', 'WARNING');
+  }
+  const history = epochHistory(ctx, p.num_epochs);
+  const result = await runTorchForTask({
+    torch,
+    command: 'train',
+    ctx,
+    // Every field of the runner's TrainRequest (python/rfuav_torch/train.py), the body's
+    // defaults already applied; the runner's copy of them is for runs outside the service.
+    request: {
+      model: p.model,
+      num_classes: p.num_classes,
+      train_path: ctx.paths.resolve(p.train_path, 'train_path'),
+      val_path: ctx.paths.resolve(p.val_path, 'val_path'),
+      output_dir: output,
+      batch_size: p.batch_size,
+      num_epochs: p.num_epochs,
+      learning_rate: p.learning_rate,
+      image_size: p.image_size,
+      weight_path: p.weight_path ? ctx.paths.resolve(p.weight_path, 'weight_path') : '',
+      pretrained: p.pretrained,
+      shuffle: p.shuffle,
+      seed: p.seed,
+      resume,
+      keep_epoch_weights: p.keep_epoch_weights,
+      signal: p.signal ?? null,
+    },
+    onEvent: history.onEvent,
+  });
+  await history.settled();
+  const onnx = result.onnx as RunnerOnnx | undefined;
+  const onnxCheck = onnx?.probe_logits
+    ? await checkOnnx(torch, ctx, path.join(output, onnx.path), p.image_size, onnx.probe_logits)
+    : null;
+  const best = Number(result.best_acc);
+  return {
+    message: `trained ${p.model} for ${p.num_epochs} epochs: best validation accuracy ${formatMetric('best_acc', best)}`,
+    result: {
+      best_acc: best,
+      epochs: result.epochs,
+      final_metrics: result.final_metrics,
+      class_names: result.class_names,
+      output_path: ctx.paths.display(output),
+      artifacts: {
+        model_card: 'config.yaml',
+        best_weights: 'best_model.pth',
+        checkpoint: 'checkpoint_last.pt',
+        onnx: onnx?.path ?? null,
+        metrics: 'metrics.jsonl',
+        log: 'train.log',
+      },
+      onnx: onnx ? { path: onnx.path, bytes: onnx.bytes, check: onnxCheck } : null,
+    },
+  };
+}
+
+/** best_model.onnx as the runner reports it. */
+interface RunnerOnnx {
+  path: string;
+  bytes: number;
+  probe_logits?: number[][];
+}
+
+/**
+ * The runner's history and metrics events into the task's metric history, written in arrival
+ * order; `settled` waits for the writes and reports a failed one once (never left unhandled).
+ */
+function epochHistory(
+  ctx: RunContext,
+  total: number,
+): { onEvent(event: RunnerEvent): void; settled(): Promise<void> } {
+  let writes: Promise<void> = Promise.resolve();
+  let writeError: unknown = null;
+  const write = (fn: () => Promise<void>) => {
+    writes = writes.then(fn).catch((err: unknown) => {
+      writeError ??= err;
+    });
+  };
+  return {
+    onEvent(event) {
+      if (event.event === 'history') {
+        const done = Number(event.epochs_done) || 0;
+        write(() => ctx.truncateMetrics(done));
+      } else if (event.event === 'metrics') {
+        const values = { ...(event.values as Record<string, unknown>), epoch: Number(event.epoch) };
+        write(() => ctx.epochMetrics(values));
+        ctx.log(epochLine(values, total), 'INFO', {
+          stage: 'epoch_end',
+          step: values.epoch,
+          metrics: values,
+        });
+      }
+    },
+    async settled() {
       await writes;
       if (writeError) {
         ctx.log(
@@ -243,51 +299,30 @@ export function trainingJob(torch: TorchSettings): JobDefinition {
           'WARNING',
         );
       }
-      const onnx = result.onnx as { path: string; bytes: number; probe_logits?: number[][] } | undefined;
-      let onnxCheck: Record<string, unknown> | null = null;
-      if (onnx?.probe_logits) {
-        try {
-          const diff = await onnxProbeDifference(
-            path.join(output, onnx.path),
-            p.image_size,
-            onnx.probe_logits,
-            torch.threads,
-          );
-          onnxCheck = { max_abs_logit_difference: diff, agrees: diff < 1e-3 };
-          ctx.log(
-            `best_model.onnx checked with ONNX Runtime against PyTorch on the probe input: max |Δ logit| = ${diff.toExponential(2)}`,
-            diff < 1e-3 ? 'INFO' : 'WARNING',
-          );
-        } catch (err) {
-          onnxCheck = { agrees: false, error: err instanceof Error ? err.message : String(err) };
-          ctx.log(
-            `best_model.onnx could not be checked with ONNX Runtime: ${String(onnxCheck.error)}`,
-            'WARNING',
-          );
-        }
-      }
-      const best = Number(result.best_acc);
-      return {
-        message: `trained ${p.model} for ${p.num_epochs} epochs: best validation accuracy ${formatMetric('best_acc', best)}`,
-        result: {
-          best_acc: best,
-          epochs: result.epochs,
-          final_metrics: result.final_metrics,
-          class_names: result.class_names,
-          output_path: ctx.paths.display(output),
-          artifacts: {
-            model_card: 'config.yaml',
-            best_weights: 'best_model.pth',
-            checkpoint: 'checkpoint_last.pt',
-            onnx: onnx?.path ?? null,
-            metrics: 'metrics.jsonl',
-            log: 'train.log',
-          },
-          onnx: onnx ? { path: onnx.path, bytes: onnx.bytes, check: onnxCheck } : null,
-        },
-      };
     },
-  });
+  };
+}
+
+/** best_model.onnx run by ONNX Runtime on the probe input, against PyTorch's logits for it. */
+async function checkOnnx(
+  torch: TorchSettings,
+  ctx: RunContext,
+  file: string,
+  imageSize: number,
+  probeLogits: number[][],
+): Promise<Record<string, unknown>> {
+  try {
+    const diff = await onnxProbeDifference(file, imageSize, probeLogits, torch.threads);
+    ctx.log(
+      `best_model.onnx checked with ONNX Runtime against PyTorch on the probe input: max |Δ logit| = ${diff.toExponential(2)}`,
+      diff < 1e-3 ? 'INFO' : 'WARNING',
+    );
+    return { max_abs_logit_difference: diff, agrees: diff < 1e-3 };
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    ctx.log(`best_model.onnx could not be checked with ONNX Runtime: ${error}`, 'WARNING');
+    return { agrees: false, error };
+  }
 }
 
 function epochLine(m: Record<string, unknown>, total: number): string {
