@@ -1,7 +1,7 @@
 /** A one-line progress bar on a terminal; plain lines every 10 % elsewhere (logs, CI). */
 export class ProgressBar {
   private lastPrinted = -1;
-  private drawn = false;
+  private drawn: string | null = null;
 
   constructor(private readonly out: NodeJS.WriteStream = process.stderr) {}
 
@@ -11,8 +11,8 @@ export class ProgressBar {
       const width = 30;
       const filled = Math.round((pct / 100) * width);
       const line = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(pct).padStart(3)}% ${label}`;
-      this.out.write(`\r${line.slice(0, (this.out.columns || 100) - 1)}\x1b[K`);
-      this.drawn = true;
+      this.drawn = line.slice(0, (this.out.columns || 100) - 1);
+      this.out.write(`\r${this.drawn}\x1b[K`);
     } else if (
       pct === 100 ? this.lastPrinted !== 100 : pct - this.lastPrinted >= 10 || this.lastPrinted < 0
     ) {
@@ -21,9 +21,20 @@ export class ProgressBar {
     }
   }
 
-  /** Clears the bar so a log line can be printed above it. */
+  /** Writes `text` (whole lines) to `to` above the bar, which a terminal then shows again below it. */
+  above(to: NodeJS.WritableStream, text: string): void {
+    const bar = this.drawn;
+    this.clear();
+    to.write(text);
+    if (bar !== null) {
+      this.out.write(`\r${bar}\x1b[K`);
+      this.drawn = bar;
+    }
+  }
+
+  /** Takes the bar off the screen (before the final line). */
   clear(): void {
-    if (this.drawn && this.out.isTTY) this.out.write('\r\x1b[K');
-    this.drawn = false;
+    if (this.drawn !== null && this.out.isTTY) this.out.write('\r\x1b[K');
+    this.drawn = null;
   }
 }
