@@ -11,7 +11,7 @@ import { taskRoutes } from './routes/tasks.js';
 import { SseStreams } from './sse.js';
 import { apiDocs } from './docs.js';
 import { bearerIndex, requestHooks } from './hooks.js';
-import { preprocessingRoutes } from './routes/preprocessing.js';
+import { jobRoutes } from './routes/jobs.js';
 import { modelTaskRoutes } from './routes/model-tasks.js';
 import { predictRoutes } from './routes/predict.js';
 
@@ -88,7 +88,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   };
   await app.register(systemRoutes(deps, shared));
   await app.register(taskRoutes(deps, shared));
-  await app.register(preprocessingRoutes(deps, shared));
+  await app.register(jobRoutes(deps, shared));
   await app.register(modelTaskRoutes(deps, shared));
   await app.register(resourceRoutes(deps));
   if (deps.predict) await app.register(predictRoutes(deps, deps.predict));

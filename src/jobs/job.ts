@@ -53,7 +53,12 @@ export interface JobOutcome {
 export interface JobSpec<S extends TObject, P extends object> {
   kind: string;
   resourceClass: ResourceClass;
-  /** Route segment under its API family, e.g. "split" for POST /api/v2/preprocessing/split. */
+  /**
+   * Where the kind is created: POST /api/v2/<family>/<route>. Defaults: a preprocessing kind is in
+   * the `preprocessing` family (and has no route unless it names one); any other kind is its own
+   * family, created at `start` (POST /api/v2/training/start).
+   */
+  family?: string;
   route?: string;
   /** Request body schema (without the common fields, which the service adds). */
   body: S;
@@ -67,6 +72,7 @@ export interface JobSpec<S extends TObject, P extends object> {
 export interface JobDefinition {
   kind: string;
   resourceClass: ResourceClass;
+  family?: string;
   route?: string;
   body: TObject;
   validate(body: Record<string, unknown>, ctx: ValidateContext): Promise<PreparedTask>;
@@ -83,6 +89,7 @@ export function defineJob<S extends TObject, P extends object>(spec: JobSpec<S, 
   return {
     kind: spec.kind,
     resourceClass: spec.resourceClass,
+    family: spec.family,
     route: spec.route,
     body: spec.body,
     validate: async (body, ctx) => {
@@ -91,6 +98,14 @@ export function defineJob<S extends TObject, P extends object>(spec: JobSpec<S, 
     },
     run: (params, ctx) => spec.run(params as unknown as P, ctx),
   };
+}
+
+/** Where a kind is created over HTTP (see JobSpec.family), or null for a kind with no route. */
+export function creationRoute(def: Pick<JobDefinition, 'kind' | 'resourceClass' | 'family' | 'route'>) {
+  const preprocessing = def.resourceClass === 'preprocessing';
+  const route = def.route ?? (preprocessing ? undefined : 'start');
+  if (!route) return null;
+  return { family: def.family ?? (preprocessing ? 'preprocessing' : def.kind), route };
 }
 
 export class JobRegistry {
@@ -107,6 +122,10 @@ export class JobRegistry {
 
   kinds(): string[] {
     return [...this.defs.keys()];
+  }
+
+  all(): JobDefinition[] {
+    return [...this.defs.values()];
   }
 }
 

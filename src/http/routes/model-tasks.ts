@@ -4,7 +4,6 @@ import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { notFound } from '../../domain/errors.js';
 import type { AppDeps, HttpShared } from '../deps.js';
 import { CommonTaskFields, DeviceFields, ErrorSchema, TaskIdParams } from '../schemas.js';
-import { registerFamily } from './family.js';
 
 /**
  * POST /inference/batch: the inference fields, with `source_paths` and `save_base_path` in place
@@ -38,20 +37,15 @@ const MetricsResponse = Type.Object({
   epochs: Type.Array(Type.Object({ epoch: Type.Integer() }, { additionalProperties: true })),
 });
 
-/** /api/v2/training (SPEC §2.2), /api/v2/inference (§2.3) and /api/v2/evaluation (§2.4), when registered. */
+/**
+ * The model families' routes beyond the ones every kind gets (routes/jobs.ts): a training task's
+ * learning curve (SPEC §2.2) and one inference task per source in one request (§2.3).
+ */
 export function modelTaskRoutes(deps: AppDeps, shared: HttpShared) {
   return async (app: FastifyInstance) => {
     const { service, registry } = deps;
     const training = registry.get('training');
     if (training) {
-      registerFamily(app, deps, shared, {
-        family: 'training',
-        creators: [{ route: 'start', def: training, summary: 'Queue a training task' }],
-        kinds: ['training'],
-        withDevice: true,
-        cancelRoute: 'stop',
-      });
-
       app.get<{ Params: Static<typeof TaskIdParams> }>(
         '/api/v2/training/:task_id/metrics',
         {
@@ -76,13 +70,6 @@ export function modelTaskRoutes(deps: AppDeps, shared: HttpShared) {
 
     const inference = registry.get('inference');
     if (inference) {
-      registerFamily(app, deps, shared, {
-        family: 'inference',
-        creators: [{ route: 'start', def: inference, summary: 'Queue an inference task (images)' }],
-        kinds: ['inference'],
-        withDevice: true,
-      });
-
       app.post<{
         Body: { source_paths: string[]; save_base_path: string; name?: string } & Record<string, unknown>;
       }>(
@@ -121,16 +108,6 @@ export function modelTaskRoutes(deps: AppDeps, shared: HttpShared) {
           };
         },
       );
-    }
-
-    const evaluation = registry.get('evaluation');
-    if (evaluation) {
-      registerFamily(app, deps, shared, {
-        family: 'evaluation',
-        creators: [{ route: 'start', def: evaluation, summary: 'Queue an evaluation task' }],
-        kinds: ['evaluation'],
-        withDevice: true,
-      });
     }
   };
 }

@@ -6,150 +6,174 @@ import { SUPPORTED_MODELS } from '../../domain/models.js';
 import type { AppDeps, HttpShared } from '../deps.js';
 import { renderOverviewPage } from '../overview-page.js';
 
-/** Health reads only in-memory counters: its cost does not grow with the number of stored tasks. */
+/** GET /api/v1/health, /api/v1/health/ready, /api/v1/info, / and /metrics. */
 export function systemRoutes(deps: AppDeps, { streams }: HttpShared) {
   return async (app: FastifyInstance) => {
-    const { service, metrics } = deps;
-    metrics.attach({
-      taskCounts: () => service.countsByKindAndStatus(),
-      queueLength: () => service.waitingCount,
-      slots: () => {
-        const { usage, limits } = service.snapshot();
-        const out: { device: string; cls: string; used: number; limit: number }[] = [];
-        for (const [device, lim] of Object.entries(limits)) {
-          for (const [cls, limit] of Object.entries(lim)) {
-            out.push({ device, cls, used: usage[device]?.[cls as 'training'] ?? 0, limit });
-          }
-        }
-        return out;
-      },
-      logStreams: () => streams.size,
-    });
-
-    const resourceStatus = () => {
-      const now = service.snapshot();
-      return {
-        device_usage: now.usage,
-        queue_length: now.waiting,
-        running: now.running,
-        gpu_count: deps.devices.gpuCount,
-      };
-    };
-
-    app.get(
-      '/api/v1/health',
-      {
-        schema: {
-          tags: ['system'],
-          summary: 'Liveness and a summary of load (never needs a token)',
-          response: {
-            200: Type.Object({
-              status: Type.Literal('healthy'),
-              timestamp: Type.String(),
-              version: Type.String(),
-              training_tasks: Type.Integer(),
-              inference_tasks: Type.Integer(),
-              active_log_streams: Type.Integer(),
-              resource_status: Type.Unknown(),
-            }),
-          },
-        },
-      },
-      async () => ({
-        status: 'healthy' as const,
-        timestamp: new Date().toISOString(),
-        version: VERSION,
-        training_tasks: service.countKind('training'),
-        inference_tasks: service.countKind('inference'),
-        active_log_streams: streams.size,
-        resource_status: resourceStatus(),
-      }),
-    );
-
-    app.get(
-      '/api/v1/health/ready',
-      {
-        schema: {
-          tags: ['system'],
-          summary: 'Readiness: 503 while the store is unreachable or the service stops',
-        },
-      },
-      async () => {
-        if (!service.accepting) throw unavailable('the service is not accepting work (starting or stopping)');
-        try {
-          await deps.store.ping();
-        } catch {
-          throw unavailable('the task store is unreachable');
-        }
-        return { status: 'ready', store: deps.store.dialect, timestamp: new Date().toISOString() };
-      },
-    );
-
-    app.get(
-      '/api/v1/info',
-      { schema: { tags: ['system'], summary: 'Service name, version, supported models and limits' } },
-      async () => ({
-        app_name: 'RFUAV Model Service',
-        version: VERSION,
-        environment: deps.config.environment,
-        supported_models: SUPPORTED_MODELS,
-        task_types: deps.registry.kinds(),
-        resource_limits: service.limits(),
-        gpu_available: deps.devices.gpuCount > 0,
-        gpu_count: deps.devices.gpuCount,
-        store: deps.store.dialect,
-      }),
-    );
-
-    app.get(
-      '/',
-      { schema: { tags: ['system'], summary: 'HTML overview for browsers, JSON otherwise' } },
-      async (request, reply) => {
-        const accept = request.headers.accept ?? '';
-        if (accept.includes('text/html')) {
-          reply.type('text/html; charset=utf-8');
-          const now = service.snapshot();
-          return renderOverviewPage({
-            version: VERSION,
-            counts: service.countsByKindAndStatus(),
-            usage: now.usage,
-            limits: now.limits,
-            queueLength: now.waiting,
-            gpuCount: deps.devices.gpuCount,
-          });
-        }
-        return {
-          name: 'RFUAV Model Service',
-          version: VERSION,
-          features: [
-            'durable tasks (survive restarts)',
-            'priority queue with aging',
-            'GPU/CPU slot scheduling with memory-aware placement',
-            'live task logs over SSE',
-            'dataset split',
-            'image crop',
-          ],
-          endpoints: {
-            health: '/api/v1/health',
-            info: '/api/v1/info',
-            tasks: '/api/v2/tasks',
-            resources: '/api/v2/resources',
-            preprocessing: '/api/v2/preprocessing',
-            docs: '/docs',
-            openapi: '/openapi.json',
-            metrics: '/metrics',
-          },
-        };
-      },
-    );
-
-    app.get(
-      '/metrics',
-      { schema: { tags: ['system'], summary: 'Prometheus metrics' } },
-      async (_request, reply) => {
-        reply.type(metrics.registry.contentType);
-        return metrics.registry.metrics();
-      },
-    );
+    attachGauges(deps, streams);
+    healthRoute(app, deps, streams);
+    readyRoute(app, deps);
+    infoRoute(app, deps);
+    rootRoute(app, deps);
+    metricsRoute(app, deps);
   };
+}
+
+/** What /metrics reads at each scrape: counts, the queue, slots and open log streams. */
+function attachGauges(deps: AppDeps, streams: HttpShared['streams']): void {
+  const { service, metrics } = deps;
+  metrics.attach({
+    taskCounts: () => service.countsByKindAndStatus(),
+    queueLength: () => service.waitingCount,
+    slots: () => {
+      const { usage, limits } = service.snapshot();
+      const out: { device: string; cls: string; used: number; limit: number }[] = [];
+      for (const [device, lim] of Object.entries(limits)) {
+        for (const [cls, limit] of Object.entries(lim)) {
+          out.push({ device, cls, used: usage[device]?.[cls as 'training'] ?? 0, limit });
+        }
+      }
+      return out;
+    },
+    logStreams: () => streams.size,
+  });
+}
+
+/** Health reads only in-memory counters: its cost does not grow with the number of stored tasks. */
+function healthRoute(app: FastifyInstance, deps: AppDeps, streams: HttpShared['streams']): void {
+  const { service } = deps;
+  const resourceStatus = () => {
+    const now = service.snapshot();
+    return {
+      device_usage: now.usage,
+      queue_length: now.waiting,
+      running: now.running,
+      gpu_count: deps.devices.gpuCount,
+    };
+  };
+
+  app.get(
+    '/api/v1/health',
+    {
+      schema: {
+        tags: ['system'],
+        summary: 'Liveness and a summary of load (never needs a token)',
+        response: {
+          200: Type.Object({
+            status: Type.Literal('healthy'),
+            timestamp: Type.String(),
+            version: Type.String(),
+            training_tasks: Type.Integer(),
+            inference_tasks: Type.Integer(),
+            active_log_streams: Type.Integer(),
+            resource_status: Type.Unknown(),
+          }),
+        },
+      },
+    },
+    async () => ({
+      status: 'healthy' as const,
+      timestamp: new Date().toISOString(),
+      version: VERSION,
+      training_tasks: service.countKind('training'),
+      inference_tasks: service.countKind('inference'),
+      active_log_streams: streams.size,
+      resource_status: resourceStatus(),
+    }),
+  );
+}
+
+function readyRoute(app: FastifyInstance, deps: AppDeps): void {
+  const { service } = deps;
+  app.get(
+    '/api/v1/health/ready',
+    {
+      schema: {
+        tags: ['system'],
+        summary: 'Readiness: 503 while the store is unreachable or the service stops',
+      },
+    },
+    async () => {
+      if (!service.accepting) throw unavailable('the service is not accepting work (starting or stopping)');
+      try {
+        await deps.store.ping();
+      } catch {
+        throw unavailable('the task store is unreachable');
+      }
+      return { status: 'ready', store: deps.store.dialect, timestamp: new Date().toISOString() };
+    },
+  );
+}
+
+function infoRoute(app: FastifyInstance, deps: AppDeps): void {
+  app.get(
+    '/api/v1/info',
+    { schema: { tags: ['system'], summary: 'Service name, version, supported models and limits' } },
+    async () => ({
+      app_name: 'RFUAV Model Service',
+      version: VERSION,
+      environment: deps.config.environment,
+      supported_models: SUPPORTED_MODELS,
+      task_types: deps.registry.kinds(),
+      resource_limits: deps.service.limits(),
+      gpu_available: deps.devices.gpuCount > 0,
+      gpu_count: deps.devices.gpuCount,
+      store: deps.store.dialect,
+    }),
+  );
+}
+
+function rootRoute(app: FastifyInstance, deps: AppDeps): void {
+  const { service } = deps;
+  app.get(
+    '/',
+    { schema: { tags: ['system'], summary: 'HTML overview for browsers, JSON otherwise' } },
+    async (request, reply) => {
+      const accept = request.headers.accept ?? '';
+      if (accept.includes('text/html')) {
+        reply.type('text/html; charset=utf-8');
+        const now = service.snapshot();
+        return renderOverviewPage({
+          version: VERSION,
+          counts: service.countsByKindAndStatus(),
+          usage: now.usage,
+          limits: now.limits,
+          queueLength: now.waiting,
+          gpuCount: deps.devices.gpuCount,
+        });
+      }
+      return {
+        name: 'RFUAV Model Service',
+        version: VERSION,
+        features: [
+          'durable tasks (survive restarts)',
+          'priority queue with aging',
+          'GPU/CPU slot scheduling with memory-aware placement',
+          'live task logs over SSE',
+          'dataset split',
+          'image crop',
+        ],
+        endpoints: {
+          health: '/api/v1/health',
+          info: '/api/v1/info',
+          tasks: '/api/v2/tasks',
+          resources: '/api/v2/resources',
+          preprocessing: '/api/v2/preprocessing',
+          docs: '/docs',
+          openapi: '/openapi.json',
+          metrics: '/metrics',
+        },
+      };
+    },
+  );
+}
+
+function metricsRoute(app: FastifyInstance, { metrics }: AppDeps): void {
+  app.get(
+    '/metrics',
+    { schema: { tags: ['system'], summary: 'Prometheus metrics' } },
+    async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
 }
