@@ -92,9 +92,32 @@ function assertSafeListen(config: Config): void {
 
 /** Composition root: config → store → devices → scheduler/service → HTTP. Nothing is global. */
 export async function createService(opts: ServiceOptions): Promise<RunningService> {
-  const { config } = opts;
   // Checked before the store is opened or any task recovered, so a refused start touches nothing.
-  assertSafeListen(config);
+  assertSafeListen(opts.config);
+  const core = createCore(opts);
+  // The device manager reports changes to the service, which is built after it (it needs the
+  // devices): until then there is nothing to tell.
+  let service: TaskService | null = null;
+  const devices = await startDevices(core.config, () => service?.devicesChanged());
+  const svc = createTaskService(core, devices, opts.now);
+  service = svc;
+  const app = await createHttp(core, devices, svc);
+  await svc.start();
+  core.logger.info(
+    {
+      home: core.config.home,
+      dataRoot: core.config.dataRoot,
+      gpus: devices.gpuCount,
+      queued: svc.waitingCount,
+    },
+    'service ready',
+  );
+  return runningService(core, devices, svc, app);
+}
+
+/** The parts that hold no devices or running work: logger, store, log bus, workers, task kinds. */
+function createCore(opts: ServiceOptions) {
+  const { config } = opts;
   const logger = opts.logger ?? pino({ level: config.logLevel });
   const store = opts.store ?? new SqliteStore({ file: config.dbFile });
   const bus = new LogBus(store);
@@ -105,35 +128,43 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
   const registry = new JobRegistry();
   for (const job of [...builtinJobs(workers, config, sessions), ...(opts.extraJobs ?? [])])
     registry.register(job);
+  return { config, logger, store, bus, paths, metrics, workers, sessions, registry };
+}
 
-  let service: TaskService | null = null;
+type Core = ReturnType<typeof createCore>;
+
+/** The GPUs and CPU of this node, read once before the service places any work on them. */
+async function startDevices(config: Config, onChange: () => void): Promise<DeviceManager> {
   const devices = new DeviceManager({
     nvidiaSmi: config.nvidiaSmi,
     refreshMs: config.gpuRefreshMs,
-    onChange: () => service?.devicesChanged(),
+    onChange,
   });
   await devices.start();
-  const svc = new TaskService({
-    config,
-    store,
-    bus,
-    devices,
-    registry,
-    paths,
-    metrics,
-    logger,
-    now: opts.now,
-  });
-  service = svc;
+  return devices;
+}
+
+function createTaskService(core: Core, devices: DeviceManager, now: ServiceOptions['now']): TaskService {
+  const { config, store, bus, registry, paths, metrics, logger } = core;
+  return new TaskService({ config, store, bus, devices, registry, paths, metrics, logger, now });
+}
+
+/** The HTTP app over the service (not listening yet). */
+async function createHttp(
+  core: Core,
+  devices: DeviceManager,
+  service: TaskService,
+): Promise<FastifyInstance> {
+  const { config, store, bus, metrics, registry, logger, sessions, workers, paths } = core;
   const torchVersions = new TorchVersionProbe(config.torch.python);
   // On a GPU node the first GPU read should not wait seconds for torch to import; elsewhere the
   // probe runs on the first request that needs it (none may ever come).
   if (devices.gpuCount > 0) torchVersions.warm();
-  const app = await buildApp({
+  return buildApp({
     config,
     store,
     bus,
-    service: svc,
+    service,
     devices,
     cpu: new CpuMonitor(),
     torchVersions,
@@ -142,12 +173,16 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
     logger,
     predict: new PredictService(config.predict, sessions, workers, paths),
   });
-  await svc.start();
-  logger.info(
-    { home: config.home, dataRoot: config.dataRoot, gpus: devices.gpuCount, queued: svc.waitingCount },
-    'service ready',
-  );
+}
 
+/** The started service's handle: listen, and an idempotent close that stops the parts in order. */
+function runningService(
+  core: Core,
+  devices: DeviceManager,
+  svc: TaskService,
+  app: FastifyInstance,
+): RunningService {
+  const { config, store, logger, workers, sessions } = core;
   let closing: Promise<void> | null = null;
   return {
     config,
