@@ -6,7 +6,7 @@
  */
 import multipart from '@fastify/multipart';
 import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError, invalidField } from '../../domain/errors.js';
 import { SLICING_REQUEST_FIELDS } from '../../signal/slicing.js';
 import { createValidators } from '../../util/validators.js';
@@ -63,107 +63,140 @@ export function predictRoutes(deps: AppDeps, predict: PredictService) {
     await app.register(multipart, {
       limits: { fileSize: limit, files: 1, fields: 20, fieldSize: 64 * 1024 },
     });
-    app.post(
-      '/api/v2/inference/predict',
-      {
-        bodyLimit: limit,
-        // Checked in the handler for JSON and multipart alike; the schema is here for /docs.
-        validatorCompiler: () => () => true,
-        schema: {
-          tags: ['inference'],
-          summary: 'Classify one image or IQ chunk now (batched with concurrent requests for the same model)',
-          consumes: ['application/json', 'multipart/form-data'],
-          body: PredictBody,
-        },
-      },
-      async (request, reply) => {
-        const fields: Record<string, unknown> = {};
-        let upload: { field: string; filename: string; bytes: Uint8Array } | null = null;
-        if (request.isMultipart()) {
-          try {
-            for await (const part of request.parts()) {
-              if (part.type === 'file') {
-                upload = { field: part.fieldname, filename: part.filename, bytes: await part.toBuffer() };
-              } else {
-                const v = part.value;
-                fields[part.fieldname] =
-                  NUMERIC.has(part.fieldname) && /^\d+$/.test(String(v)) ? Number(v) : v;
-              }
-            }
-          } catch (err) {
-            // Limits (413 and the like) keep their status; a malformed form is the client's error.
-            const code = (err as { code?: string }).code;
-            if (code === 'FST_FILES_LIMIT')
-              throw new AppError('payload_too_large', 'send one file per request (an image or an IQ chunk)');
-            if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT')
-              throw new AppError('payload_too_large', `too many form fields (${(err as Error).message})`);
-            const status = (err as { statusCode?: number }).statusCode ?? 0;
-            if (status >= 400 && status < 500) throw err;
-            throw new AppError(
-              'bad_request',
-              `the multipart body could not be read: ${(err as Error).message}`,
-            );
-          }
-        } else {
-          const b = request.body;
-          if (typeof b !== 'object' || b === null || Array.isArray(b)) {
-            throw new AppError('validation', 'body: must be a JSON object or a multipart form', {
-              field: 'body',
-            });
-          }
-          Object.assign(fields, b);
-        }
-        if (!check(fields)) {
-          throw Object.assign(new Error('invalid body'), {
-            statusCode: 400,
-            validation: check.errors,
-            validationContext: 'body',
-          });
-        }
-        const body = fields as PredictBody;
-        let ref: ModelRef;
-        if (body.model !== undefined) {
-          if (body.cfg_path !== undefined || body.weight_path !== undefined)
-            throw invalidField('model', 'give either model or cfg_path with weight_path, not both');
-          ref = { model: body.model };
-        } else if (body.cfg_path !== undefined && body.weight_path !== undefined) {
-          ref = { cfg_path: body.cfg_path, weight_path: body.weight_path };
-        } else {
-          throw invalidField('model', 'is required: a trained model folder, or cfg_path with weight_path');
-        }
-        const given = [upload, body.image_base64, body.iq_base64, body.path].filter(
-          (x) => x !== undefined && x !== null,
-        );
-        if (given.length !== 1) {
-          throw invalidField(
-            'image',
-            given.length
-              ? 'give exactly one input: an uploaded file, image_base64, iq_base64 or path'
-              : 'is required: upload a file (field image or iq), or give image_base64, iq_base64 or path',
-          );
-        }
-        let input: PredictInput;
-        if (upload) {
-          const iq = upload.field === 'iq' || /\.(iq|dat)$/i.test(upload.filename);
-          if (upload.bytes.length === 0) throw invalidField(upload.field, 'the uploaded file is empty');
-          input = { kind: iq ? 'iq' : 'image', bytes: upload.bytes, field: upload.field };
-        } else if (body.image_base64 !== undefined) {
-          input = { kind: 'image', bytes: decode('image_base64', body.image_base64), field: 'image_base64' };
-        } else if (body.iq_base64 !== undefined) {
-          input = { kind: 'iq', bytes: decode('iq_base64', body.iq_base64), field: 'iq_base64' };
-        } else {
-          input = { kind: 'path', path: body.path as string };
-        }
-        try {
-          return await predict.predict(ref, input, body, body.top_k);
-        } catch (err) {
-          if (err instanceof AppError && err.code === 'rate_limited') {
-            deps.metrics.rejected.inc({ reason: 'predict_busy' });
-            reply.header('retry-after', '1');
-          }
-          throw err;
-        }
-      },
-    );
+    predictRoute(app, deps, predict, limit);
   };
+}
+
+/** An uploaded file: its form field (`image` or `iq`), its name and its bytes. */
+interface Upload {
+  field: string;
+  filename: string;
+  bytes: Uint8Array;
+}
+
+function predictRoute(app: FastifyInstance, deps: AppDeps, predict: PredictService, limit: number): void {
+  app.post(
+    '/api/v2/inference/predict',
+    {
+      bodyLimit: limit,
+      // Checked in the handler for JSON and multipart alike; the schema is here for /docs.
+      validatorCompiler: () => () => true,
+      schema: {
+        tags: ['inference'],
+        summary: 'Classify one image or IQ chunk now (batched with concurrent requests for the same model)',
+        consumes: ['application/json', 'multipart/form-data'],
+        body: PredictBody,
+      },
+    },
+    async (request, reply) => {
+      const fields: Record<string, unknown> = {};
+      const upload = request.isMultipart() ? await readForm(request, fields) : readJson(request, fields);
+      const body = checkBody(fields);
+      const ref = modelRef(body);
+      const input = predictInput(body, upload);
+      try {
+        return await predict.predict(ref, input, body, body.top_k);
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'rate_limited') {
+          deps.metrics.rejected.inc({ reason: 'predict_busy' });
+          reply.header('retry-after', '1');
+        }
+        throw err;
+      }
+    },
+  );
+}
+
+/** A multipart form's text fields into `fields` (numbers read from their text); its file, if any. */
+async function readForm(request: FastifyRequest, fields: Record<string, unknown>): Promise<Upload | null> {
+  let upload: Upload | null = null;
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file') {
+        upload = { field: part.fieldname, filename: part.filename, bytes: await part.toBuffer() };
+      } else {
+        const v = part.value;
+        fields[part.fieldname] = NUMERIC.has(part.fieldname) && /^\d+$/.test(String(v)) ? Number(v) : v;
+      }
+    }
+  } catch (err) {
+    throw formError(err);
+  }
+  return upload;
+}
+
+/** Limits (413 and the like) keep their status; a malformed form is the client's error. */
+function formError(err: unknown): unknown {
+  const code = (err as { code?: string }).code;
+  if (code === 'FST_FILES_LIMIT')
+    return new AppError('payload_too_large', 'send one file per request (an image or an IQ chunk)');
+  if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT')
+    return new AppError('payload_too_large', `too many form fields (${(err as Error).message})`);
+  const status = (err as { statusCode?: number }).statusCode ?? 0;
+  if (status >= 400 && status < 500) return err;
+  return new AppError('bad_request', `the multipart body could not be read: ${(err as Error).message}`);
+}
+
+/** A JSON body's fields into `fields`; a JSON body carries no file. */
+function readJson(request: FastifyRequest, fields: Record<string, unknown>): null {
+  const b = request.body;
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) {
+    throw new AppError('validation', 'body: must be a JSON object or a multipart form', {
+      field: 'body',
+    });
+  }
+  Object.assign(fields, b);
+  return null;
+}
+
+/** The fields against PredictBody (defaults filled in), failing as Fastify's own validation does. */
+function checkBody(fields: Record<string, unknown>): PredictBody {
+  if (!check(fields)) {
+    throw Object.assign(new Error('invalid body'), {
+      statusCode: 400,
+      validation: check.errors,
+      validationContext: 'body',
+    });
+  }
+  return fields as PredictBody;
+}
+
+/** The model: a trained model folder, or a model card with its weights. */
+function modelRef(body: PredictBody): ModelRef {
+  if (body.model !== undefined) {
+    if (body.cfg_path !== undefined || body.weight_path !== undefined)
+      throw invalidField('model', 'give either model or cfg_path with weight_path, not both');
+    return { model: body.model };
+  }
+  if (body.cfg_path !== undefined && body.weight_path !== undefined) {
+    return { cfg_path: body.cfg_path, weight_path: body.weight_path };
+  }
+  throw invalidField('model', 'is required: a trained model folder, or cfg_path with weight_path');
+}
+
+/** The one input given: an uploaded file, image_base64, iq_base64 or a path. */
+function predictInput(body: PredictBody, upload: Upload | null): PredictInput {
+  const given = [upload, body.image_base64, body.iq_base64, body.path].filter(
+    (x) => x !== undefined && x !== null,
+  );
+  if (given.length !== 1) {
+    throw invalidField(
+      'image',
+      given.length
+        ? 'give exactly one input: an uploaded file, image_base64, iq_base64 or path'
+        : 'is required: upload a file (field image or iq), or give image_base64, iq_base64 or path',
+    );
+  }
+  if (upload) {
+    const iq = upload.field === 'iq' || /\.(iq|dat)$/i.test(upload.filename);
+    if (upload.bytes.length === 0) throw invalidField(upload.field, 'the uploaded file is empty');
+    return { kind: iq ? 'iq' : 'image', bytes: upload.bytes, field: upload.field };
+  }
+  if (body.image_base64 !== undefined) {
+    return { kind: 'image', bytes: decode('image_base64', body.image_base64), field: 'image_base64' };
+  }
+  if (body.iq_base64 !== undefined) {
+    return { kind: 'iq', bytes: decode('iq_base64', body.iq_base64), field: 'iq_base64' };
+  }
+  return { kind: 'path', path: body.path as string };
 }
