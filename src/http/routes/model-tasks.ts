@@ -43,71 +43,81 @@ const MetricsResponse = Type.Object({
  */
 export function modelTaskRoutes(deps: AppDeps, shared: HttpShared) {
   return async (app: FastifyInstance) => {
-    const { service, registry } = deps;
-    const training = registry.get('training');
-    if (training) {
-      app.get<{ Params: Static<typeof TaskIdParams> }>(
-        '/api/v2/training/:task_id/metrics',
-        {
-          schema: {
-            tags: ['training'],
-            summary: 'The learning curve: metrics of every finished epoch',
-            params: TaskIdParams,
-            response: { 200: MetricsResponse, 404: ErrorSchema },
-          },
-        },
-        async (request) => {
-          const task = await service.getRecord(request.params.task_id);
-          if (task.task_type !== 'training') throw notFound(`task '${task.task_id}' is not a training task`);
-          return {
-            task_id: task.task_id,
-            total_epochs: task.total_epochs,
-            epochs: await deps.store.getEpochMetrics(task.task_id),
-          };
-        },
-      );
-    }
-
+    const { registry } = deps;
+    if (registry.get('training')) trainingMetricsRoute(app, deps);
     const inference = registry.get('inference');
-    if (inference) {
-      app.post<{
-        Body: { source_paths: string[]; save_base_path: string; name?: string } & Record<string, unknown>;
-      }>(
-        '/api/v2/inference/batch',
-        {
-          onRequest: shared.creationHooks,
-          schema: {
-            tags: ['inference'],
-            summary: 'One inference task per source; outputs under save_base_path/<index>[/<name>]',
-            body: batchBody(inference.body),
-            response: {
-              200: BatchResult,
-              400: ErrorSchema,
-              409: ErrorSchema,
-              422: ErrorSchema,
-              429: ErrorSchema,
-            },
-          },
-        },
-        async (request) => {
-          const { source_paths, save_base_path, ...common } = request.body;
-          const tasks = await service.submitAll(
-            'inference',
-            source_paths.map((source_path, i) => ({
-              ...common,
-              source_path,
-              save_path: path.posix.join(save_base_path, String(i)),
-            })),
-            (i) => `source_paths[${i}]`,
-          );
-          return {
-            status: 'success' as const,
-            message: `${tasks.length} inference task(s) queued`,
-            task_ids: tasks.map((t) => t.task_id),
-            total: tasks.length,
-          };
-        },
-      );
-    }
+    if (inference) inferenceBatchRoute(app, deps, shared, inference.body);
   };
+}
+
+function trainingMetricsRoute(app: FastifyInstance, deps: AppDeps): void {
+  const { service } = deps;
+  app.get<{ Params: Static<typeof TaskIdParams> }>(
+    '/api/v2/training/:task_id/metrics',
+    {
+      schema: {
+        tags: ['training'],
+        summary: 'The learning curve: metrics of every finished epoch',
+        params: TaskIdParams,
+        response: { 200: MetricsResponse, 404: ErrorSchema },
+      },
+    },
+    async (request) => {
+      const task = await service.getRecord(request.params.task_id);
+      if (task.task_type !== 'training') throw notFound(`task '${task.task_id}' is not a training task`);
+      return {
+        task_id: task.task_id,
+        total_epochs: task.total_epochs,
+        epochs: await deps.store.getEpochMetrics(task.task_id),
+      };
+    },
+  );
+}
+
+/** `inferenceBody`: the inference kind's own body schema, which the batch body is derived from. */
+function inferenceBatchRoute(
+  app: FastifyInstance,
+  deps: AppDeps,
+  shared: HttpShared,
+  inferenceBody: TObject,
+): void {
+  const { service } = deps;
+  app.post<{
+    Body: { source_paths: string[]; save_base_path: string; name?: string } & Record<string, unknown>;
+  }>(
+    '/api/v2/inference/batch',
+    {
+      onRequest: shared.creationHooks,
+      schema: {
+        tags: ['inference'],
+        summary: 'One inference task per source; outputs under save_base_path/<index>[/<name>]',
+        body: batchBody(inferenceBody),
+        response: {
+          200: BatchResult,
+          400: ErrorSchema,
+          409: ErrorSchema,
+          422: ErrorSchema,
+          429: ErrorSchema,
+        },
+      },
+    },
+    async (request) => {
+      const { source_paths, save_base_path, ...common } = request.body;
+      const tasks = await service.submitAll(
+        'inference',
+        source_paths.map((source_path, i) => ({
+          ...common,
+          source_path,
+          save_path: path.posix.join(save_base_path, String(i)),
+        })),
+        (i) => `source_paths[${i}]`,
+      );
+      return {
+        status: 'success' as const,
+        message: `${tasks.length} inference task(s) queued`,
+        task_ids: tasks.map((t) => t.task_id),
+        total: tasks.length,
+      };
+    },
+  );
 }
