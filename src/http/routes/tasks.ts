@@ -16,87 +16,101 @@ const errors = { 404: ErrorSchema, 409: ErrorSchema };
 
 export function taskRoutes(deps: AppDeps, { streams }: HttpShared) {
   return async (app: FastifyInstance) => {
-    const { service } = deps;
-
-    app.get<{ Querystring: Static<typeof ListQuery> }>(
-      '/api/v2/tasks',
-      {
-        schema: {
-          tags: ['tasks'],
-          summary: 'List tasks, newest first (reference shape plus other_tasks)',
-          querystring: ListQuery,
-          response: {
-            200: Type.Object({
-              training_tasks: Type.Array(TaskSchema),
-              inference_tasks: Type.Array(TaskSchema),
-              other_tasks: Type.Array(TaskSchema),
-              total_training: Type.Integer(),
-              total_inference: Type.Integer(),
-              total_other: Type.Integer(),
-            }),
-          },
-        },
-      },
-      async (request) =>
-        service.list({
-          status: request.query.status as TaskStatus | undefined,
-          task_type: request.query.task_type,
-          limit: request.query.limit,
-        }),
-    );
-
-    app.get<{ Params: Static<typeof TaskIdParams> }>(
-      '/api/v2/tasks/:task_id',
-      {
-        schema: {
-          tags: ['tasks'],
-          summary: 'One task of any kind',
-          params: TaskIdParams,
-          response: { 200: TaskSchema, 404: ErrorSchema },
-        },
-      },
-      async (request) => service.get(request.params.task_id),
-    );
-
-    app.get<{ Params: Static<typeof TaskIdParams>; Querystring: Static<typeof LogQuery> }>(
-      '/api/v2/tasks/:task_id/logs',
-      {
-        schema: {
-          tags: ['tasks'],
-          summary: 'Task log as Server-Sent Events: history, then live, then the final status',
-          params: TaskIdParams,
-          querystring: LogQuery,
-        },
-      },
-      async (request, reply) => logStream(deps, streams, request, reply),
-    );
-
-    app.post<{ Params: Static<typeof TaskIdParams> }>(
-      '/api/v2/tasks/:task_id/cancel',
-      {
-        schema: {
-          tags: ['tasks'],
-          summary: 'Cancel a waiting or running task (its slot frees once the work has stopped)',
-          params: TaskIdParams,
-          response: { 200: ActionResult, ...errors },
-        },
-      },
-      async (request) => service.cancel(request.params.task_id),
-    );
-
-    app.delete<{ Params: Static<typeof TaskIdParams> }>(
-      '/api/v2/tasks/:task_id',
-      {
-        schema: {
-          tags: ['tasks'],
-          summary: 'Delete a finished task and its logs',
-          params: TaskIdParams,
-          response: { 200: ActionResult, ...errors },
-        },
-      },
-      async (request) => service.delete(request.params.task_id),
-    );
+    listRoute(app, deps);
+    getRoute(app, deps);
+    logsRoute(app, deps, streams);
+    cancelRoute(app, deps);
+    deleteRoute(app, deps);
   };
+}
+
+function listRoute(app: FastifyInstance, { service }: AppDeps): void {
+  app.get<{ Querystring: Static<typeof ListQuery> }>(
+    '/api/v2/tasks',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'List tasks, newest first (reference shape plus other_tasks)',
+        querystring: ListQuery,
+        response: {
+          200: Type.Object({
+            training_tasks: Type.Array(TaskSchema),
+            inference_tasks: Type.Array(TaskSchema),
+            other_tasks: Type.Array(TaskSchema),
+            total_training: Type.Integer(),
+            total_inference: Type.Integer(),
+            total_other: Type.Integer(),
+          }),
+        },
+      },
+    },
+    async (request) =>
+      service.list({
+        status: request.query.status as TaskStatus | undefined,
+        task_type: request.query.task_type,
+        limit: request.query.limit,
+      }),
+  );
+}
+
+function getRoute(app: FastifyInstance, { service }: AppDeps): void {
+  app.get<{ Params: Static<typeof TaskIdParams> }>(
+    '/api/v2/tasks/:task_id',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'One task of any kind',
+        params: TaskIdParams,
+        response: { 200: TaskSchema, 404: ErrorSchema },
+      },
+    },
+    async (request) => service.get(request.params.task_id),
+  );
+}
+
+function logsRoute(app: FastifyInstance, deps: AppDeps, streams: SseStreams): void {
+  app.get<{ Params: Static<typeof TaskIdParams>; Querystring: Static<typeof LogQuery> }>(
+    '/api/v2/tasks/:task_id/logs',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Task log as Server-Sent Events: history, then live, then the final status',
+        params: TaskIdParams,
+        querystring: LogQuery,
+      },
+    },
+    async (request, reply) => logStream(deps, streams, request, reply),
+  );
+}
+
+function cancelRoute(app: FastifyInstance, { service }: AppDeps): void {
+  app.post<{ Params: Static<typeof TaskIdParams> }>(
+    '/api/v2/tasks/:task_id/cancel',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Cancel a waiting or running task (its slot frees once the work has stopped)',
+        params: TaskIdParams,
+        response: { 200: ActionResult, ...errors },
+      },
+    },
+    async (request) => service.cancel(request.params.task_id),
+  );
+}
+
+function deleteRoute(app: FastifyInstance, { service }: AppDeps): void {
+  app.delete<{ Params: Static<typeof TaskIdParams> }>(
+    '/api/v2/tasks/:task_id',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Delete a finished task and its logs',
+        params: TaskIdParams,
+        response: { 200: ActionResult, ...errors },
+      },
+    },
+    async (request) => service.delete(request.params.task_id),
+  );
 }
 
 /** Shared by every `.../{task_id}/logs` route. */
