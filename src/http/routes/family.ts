@@ -29,61 +29,79 @@ export function registerFamily(
   shared: HttpShared,
   o: FamilyOptions,
 ): void {
-  const { service } = deps;
-  const base = `/api/v2/${o.family}`;
-  for (const { route, def, summary } of o.creators) {
-    app.post(
-      `${base}/${route}`,
-      {
-        onRequest: shared.creationHooks,
-        schema: {
-          tags: [o.family],
-          summary,
-          body: taskBody(def.body, o.withDevice),
-          response: {
-            200: TaskSchema,
-            400: ErrorSchema,
-            409: ErrorSchema,
-            422: ErrorSchema,
-            429: ErrorSchema,
-          },
+  for (const creator of o.creators) creationRoute(app, deps, shared, o, creator);
+  if (o.cancelRoute) cancelRoute(app, deps, o, o.cancelRoute);
+  getRoute(app, deps, o);
+  logsRoute(app, deps, shared, o);
+}
+
+const familyBase = (o: FamilyOptions) => `/api/v2/${o.family}`;
+
+function creationRoute(
+  app: FastifyInstance,
+  { service }: AppDeps,
+  shared: HttpShared,
+  o: FamilyOptions,
+  { route, def, summary }: FamilyOptions['creators'][number],
+): void {
+  app.post(
+    `${familyBase(o)}/${route}`,
+    {
+      onRequest: shared.creationHooks,
+      schema: {
+        tags: [o.family],
+        summary,
+        body: taskBody(def.body, o.withDevice),
+        response: {
+          200: TaskSchema,
+          400: ErrorSchema,
+          409: ErrorSchema,
+          422: ErrorSchema,
+          429: ErrorSchema,
         },
       },
-      async (request) =>
-        service.submit(def.kind, request.body as Record<string, unknown>, {
-          ignoredFields: request.ignoredFields,
-        }),
+    },
+    async (request) =>
+      service.submit(def.kind, request.body as Record<string, unknown>, {
+        ignoredFields: request.ignoredFields,
+      }),
+  );
+}
+
+/** The task, if it belongs to this family (a 404 with a pointer otherwise). */
+async function ownTask({ service }: AppDeps, o: FamilyOptions, id: string) {
+  const view = await service.get(id);
+  if (!o.kinds.includes(view.task_type)) {
+    throw notFound(
+      `task '${view.task_id}' is a ${view.task_type} task, not ${o.family}; use /api/v2/tasks/${view.task_id}`,
     );
   }
+  return view;
+}
 
-  /** The task, if it belongs to this family (a 404 with a pointer otherwise). */
-  const ownTask = async (id: string) => {
-    const view = await service.get(id);
-    if (!o.kinds.includes(view.task_type)) {
-      throw notFound(
-        `task '${view.task_id}' is a ${view.task_type} task, not ${o.family}; use /api/v2/tasks/${view.task_id}`,
-      );
-    }
-    return view;
-  };
-
-  if (o.cancelRoute) {
-    app.post<{ Params: Static<typeof TaskIdParams> }>(
-      `${base}/:task_id/${o.cancelRoute}`,
-      {
-        schema: {
-          tags: [o.family],
-          summary: `${o.cancelRoute === 'stop' ? 'Stop' : 'Cancel'} a ${o.family} task (waiting: at once; running: its work is stopped, then its slot frees)`,
-          params: TaskIdParams,
-          response: { 200: ActionResult, 404: ErrorSchema, 409: ErrorSchema },
-        },
+function cancelRoute(
+  app: FastifyInstance,
+  deps: AppDeps,
+  o: FamilyOptions,
+  name: NonNullable<FamilyOptions['cancelRoute']>,
+): void {
+  app.post<{ Params: Static<typeof TaskIdParams> }>(
+    `${familyBase(o)}/:task_id/${name}`,
+    {
+      schema: {
+        tags: [o.family],
+        summary: `${name === 'stop' ? 'Stop' : 'Cancel'} a ${o.family} task (waiting: at once; running: its work is stopped, then its slot frees)`,
+        params: TaskIdParams,
+        response: { 200: ActionResult, 404: ErrorSchema, 409: ErrorSchema },
       },
-      async (request) => service.cancel((await ownTask(request.params.task_id)).task_id),
-    );
-  }
+    },
+    async (request) => deps.service.cancel((await ownTask(deps, o, request.params.task_id)).task_id),
+  );
+}
 
+function getRoute(app: FastifyInstance, deps: AppDeps, o: FamilyOptions): void {
   app.get<{ Params: Static<typeof TaskIdParams> }>(
-    `${base}/:task_id`,
+    `${familyBase(o)}/:task_id`,
     {
       schema: {
         tags: [o.family],
@@ -92,11 +110,13 @@ export function registerFamily(
         response: { 200: TaskSchema, 404: ErrorSchema },
       },
     },
-    async (request) => ownTask(request.params.task_id),
+    async (request) => ownTask(deps, o, request.params.task_id),
   );
+}
 
+function logsRoute(app: FastifyInstance, deps: AppDeps, shared: HttpShared, o: FamilyOptions): void {
   app.get<{ Params: Static<typeof TaskIdParams>; Querystring: Static<typeof LogQuery> }>(
-    `${base}/:task_id/logs`,
+    `${familyBase(o)}/:task_id/logs`,
     {
       schema: {
         tags: [o.family],
