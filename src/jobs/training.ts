@@ -86,8 +86,8 @@ export interface TrainingParams {
 
 /** An ImageFolder root: exists, is a folder, has class sub-folders. Returns them. */
 async function imageFolderClasses(paths: PathSandbox, value: string, field: string): Promise<string[]> {
-  const { path: dir } = await existingPath(paths, value, field, 'folder');
-  const classes = await classFolders(dir);
+  const { path: dir, stat } = await existingPath(paths, value, field, 'folder');
+  const classes = await classFolders(dir, stat);
   if (classes.length === 0) {
     throw badPath(`${field}: '${value}' has no class sub-folders (expected one folder per class)`, { field });
   }

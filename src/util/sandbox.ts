@@ -34,6 +34,14 @@ export class PathSandbox {
     // components are found with lstat (no exception thrown per level, which costs more than the
     // call); the existing prefix is resolved by the C library's realpath in one call, where the
     // JavaScript one lstat()s every component through a binding.
+    // The usual case first: the path exists, and one realpath call answers.
+    try {
+      return this.checkedInside(fs.realpathSync.native(joined), field, input);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'bad_path') throw err;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw unresolvable(field, input, code);
+    }
     let existing = joined;
     const rest: string[] = [];
     for (;;) {
@@ -67,7 +75,10 @@ export class PathSandbox {
       }
       throw unresolvable(field, input, code);
     }
-    const resolved = rest.length ? path.join(real, ...[...rest].reverse()) : real;
+    return this.checkedInside(rest.length ? path.join(real, ...[...rest].reverse()) : real, field, input);
+  }
+
+  private checkedInside(resolved: string, field: string, input: string): string {
     if (!this.inside(resolved, this.realRoot)) {
       throw badPath(`${field}: '${input}' leads outside the data root through a symbolic link`, {
         field,
