@@ -42,14 +42,9 @@ function builtinJobs(pool: WorkerPool, config: Config, sessions: OnnxSessionCach
  */
 export function builtinJobSchemas(
   config: Config,
-): Pick<JobDefinition, 'kind' | 'resourceClass' | 'route' | 'body'>[] {
+): Pick<JobDefinition, 'kind' | 'resourceClass' | 'family' | 'route' | 'body'>[] {
   return builtinJobs(new WorkerPool(), config, new OnnxSessionCache()).map(
-    ({ kind, resourceClass, route, body }) => ({
-      kind,
-      resourceClass,
-      route,
-      body,
-    }),
+    ({ kind, resourceClass, family, route, body }) => ({ kind, resourceClass, family, route, body }),
   );
 }
 

@@ -4,6 +4,7 @@
  * job's fields. A kind's entry (its own file beside this one) only adds what a schema cannot say:
  * the command's name, today's shorter spellings, which lines to print and how to report.
  */
+import { creationRoute as jobCreationRoute } from '../../jobs/job.js';
 import { Type, type TObject } from '@sinclair/typebox';
 import { CommonTaskFields, DeviceFields } from '../../http/schemas.js';
 import type { builtinJobSchemas } from '../../main.js';
@@ -43,12 +44,11 @@ export interface SubmitEntry {
  * evaluation at /api/v2/<family>/start, with the device fields (model-tasks.ts). A kind the API
  * has no creation route for gets no command.
  */
+/** Where a kind is created over HTTP: the registry's own rule (jobs/job.ts creationRoute). */
 export function creationRoute(job: JobSchema): { path: string; withDevice: boolean } | null {
-  if (job.resourceClass === 'preprocessing')
-    return job.route ? { path: `/api/v2/preprocessing/${job.route}`, withDevice: false } : null;
-  return ['training', 'inference', 'evaluation'].includes(job.kind)
-    ? { path: `/api/v2/${job.kind}/start`, withDevice: true }
-    : null;
+  const at = jobCreationRoute(job);
+  if (!at) return null;
+  return { path: `/api/v2/${at.family}/${at.route}`, withDevice: job.resourceClass !== 'preprocessing' };
 }
 
 function withAliases(fields: FieldOption[], aliases: Record<string, string[]> = {}): FieldOption[] {
