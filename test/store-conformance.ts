@@ -32,6 +32,28 @@ export function storeConformance(
   reopen?: (s: Store) => Promise<Store>,
 ): void {
   describe(`Store conformance: ${name}`, () => {
+    it('writes a task with its first log entries, numbered from 1; later appends follow them', async () => {
+      const s = await open();
+      await s.createTask(newTask('f1'), [
+        { level: 'INFO', message: 'accepted' },
+        { level: 'WARNING', message: 'a note', stage: 'queued' },
+      ]);
+      const next = await s.appendLog('f1', { level: 'INFO', message: 'started' });
+      assert.equal(next.seq, 3);
+      const logs = await s.readLogs('f1', 0, 10);
+      assert.deepEqual(
+        logs.map((e) => [e.seq, e.level, e.message, e.stage ?? null]),
+        [
+          [1, 'INFO', 'accepted', null],
+          [2, 'WARNING', 'a note', 'queued'],
+          [3, 'INFO', 'started', null],
+        ],
+      );
+      await assert.rejects(s.createTask(newTask('f1'), [{ level: 'INFO', message: 'again' }]));
+      assert.equal((await s.readLogs('f1', 0, 10)).length, 3, 'a refused task writes no entry');
+      await s.close();
+    });
+
     it('creates and reads a task with every field, JSON columns round-tripped', async () => {
       const s = await open();
       const t = await s.createTask(

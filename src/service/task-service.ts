@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config, LimitSpec } from '../config.js';
 import {
@@ -14,6 +13,7 @@ import {
   isTerminal,
   listGroupOf,
   type LogLevel,
+  type NewLogEntry,
   type TaskPatch,
   type TaskRecord,
   type TaskStatus,
@@ -26,6 +26,7 @@ import { effectiveLimits, mergeSpecs } from '../scheduler/limits.js';
 import { LocalQueue, type QueueSnapshot, type TaskQueue } from '../scheduler/queue.js';
 import type { Placement } from '../scheduler/types.js';
 import type { Store } from '../store/store.js';
+import { newTaskId } from '../util/ids.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import type { NodeGpus } from './device-request.js';
 import { recoverUnfinished } from './recovery.js';
@@ -166,32 +167,41 @@ export class TaskService {
   /** Stores a checked request as a queued task and wakes the scheduler. */
   private async create(c: CheckedRequest, meta: SubmitMeta): Promise<TaskView> {
     const { kind, def, body, placement, prepared } = c;
-    const taskId = body.task_id ?? randomUUID();
+    const taskId = body.task_id ?? newTaskId();
     const priority = body.priority ?? DEFAULT_PRIORITY[def.resourceClass];
-    const task = await this.deps.store.createTask({
-      task_id: taskId,
-      task_type: kind,
-      priority,
-      device_request: def.resourceClass === 'preprocessing' ? 'cpu' : (body.device ?? 'cuda'),
-      gpu_memory_gb: placement.memGb,
-      name: body.name ?? null,
-      description: body.description ?? null,
-      params: prepared.params,
-      input_path: prepared.input_path,
-      output_path: prepared.output_path,
-      total_epochs: prepared.total_epochs ?? null,
-      message: 'waiting for a slot',
-      status: 'queued',
-    });
-    this.counts.bump(kind, null, 'queued');
-    this.log(
-      taskId,
-      `Task accepted: ${kind}, priority ${priority}, device ${placement.request}${placement.memGb ? `, needs ${placement.memGb} GB of GPU memory` : ''}`,
-    );
-    for (const n of c.notes) this.log(taskId, n, 'WARNING');
+    // The first lines of its log are written with the task, in one write.
+    const firstLog: NewLogEntry[] = [
+      {
+        level: 'INFO',
+        message: `Task accepted: ${kind}, priority ${priority}, device ${placement.request}${placement.memGb ? `, needs ${placement.memGb} GB of GPU memory` : ''}`,
+      },
+      ...c.notes.map((message) => ({ level: 'WARNING' as const, message })),
+    ];
     if (meta.ignoredFields?.length) {
-      this.log(taskId, `Ignored unknown request field(s): ${meta.ignoredFields.join(', ')}`, 'WARNING');
+      firstLog.push({
+        level: 'WARNING',
+        message: `Ignored unknown request field(s): ${meta.ignoredFields.join(', ')}`,
+      });
     }
+    const task = await this.deps.store.createTask(
+      {
+        task_id: taskId,
+        task_type: kind,
+        priority,
+        device_request: def.resourceClass === 'preprocessing' ? 'cpu' : (body.device ?? 'cuda'),
+        gpu_memory_gb: placement.memGb,
+        name: body.name ?? null,
+        description: body.description ?? null,
+        params: prepared.params,
+        input_path: prepared.input_path,
+        output_path: prepared.output_path,
+        total_epochs: prepared.total_epochs ?? null,
+        message: 'waiting for a slot',
+        status: 'queued',
+      },
+      firstLog,
+    );
+    this.counts.bump(kind, null, 'queued');
     this.queue.add([
       {
         id: taskId,

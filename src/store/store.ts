@@ -44,8 +44,12 @@ export type LimitOverrides = Record<string, Record<string, number>>;
  */
 export interface Store {
   readonly dialect: string;
-  /** Creates the task; rejects with a `conflict` AppError when the id already exists. */
-  createTask(task: NewTask): Promise<TaskRecord>;
+  /**
+   * Creates the task, with its first log entries (seq 1, 2, …) in the same write, so a task is
+   * never seen without the line that says it was accepted; rejects with a `conflict` AppError when
+   * the id already exists (and then writes no entry).
+   */
+  createTask(task: NewTask, firstLog?: readonly NewLogEntry[]): Promise<TaskRecord>;
   getTask(id: string): Promise<TaskRecord | undefined>;
   /**
    * Applies `patch` when the task's current status is one of `fromStatuses` (any status when

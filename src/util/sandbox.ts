@@ -30,39 +30,44 @@ export class PathSandbox {
     if (!this.inside(joined, this.root) && !this.inside(joined, this.realRoot)) {
       throw badPath(`${field}: '${input}' is outside the data root`, { field, path: input });
     }
-    // Follow symlinks on the longest existing prefix; the rest does not exist yet. Missing
-    // components are found with lstat (no exception thrown per level, which costs more than the
-    // call); the existing prefix is resolved by the C library's realpath in one call, where the
-    // JavaScript one lstat()s every component through a binding.
-    // The usual case first: the path exists, and one realpath call answers.
-    try {
-      return this.checkedInside(fs.realpathSync.native(joined), field, input);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'bad_path') throw err;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw unresolvable(field, input, code);
-    }
-    let existing = joined;
-    const rest: string[] = [];
-    for (;;) {
+    return this.walk(
+      path.relative(this.inside(joined, this.root) ? this.root : this.realRoot, joined),
+      field,
+      input,
+    );
+  }
+
+  /**
+   * `rel` (below the root, no `..`) resolved component by component from the root's real path:
+   * a plain folder or file is stepped into, a symbolic link is resolved (wherever it leads, then
+   * checked to stay inside), and at the first component that does not exist the rest is appended
+   * as it is (it will be created inside the root). One lstat per component below the root: the
+   * root's own location was resolved once, at start.
+   */
+  private walk(rel: string, field: string, input: string): string {
+    const parts = rel === '' ? [] : rel.split(path.sep);
+    let cur = this.realRoot;
+    for (let i = 0; i < parts.length; i++) {
+      const next = path.join(cur, parts[i] as string);
       let st: fs.Stats | undefined;
       try {
-        st = fs.lstatSync(existing, { throwIfNoEntry: false });
+        st = fs.lstatSync(next, { throwIfNoEntry: false });
       } catch (err) {
+        // Below a file: nothing there, as for a missing component.
         const code = (err as { code?: string }).code;
         if (code !== 'ENOTDIR') throw unresolvable(field, input, code);
       }
-      if (st) return this.realUnder(existing, rest, field, input);
-      rest.push(path.basename(existing));
-      existing = path.dirname(existing);
+      if (!st) return path.join(cur, ...parts.slice(i));
+      cur = st.isSymbolicLink() ? this.followLink(next, field, input) : next;
     }
+    return cur;
   }
 
-  /** `existing` (which lstat found) with symlinks resolved, `rest` appended; checked to stay inside. */
-  private realUnder(existing: string, rest: string[], field: string, input: string): string {
+  /** Where the symbolic link `link` leads, which must exist and lie inside the root. */
+  private followLink(link: string, field: string, input: string): string {
     let real: string;
     try {
-      real = fs.realpathSync.native(existing);
+      real = fs.realpathSync.native(link);
     } catch (err) {
       const code = (err as { code?: string }).code;
       // A dangling symlink (or one in a loop). Where it would lead cannot be checked safely (its
@@ -75,7 +80,7 @@ export class PathSandbox {
       }
       throw unresolvable(field, input, code);
     }
-    return this.checkedInside(rest.length ? path.join(real, ...[...rest].reverse()) : real, field, input);
+    return this.checkedInside(real, field, input);
   }
 
   private checkedInside(resolved: string, field: string, input: string): string {

@@ -262,9 +262,19 @@ export class SqliteStore implements Store {
     );
   }
 
-  async createTask(task: NewTask): Promise<TaskRecord> {
+  async createTask(task: NewTask, firstLog: readonly NewLogEntry[] = []): Promise<TaskRecord> {
     try {
-      return await this.write(() => this.remember(this.insertTask(task)));
+      return await this.write(() => {
+        const record = this.remember(this.insertTask(task));
+        if (firstLog.length > 0) {
+          const timestamp = this.now().toISOString();
+          firstLog.forEach((entry, i) =>
+            this.insertLogRow(task.task_id, i + 1, entry, entry.timestamp ?? timestamp),
+          );
+          this.rememberSeq(task.task_id, firstLog.length);
+        }
+        return record;
+      });
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
         throw conflict(`task_id '${task.task_id}' is already in use`, { field: 'task_id' });
@@ -403,20 +413,8 @@ export class SqliteStore implements Store {
     const seq = await this.write(() => {
       const known = this.lastSeq.get(taskId);
       const next = known !== undefined ? known + 1 : (this.s.nextLogSeq.get(taskId) as { seq: number }).seq;
-      this.s.insertLog.run({
-        task_id: taskId,
-        seq: next,
-        timestamp,
-        level: entry.level,
-        message: entry.message,
-        metrics: entry.metrics == null ? null : JSON.stringify(entry.metrics),
-        step: entry.step ?? null,
-        stage: entry.stage ?? null,
-        progress: entry.progress ?? null,
-      });
-      this.lastSeq.delete(taskId);
-      this.lastSeq.set(taskId, next);
-      if (this.lastSeq.size > this.cacheMax) this.lastSeq.delete(this.lastSeq.keys().next().value as string);
+      this.insertLogRow(taskId, next, entry, timestamp);
+      this.rememberSeq(taskId, next);
       return next;
     });
     const out: LogEntry = { seq, timestamp, level: entry.level, message: entry.message };
@@ -425,6 +423,27 @@ export class SqliteStore implements Store {
     if (entry.stage != null) out.stage = entry.stage;
     if (entry.progress != null) out.progress = entry.progress;
     return out;
+  }
+
+  private insertLogRow(taskId: string, seq: number, entry: NewLogEntry, timestamp: string): void {
+    this.s.insertLog.run({
+      task_id: taskId,
+      seq,
+      timestamp,
+      level: entry.level,
+      message: entry.message,
+      metrics: entry.metrics == null ? null : JSON.stringify(entry.metrics),
+      step: entry.step ?? null,
+      stage: entry.stage ?? null,
+      progress: entry.progress ?? null,
+    });
+  }
+
+  /** The last log seq of a task, kept for the next append (most recent tasks only). */
+  private rememberSeq(taskId: string, seq: number): void {
+    this.lastSeq.delete(taskId);
+    this.lastSeq.set(taskId, seq);
+    if (this.lastSeq.size > this.cacheMax) this.lastSeq.delete(this.lastSeq.keys().next().value as string);
   }
 
   async readLogs(taskId: string, afterSeq: number, limit: number): Promise<LogEntry[]> {
