@@ -8,7 +8,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { folderEntries, statOrNull } from '../util/files.js';
+import { statSync } from 'node:fs';
+import { cachedEntries, folderEntries, statOrNull } from '../util/files.js';
 
 export const SIGNAL_FILE = 'signal.json';
 
@@ -78,8 +79,13 @@ export async function findSignalFile(dir: string, stopAt: string): Promise<Signa
   let at = path.resolve(dir);
   const root = path.resolve(stopAt);
   for (let up = 0; up < 3; up++) {
-    const found = await readSignalFile(at);
-    if (found) return found;
+    // A folder whose cached listing has no signal file is passed over without waiting for anything.
+    const st = statSync(at, { throwIfNoEntry: false });
+    const known = st?.isDirectory() ? cachedEntries(at, st) : undefined;
+    if (!known || known.get(SIGNAL_FILE) === 'file') {
+      const found = await readSignalFile(at);
+      if (found) return found;
+    }
     if (at === root || !at.startsWith(root + path.sep)) break;
     at = path.dirname(at);
   }

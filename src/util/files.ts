@@ -30,6 +30,18 @@ interface Listing {
 const LISTINGS_MAX = 512;
 const listings = new Map<string, Listing>();
 
+/** The folder's cached listing if it is still the folder's content (see folderEntries), else undefined. */
+export function cachedEntries(
+  dir: string,
+  st: Stats,
+): ReadonlyMap<string, 'folder' | 'file' | 'other'> | undefined {
+  const known = listings.get(dir);
+  if (known && known.ino === st.ino && known.mtimeMs === st.mtimeMs && known.ctimeMs === st.ctimeMs) {
+    return known.entries;
+  }
+  return undefined;
+}
+
 /**
  * The entries of the folder `dir` (name → kind), read again only when the folder has changed:
  * adding, removing or renaming an entry updates a folder's mtime and ctime, so a listing whose
@@ -42,10 +54,8 @@ export async function folderEntries(
   dir: string,
   st: Stats,
 ): Promise<ReadonlyMap<string, 'folder' | 'file' | 'other'>> {
-  const known = listings.get(dir);
-  if (known && known.ino === st.ino && known.mtimeMs === st.mtimeMs && known.ctimeMs === st.ctimeMs) {
-    return known.entries;
-  }
+  const known = cachedEntries(dir, st);
+  if (known) return known;
   const entries = new Map<string, 'folder' | 'file' | 'other'>();
   for (const e of await fs.readdir(dir, { withFileTypes: true })) {
     entries.set(e.name, e.isDirectory() ? 'folder' : e.isFile() ? 'file' : 'other');

@@ -23,18 +23,20 @@ export class PathSandbox {
     if (typeof input !== 'string' || input.trim() === '')
       throw badPath(`${field}: a path is required`, { field });
     if (input.includes('\0')) throw badPath(`${field}: the path contains a NUL byte`, { field });
-    if (input.split(/[\\/]+/).includes('..')) {
+    if (input.includes('..') && input.split(/[\\/]+/).includes('..')) {
       throw badPath(`${field}: '..' is not allowed in paths`, { field, path: input });
     }
     const joined = path.isAbsolute(input) ? path.resolve(input) : path.resolve(this.root, input);
     if (!this.inside(joined, this.root) && !this.inside(joined, this.realRoot)) {
       throw badPath(`${field}: '${input}' is outside the data root`, { field, path: input });
     }
-    return this.walk(
-      path.relative(this.inside(joined, this.root) ? this.root : this.realRoot, joined),
-      field,
-      input,
-    );
+    const base = this.inside(joined, this.root) ? this.root : this.realRoot;
+    // `joined` is normalised and lies under `base`: what follows it is the part below the root.
+    const rel =
+      joined.length === base.length
+        ? ''
+        : joined.slice(base.endsWith(path.sep) ? base.length : base.length + 1);
+    return this.walk(rel, field, input);
   }
 
   /**
@@ -48,7 +50,9 @@ export class PathSandbox {
     const parts = rel === '' ? [] : rel.split(path.sep);
     let cur = this.realRoot;
     for (let i = 0; i < parts.length; i++) {
-      const next = path.join(cur, parts[i] as string);
+      const next = cur.endsWith(path.sep)
+        ? cur + (parts[i] as string)
+        : cur + path.sep + (parts[i] as string);
       let st: fs.Stats | undefined;
       try {
         st = fs.lstatSync(next, { throwIfNoEntry: false });
