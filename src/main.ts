@@ -17,6 +17,8 @@ import { splitJob } from './jobs/split.js';
 import { WorkerPool } from './workers/pool.js';
 import { LogBus } from './logbus/logbus.js';
 import { ServiceMetrics } from './metrics/metrics.js';
+import type { DeviceInfo } from './domain/devices.js';
+import type { TaskQueue } from './scheduler/queue.js';
 import { TaskService } from './service/task-service.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
@@ -56,6 +58,11 @@ export interface ServiceOptions {
   now?: () => number;
   /** Defaults to the embedded SQLite store under the service home. */
   store?: Store;
+  /**
+   * Where accepted tasks wait; defaults to this node's in-memory queue. The seam a cluster's
+   * shared queue plugs into (scheduler/queue.ts).
+   */
+  queue?: (devices: DeviceInfo[]) => TaskQueue;
 }
 
 export interface RunningService {
@@ -94,7 +101,7 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
   // devices): until then there is nothing to tell.
   let service: TaskService | null = null;
   const devices = await startDevices(core.config, () => service?.devicesChanged());
-  const svc = createTaskService(core, devices, opts.now);
+  const svc = createTaskService(core, devices, opts);
   service = svc;
   const app = await createHttp(core, devices, svc);
   await svc.start();
@@ -139,9 +146,21 @@ async function startDevices(config: Config, onChange: () => void): Promise<Devic
   return devices;
 }
 
-function createTaskService(core: Core, devices: DeviceManager, now: ServiceOptions['now']): TaskService {
+function createTaskService(core: Core, devices: DeviceManager, opts: ServiceOptions): TaskService {
   const { config, store, bus, registry, paths, metrics, logger } = core;
-  return new TaskService({ config, store, bus, devices, registry, paths, metrics, logger, now });
+  const queue = opts.queue?.(devices.devices());
+  return new TaskService({
+    config,
+    store,
+    bus,
+    devices,
+    registry,
+    paths,
+    metrics,
+    logger,
+    now: opts.now,
+    queue,
+  });
 }
 
 /** The HTTP app over the service (not listening yet). */

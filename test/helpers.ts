@@ -6,7 +6,7 @@ import { after } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import type { JobDefinition } from '../src/jobs/job.js';
-import { createService, type RunningService } from '../src/main.js';
+import { createService, type RunningService, type ServiceOptions } from '../src/main.js';
 import { runTorch } from '../src/engines/torch/runner.js';
 import { writeImageFolder } from './fixtures/images.js';
 
@@ -82,12 +82,18 @@ export function testConfig(dir: string, env: Record<string, string> = {}): Confi
 /** Starts a service in this process (not listening unless asked); closed when the file ends. */
 export async function startService(
   dir: string,
-  opts: { env?: Record<string, string>; extraJobs?: JobDefinition[]; listen?: boolean } = {},
+  opts: {
+    env?: Record<string, string>;
+    extraJobs?: JobDefinition[];
+    listen?: boolean;
+    queue?: ServiceOptions['queue'];
+  } = {},
 ): Promise<RunningService & { url: string }> {
   const svc = await createService({
     config: testConfig(dir, opts.env),
     extraJobs: opts.extraJobs,
     logger: pino({ level: 'silent' }),
+    queue: opts.queue,
   });
   let url = '';
   if (opts.listen) url = await svc.listen();
