@@ -445,7 +445,11 @@ export class TaskService {
     this.queue
       .claim()
       .then((placements) => {
-        for (const p of placements) this.launch(p, triggeredAt);
+        for (const p of placements) {
+          // A stop began while the claim was out: the task stays queued in the store.
+          if (this.state === 'running') this.launch(p, triggeredAt);
+          else this.queue.release(p.id);
+        }
       })
       .catch((err: unknown) =>
         this.deps.logger.error({ err }, 'the queue could not be read; next wake-up retries'),
@@ -594,20 +598,18 @@ export class TaskService {
     });
   }
 
-  // ----- recovery and shutdown -----
+  // ----- shutdown (recovery at the next start: recovery.ts) -----
 
-  // ----- shutdown -----
-
-  /**
-   * Two-phase stop: no new dispatch; running work is asked to stop and, if it does within the
-   * grace period, re-queued (it runs again after the next start). Work that does not stop in time
-   * is left as `running` in the store and re-queued by the next start's recovery.
-   */
   /** Phase one of a stop: accept no new tasks and start no waiting ones. */
   beginShutdown(): void {
     if (this.state === 'new' || this.state === 'running') this.state = 'stopping';
   }
 
+  /**
+   * Phase two: running work is asked to stop and, if it does within the grace period, re-queued
+   * (it runs again after the next start). Work that does not stop in time is left as `running` in
+   * the store and re-queued by the next start's recovery.
+   */
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopping';
