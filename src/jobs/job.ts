@@ -108,6 +108,11 @@ export function creationRoute(def: Pick<JobDefinition, 'kind' | 'resourceClass' 
   return { family: def.family ?? (preprocessing ? 'preprocessing' : def.kind), route };
 }
 
+/** "Queue a training task", "Queue an inference task": a kind's one-line summary in OpenAPI and --help. */
+export function queueSummary(kind: string): string {
+  return `Queue ${/^[aeiou]/i.test(kind) ? 'an' : 'a'} ${kind} task`;
+}
+
 export class JobRegistry {
   private readonly defs = new Map<string, JobDefinition>();
 

@@ -4,7 +4,7 @@
  * job's fields. A kind's entry (its own file beside this one) only adds what a schema cannot say:
  * the command's name, today's shorter spellings, which lines to print and how to report.
  */
-import { creationRoute as jobCreationRoute } from '../../jobs/job.js';
+import { creationRoute as jobCreationRoute, queueSummary } from '../../jobs/job.js';
 import { Type, type TObject } from '@sinclair/typebox';
 import { CommonTaskFields, DeviceFields } from '../../http/schemas.js';
 import type { builtinJobSchemas } from '../../main.js';
@@ -122,7 +122,7 @@ export function submitCommand(job: JobSchema, entry: SubmitEntry = { kind: job.k
   const submission: Submission = { path: route.path, fields: [...shown, ...task], extras, entry };
   return {
     name: entry.name ?? job.route ?? job.kind,
-    summary: entry.summary ?? `Queue a ${job.kind} task`,
+    summary: entry.summary ?? queueSummary(job.kind),
     group: 'submit',
     options: [
       {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { creationRoute, type JobDefinition } from '../../jobs/job.js';
+import { creationRoute, queueSummary, type JobDefinition } from '../../jobs/job.js';
 import type { AppDeps, HttpShared } from '../deps.js';
 import { registerFamily, type FamilyOptions } from './family.js';
 
@@ -32,7 +32,7 @@ export function jobRoutes(deps: AppDeps, shared: HttpShared) {
         creators: defs.map((def) => ({
           route: creationRoute(def)?.route as string,
           def,
-          summary: `Queue ${/^[aeiou]/.test(def.kind) ? 'an' : 'a'} ${def.kind} task`,
+          summary: queueSummary(def.kind),
         })),
         kinds: defs.map((d) => d.kind),
         withDevice: defs.some((d) => d.resourceClass !== 'preprocessing'),
