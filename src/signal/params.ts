@@ -8,8 +8,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { statSync } from 'node:fs';
-import { cachedEntries, folderEntries, statOrNull } from '../util/files.js';
+import { lstatSync, statSync } from 'node:fs';
+import { PerFolderVersion } from '../util/files.js';
 
 export const SIGNAL_FILE = 'signal.json';
 
@@ -52,18 +52,20 @@ export function asSignalParams(value: unknown): SignalParams | null {
   return { ...v, noverlap: isNum(v.noverlap) ? v.noverlap : (v.stft_point as number) / 2 } as SignalParams;
 }
 
-/**
- * `dir/signal.json`, or null when there is none (or it is not a signal file). Whether there is
- * one is read off the folder's cached listing (util/files.ts), so a folder without one, the
- * usual case, costs a stat, not a failed open.
- */
+/** Folders known to hold no signal file, as they are now (the usual case: one stat to confirm). */
+const withoutSignalFile = new PerFolderVersion<true>();
+
+/** `dir/signal.json`, or null when there is none (or it is not a signal file). */
 export async function readSignalFile(dir: string): Promise<SignalParams | null> {
+  const dirStat = statSync(dir, { throwIfNoEntry: false });
+  if (!dirStat?.isDirectory() || withoutSignalFile.get(dir, dirStat)) return null;
+  const file = path.join(dir, SIGNAL_FILE);
   try {
-    const dirStat = await statOrNull(dir);
-    if (!dirStat?.isDirectory()) return null;
-    if ((await folderEntries(dir, dirStat)).get(SIGNAL_FILE) !== 'file') return null;
-    const file = path.join(dir, SIGNAL_FILE);
-    const st = await fs.lstat(file);
+    const st = lstatSync(file, { throwIfNoEntry: false });
+    if (!st) {
+      withoutSignalFile.set(dir, dirStat, true);
+      return null;
+    }
     if (!st.isFile() || st.size > MAX_BYTES) return null;
     return asSignalParams(JSON.parse(await fs.readFile(file, 'utf8')));
   } catch {
@@ -79,13 +81,8 @@ export async function findSignalFile(dir: string, stopAt: string): Promise<Signa
   let at = path.resolve(dir);
   const root = path.resolve(stopAt);
   for (let up = 0; up < 3; up++) {
-    // A folder whose cached listing has no signal file is passed over without waiting for anything.
-    const st = statSync(at, { throwIfNoEntry: false });
-    const known = st?.isDirectory() ? cachedEntries(at, st) : undefined;
-    if (!known || known.get(SIGNAL_FILE) === 'file') {
-      const found = await readSignalFile(at);
-      if (found) return found;
-    }
+    const found = await readSignalFile(at);
+    if (found) return found;
     if (at === root || !at.startsWith(root + path.sep)) break;
     at = path.dirname(at);
   }

@@ -19,50 +19,48 @@ export async function statOrNull(p: string): Promise<Stats | null> {
   return statSync(p, { throwIfNoEntry: false }) ?? null;
 }
 
-/** A folder's entries as last read, with what identifies that version of the folder. */
-interface Listing {
-  ino: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  entries: ReadonlyMap<string, 'folder' | 'file' | 'other'>;
-}
+/**
+ * A fact about a folder, kept for as long as the folder is unchanged: adding, removing or
+ * renaming an entry updates a folder's mtime and ctime, so a fact recorded with the inode and times
+ * the folder has now still holds. On a file system with coarse timestamps (1 s), a change within
+ * the second of the recording can go unseen until the next change; submission checks are made
+ * again when the job runs.
+ */
+export class PerFolderVersion<T> {
+  private readonly known = new Map<string, { ino: number; mtimeMs: number; ctimeMs: number; value: T }>();
 
-const LISTINGS_MAX = 512;
-const listings = new Map<string, Listing>();
+  constructor(private readonly max = 512) {}
 
-/** The folder's cached listing if it is still the folder's content (see folderEntries), else undefined. */
-export function cachedEntries(
-  dir: string,
-  st: Stats,
-): ReadonlyMap<string, 'folder' | 'file' | 'other'> | undefined {
-  const known = listings.get(dir);
-  if (known && known.ino === st.ino && known.mtimeMs === st.mtimeMs && known.ctimeMs === st.ctimeMs) {
-    return known.entries;
+  get(dir: string, st: Stats): T | undefined {
+    const k = this.known.get(dir);
+    return k && k.ino === st.ino && k.mtimeMs === st.mtimeMs && k.ctimeMs === st.ctimeMs
+      ? k.value
+      : undefined;
   }
-  return undefined;
+
+  set(dir: string, st: Stats, value: T): void {
+    this.known.delete(dir);
+    this.known.set(dir, { ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, value });
+    if (this.known.size > this.max) this.known.delete(this.known.keys().next().value as string);
+  }
 }
+
+type EntryKind = 'folder' | 'file' | 'other';
+const listings = new PerFolderVersion<ReadonlyMap<string, EntryKind>>();
 
 /**
- * The entries of the folder `dir` (name → kind), read again only when the folder has changed:
- * adding, removing or renaming an entry updates a folder's mtime and ctime, so a listing whose
- * inode and times are those of the folder now is the folder's current content. Submissions that
- * name the same dataset many times a second then list it once (a stat each, not a readdir). On a
- * file system with coarse timestamps (1 s), a change within the second of the last read can go
- * unseen until the next change; submission checks are re-made when the job runs.
+ * The entries of the folder `dir` (name → kind), read again only when the folder has changed
+ * (PerFolderVersion). Submissions that name the same dataset many times a second then list it
+ * once (a stat each, not a readdir).
  */
-export async function folderEntries(
-  dir: string,
-  st: Stats,
-): Promise<ReadonlyMap<string, 'folder' | 'file' | 'other'>> {
-  const known = cachedEntries(dir, st);
+export async function folderEntries(dir: string, st: Stats): Promise<ReadonlyMap<string, EntryKind>> {
+  const known = listings.get(dir, st);
   if (known) return known;
-  const entries = new Map<string, 'folder' | 'file' | 'other'>();
+  const entries = new Map<string, EntryKind>();
   for (const e of await fs.readdir(dir, { withFileTypes: true })) {
     entries.set(e.name, e.isDirectory() ? 'folder' : e.isFile() ? 'file' : 'other');
   }
-  listings.delete(dir);
-  listings.set(dir, { ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, entries });
-  if (listings.size > LISTINGS_MAX) listings.delete(listings.keys().next().value as string);
+  listings.set(dir, st, entries);
   return entries;
 }
 
