@@ -6,6 +6,7 @@
  * `Last-Event-ID` set to the last number seen, so each entry is shown once and none is lost.
  */
 import { ApiError, type ApiClient, type SseEvent } from './client.js';
+import { taskPath } from './command.js';
 import { formatEntry, type LogLine } from './format.js';
 import { ProgressBar } from './progress.js';
 
@@ -68,7 +69,7 @@ export async function readTaskStream(
   policy: ReconnectPolicy = reconnectPolicy(),
   hooks: StreamHooks = {},
 ): Promise<FinalStatus> {
-  const path = `/api/v2/tasks/${encodeURIComponent(taskId)}/logs`;
+  const path = taskPath(taskId, '/logs');
   let last: number | undefined;
   let delay = policy.firstDelayMs;
   let lostSince: number | null = null;

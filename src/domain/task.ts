@@ -145,6 +145,9 @@ export interface LogEntry {
 
 export type NewLogEntry = Omit<LogEntry, 'seq' | 'timestamp'> & { timestamp?: string };
 
+/** What a log line may carry besides its level and message. */
+export type LogExtra = Pick<NewLogEntry, 'stage' | 'step' | 'metrics' | 'progress'>;
+
 export interface EpochMetrics {
   epoch: number;
   [key: string]: unknown;

@@ -1,5 +1,5 @@
 import type { Static, TObject } from '@sinclair/typebox';
-import type { EpochMetrics, LogLevel, ResourceClass, TaskRecord } from '../domain/task.js';
+import type { EpochMetrics, LogExtra, LogLevel, ResourceClass, TaskRecord } from '../domain/task.js';
 import type { PathSandbox } from '../util/sandbox.js';
 
 /** What a job's `validate` may consult: fast, local checks only. */
@@ -24,11 +24,7 @@ export interface RunContext {
   signal: AbortSignal;
   device: string;
   paths: PathSandbox;
-  log(
-    message: string,
-    level?: LogLevel,
-    extra?: { stage?: string; step?: number; metrics?: Record<string, unknown> },
-  ): void;
+  log(message: string, level?: LogLevel, extra?: Omit<LogExtra, 'progress'>): void;
   /** Percent 0–100; the service throttles what it writes. */
   progress(percent: number, message?: string): void;
   /**

@@ -4,7 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { TorchSettings } from '../config.js';
-import { toLogLevel } from '../domain/task.js';
+import { toLogLevel, type LogExtra } from '../domain/task.js';
 import { runTorch, type RunnerEvent } from '../engines/torch/runner.js';
 import type { RunContext } from './job.js';
 
@@ -72,7 +72,7 @@ export async function runTorchForTask(o: TorchRunOptions): Promise<Record<string
       if (event.event === 'log') {
         // The runner writes Python's level names in any case ('info', 'warning').
         const level = toLogLevel(event.level);
-        const extra: { stage?: string; step?: number; metrics?: Record<string, unknown> } = {};
+        const extra: LogExtra = {};
         if (typeof event.stage === 'string') extra.stage = event.stage;
         if (typeof event.step === 'number') extra.step = event.step;
         if (event.metrics && typeof event.metrics === 'object')

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { PredictSettings } from '../config.js';
 import { AppError, invalidField } from '../domain/errors.js';
 import { readModelCard, type ModelCard } from '../engines/model-card.js';
-import { onnxProbabilities, type OnnxSessionCache } from '../engines/onnx/engine.js';
+import { onnxProbabilities, stackTensors, type OnnxSessionCache } from '../engines/onnx/engine.js';
 import { chooseEngine, topK } from '../engines/choose.js';
 import { COMPLEX_SAMPLE_BYTES, type IqDtype } from '../signal/iq.js';
 import type { RenderMode } from '../signal/slice-image.js';
@@ -123,12 +123,13 @@ class ModelBatcher {
     if (batch.length === 0) return;
     this.running = true;
     const size = this.model.card.image_size;
-    const per = 3 * size * size;
     const lease = await this.owner.sessions.acquire(this.model.onnx).catch((err: unknown) => err as Error);
     try {
       if (lease instanceof Error) throw lease;
-      const input = new Float32Array(batch.length * per);
-      batch.forEach((p, i) => input.set(p.tensor, i * per));
+      const input = stackTensors(
+        batch.map((p) => p.tensor),
+        size,
+      );
       const started = performance.now();
       const probs = await onnxProbabilities(lease.session, input, batch.length, size);
       const modelMs = performance.now() - started;

@@ -1,4 +1,4 @@
-import type { LogLevel, TaskPatch, TaskRecord } from '../domain/task.js';
+import type { LogExtra, LogLevel, TaskPatch, TaskRecord } from '../domain/task.js';
 import type { RunContext } from '../jobs/job.js';
 import type { Store } from '../store/store.js';
 import type { PathSandbox } from '../util/sandbox.js';
@@ -6,12 +6,7 @@ import type { PathSandbox } from '../util/sandbox.js';
 /** Progress is written at most this often (and only when the whole percent changes). */
 export const PROGRESS_WRITE_MS = 250;
 
-export type TaskLogger = (
-  taskId: string,
-  message: string,
-  level?: LogLevel,
-  extra?: { stage?: string; step?: number; metrics?: Record<string, unknown>; progress?: number },
-) => void;
+export type TaskLogger = (taskId: string, message: string, level?: LogLevel, extra?: LogExtra) => void;
 
 /**
  * What a running job is handed (jobs/job.ts RunContext), bound to one task on one device: its

@@ -12,6 +12,7 @@ import {
   DEFAULT_PRIORITY,
   isTerminal,
   listGroupOf,
+  type LogExtra,
   type LogLevel,
   type NewLogEntry,
   type TaskPatch,
@@ -587,12 +588,7 @@ export class TaskService {
   }
 
   /** Appends to the task log; a failed write is reported in the service log, never thrown. */
-  log(
-    taskId: string,
-    message: string,
-    level: LogLevel = 'INFO',
-    extra: { stage?: string; step?: number; metrics?: Record<string, unknown>; progress?: number } = {},
-  ): void {
+  log(taskId: string, message: string, level: LogLevel = 'INFO', extra: LogExtra = {}): void {
     this.deps.bus.append(taskId, { level, message, ...extra }).catch((err: unknown) => {
       this.deps.logger.warn({ err, task: taskId }, 'could not write a task log entry');
     });
