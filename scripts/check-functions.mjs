@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import { tsFiles } from './imports.mjs';
+import { filesUnder, tsFiles } from './imports.mjs';
 
 const MAX_LINES = 80;
 
@@ -73,18 +73,6 @@ function tsFunctions(file) {
     ts.forEachChild(node, (child) => visit(child, inside));
   };
   visit(sf, []);
-  return out;
-}
-
-function pyFiles(dir) {
-  if (!fs.existsSync(dir)) return [];
-  const out = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    if (e.name.startsWith('.') || e.name === '__pycache__') continue;
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...pyFiles(p));
-    else if (p.endsWith('.py')) out.push(p);
-  }
   return out;
 }
 
@@ -151,7 +139,7 @@ function pyFunctions(file) {
 
 const files = [
   ...tsFiles(path.join(root, 'src')).map((f) => [f, tsFunctions]),
-  ...pyFiles(path.join(root, 'python')).map((f) => [f, pyFunctions]),
+  ...filesUnder(path.join(root, 'python'), '.py').map((f) => [f, pyFunctions]),
 ];
 
 const all = files.flatMap(([file, scan]) =>

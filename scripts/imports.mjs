@@ -3,14 +3,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export function tsFiles(dir) {
+/** Files under `dir` whose names end in `ext` (hidden entries and __pycache__ skipped). */
+export function filesUnder(dir, ext) {
+  if (!fs.existsSync(dir)) return [];
   const out = [];
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (e.name.startsWith('.') || e.name === '__pycache__') continue;
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...tsFiles(p));
-    else if (p.endsWith('.ts')) out.push(p);
+    if (e.isDirectory()) out.push(...filesUnder(p, ext));
+    else if (p.endsWith(ext)) out.push(p);
   }
   return out;
+}
+
+export function tsFiles(dir) {
+  return filesUnder(dir, '.ts');
 }
 
 export function relativeImports(file) {
