@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { creationRoute, queueSummary, type JobDefinition } from '../../jobs/job.js';
+import { creationRoute, queueSummary } from '../../jobs/job.js';
 import type { AppDeps, HttpShared } from '../deps.js';
 import { registerFamily, type FamilyOptions } from './family.js';
 
@@ -20,20 +20,19 @@ const CANCEL_ROUTES: Record<string, FamilyOptions['cancelRoute']> = {
  */
 export function jobRoutes(deps: AppDeps, shared: HttpShared) {
   return async (app: FastifyInstance) => {
-    const families = new Map<string, JobDefinition[]>();
+    const families = new Map<string, FamilyOptions['creators']>();
     for (const def of deps.registry.all()) {
       const at = creationRoute(def);
       if (!at) continue;
-      families.set(at.family, [...(families.get(at.family) ?? []), def]);
+      const creators = families.get(at.family) ?? [];
+      creators.push({ route: at.route, def, summary: queueSummary(def.kind) });
+      families.set(at.family, creators);
     }
-    for (const [family, defs] of families) {
+    for (const [family, creators] of families) {
+      const defs = creators.map((c) => c.def);
       registerFamily(app, deps, shared, {
         family,
-        creators: defs.map((def) => ({
-          route: creationRoute(def)?.route as string,
-          def,
-          summary: queueSummary(def.kind),
-        })),
+        creators,
         kinds: defs.map((d) => d.kind),
         withDevice: defs.some((d) => d.resourceClass !== 'preprocessing'),
         cancelRoute: CANCEL_ROUTES[family],
