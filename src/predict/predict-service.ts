@@ -18,6 +18,7 @@ import { COMPLEX_SAMPLE_BYTES, type IqDtype } from '../signal/iq.js';
 import type { RenderMode } from '../signal/slice-image.js';
 import { MAX_SAMPLES_PER_SLICE, checkStftPoint, resolveSlicing, type Slicing } from '../signal/slicing.js';
 import { existingPath, isImageFile } from '../util/files.js';
+import { RecentMap } from '../util/recent.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import type { WorkerPool } from '../workers/pool.js';
 
@@ -163,7 +164,7 @@ export class PredictService {
   /** Batchers with a batch ready, waiting for the one model-run slot. */
   private readonly ready: ModelBatcher[] = [];
   private busy = false;
-  private readonly cards = new Map<string, { key: string; card: ModelCard }>();
+  private readonly cards = new RecentMap<string, { key: string; card: ModelCard }>(64);
 
   constructor(
     readonly settings: PredictSettings,
@@ -283,7 +284,6 @@ export class PredictService {
     if (!card || card.key !== key) {
       card = { key, card: await readModelCard(cfgFile, 'model' in ref ? 'model' : 'cfg_path', cfg) };
       this.cards.set(cfgFile, card);
-      if (this.cards.size > 64) this.cards.delete(this.cards.keys().next().value as string);
     }
     return { onnx: this.paths.resolve(chosen.model, 'weight_path'), card: card.card, shown };
   }

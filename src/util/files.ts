@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import { statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { badPath } from '../domain/errors.js';
+import { RecentMap } from './recent.js';
 import type { PathSandbox } from './sandbox.js';
 
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.gif', '.bmp', '.tiff', '.tif', '.webp']);
@@ -27,9 +28,11 @@ export async function statOrNull(p: string): Promise<Stats | null> {
  * again when the job runs.
  */
 export class PerFolderVersion<T> {
-  private readonly known = new Map<string, { ino: number; mtimeMs: number; ctimeMs: number; value: T }>();
+  private readonly known: RecentMap<string, { ino: number; mtimeMs: number; ctimeMs: number; value: T }>;
 
-  constructor(private readonly max = 512) {}
+  constructor(max = 512) {
+    this.known = new RecentMap(max);
+  }
 
   get(dir: string, st: Stats): T | undefined {
     const k = this.known.get(dir);
@@ -39,9 +42,7 @@ export class PerFolderVersion<T> {
   }
 
   set(dir: string, st: Stats, value: T): void {
-    this.known.delete(dir);
     this.known.set(dir, { ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, value });
-    if (this.known.size > this.max) this.known.delete(this.known.keys().next().value as string);
   }
 }
 
@@ -98,7 +99,7 @@ export async function existingPath(
   kind?: 'file' | 'folder',
 ): Promise<{ path: string; stat: Stats }> {
   const resolved = paths.resolve(value, field);
-  const stat = await statOrNull(resolved);
+  const stat = paths.stat(resolved);
   if (!stat) throw badPath(`${field}: '${value}' does not exist`, { field });
   if (kind === 'file' && !stat.isFile()) throw badPath(`${field}: '${value}' is not a file`, { field });
   if (kind === 'folder' && !stat.isDirectory())
@@ -113,7 +114,7 @@ export async function outputFolder(
   field: string,
 ): Promise<{ path: string; exists: boolean }> {
   const output = paths.resolve(value, field);
-  const st = await statOrNull(output);
+  const st = paths.stat(output);
   if (st && !st.isDirectory()) throw badPath(`${field}: '${value}' exists and is not a folder`, { field });
   return { path: output, exists: st !== null };
 }
@@ -153,7 +154,7 @@ export async function imagesUnder(dir: string): Promise<string[]> {
   return out.sort();
 }
 
+/** Whether `child` is `parent` or lies under it; both absolute and normalised, as PathSandbox.resolve returns them. */
 export function isInside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  return child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
 }

@@ -13,12 +13,13 @@ import type {
 } from '../../domain/task.js';
 import { columnValue, rowToLog, rowToTask, type LogRow, type TaskRow } from '../rows.js';
 import type { KindStatusCount, LimitOverrides, Store, TaskFilter, UnfinishedTask } from '../store.js';
+import { RecentMap } from '../../util/recent.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 export interface SqliteStoreOptions {
   /** Database file; ':memory:' is accepted for throwaway use. */
   file: string;
-  /** Task records kept in memory for reads (default 20 000). */
+  /** Task records kept in memory for reads: at least the last this many used (default 20 000). */
   cacheSize?: number;
   now?: () => Date;
 }
@@ -69,10 +70,9 @@ export class SqliteStore implements Store {
    * Materialising a 26-column row costs ~23 µs here; a hit costs ~1 µs. Records are frozen
    * because they are shared between callers.
    */
-  private readonly cache = new Map<string, TaskRecord>();
+  private readonly cache: RecentMap<string, TaskRecord>;
   /** Last log sequence number per task, for tasks logged recently (same single-writer argument). */
-  private readonly lastSeq = new Map<string, number>();
-  private readonly cacheMax: number;
+  private readonly lastSeq: RecentMap<string, number>;
   private batchOpen = false;
   private batch: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   private readonly deleteTx: (id: string) => boolean;
@@ -80,7 +80,8 @@ export class SqliteStore implements Store {
 
   constructor(opts: SqliteStoreOptions) {
     this.now = opts.now ?? (() => new Date());
-    this.cacheMax = opts.cacheSize ?? 20_000;
+    this.cache = new RecentMap(opts.cacheSize ?? 20_000);
+    this.lastSeq = new RecentMap(opts.cacheSize ?? 20_000);
     if (opts.file !== ':memory:') fs.mkdirSync(path.dirname(opts.file), { recursive: true });
     this.db = new Database(opts.file);
     // One service per home: this connection keeps an exclusive lock on the file for its whole
@@ -100,8 +101,8 @@ export class SqliteStore implements Store {
     }
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    // 64 MiB page cache (default 2 MiB): task ids are random, so inserts touch pages all over
-    // the primary-key index; memory-mapped reads skip a copy per page.
+    // 64 MiB page cache (default 2 MiB): reads of older tasks and logs stay in memory;
+    // memory-mapped reads skip a copy per page.
     this.db.pragma('cache_size = -65536');
     this.db.pragma('mmap_size = 268435456');
     this.migrate();
@@ -177,9 +178,7 @@ export class SqliteStore implements Store {
 
   private remember(t: TaskRecord): TaskRecord {
     Object.freeze(t);
-    this.cache.delete(t.task_id);
     this.cache.set(t.task_id, t);
-    if (this.cache.size > this.cacheMax) this.cache.delete(this.cache.keys().next().value as string);
     return t;
   }
 
@@ -441,9 +440,7 @@ export class SqliteStore implements Store {
 
   /** The last log seq of a task, kept for the next append (most recent tasks only). */
   private rememberSeq(taskId: string, seq: number): void {
-    this.lastSeq.delete(taskId);
     this.lastSeq.set(taskId, seq);
-    if (this.lastSeq.size > this.cacheMax) this.lastSeq.delete(this.lastSeq.keys().next().value as string);
   }
 
   async readLogs(taskId: string, afterSeq: number, limit: number): Promise<LogEntry[]> {
