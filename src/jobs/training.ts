@@ -156,7 +156,9 @@ async function validateTraining(
   }
   // How the training images were rendered from raw IQ (signal.json beside the dataset, made
   // by the spectrogram task and carried by split/augment): the card will remember it.
-  const signal = await findSignalFile(paths.resolve(body.train_path, 'train_path'), paths.realRoot);
+  const signal = await findSignalFile(paths.resolve(body.train_path, 'train_path'), paths.realRoot, (p) =>
+    paths.stat(p),
+  );
   const params: TrainingParams = {
     model: body.model,
     num_classes: body.num_classes,

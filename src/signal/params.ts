@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { lstatSync, statSync } from 'node:fs';
+import { lstatSync, statSync, type Stats } from 'node:fs';
 import { PerFolderVersion } from '../util/files.js';
 
 export const SIGNAL_FILE = 'signal.json';
@@ -55,9 +55,16 @@ export function asSignalParams(value: unknown): SignalParams | null {
 /** Folders known to hold no signal file, as they are now (the usual case: one stat to confirm). */
 const withoutSignalFile = new PerFolderVersion<true>();
 
+/** What is at a path (null: nothing); a submission passes its sandbox view's `stat`, which remembers. */
+type StatOf = (p: string) => Stats | null;
+const statOrMissing: StatOf = (p) => statSync(p, { throwIfNoEntry: false }) ?? null;
+
 /** `dir/signal.json`, or null when there is none (or it is not a signal file). */
-export async function readSignalFile(dir: string): Promise<SignalParams | null> {
-  const dirStat = statSync(dir, { throwIfNoEntry: false });
+export async function readSignalFile(
+  dir: string,
+  statOf: StatOf = statOrMissing,
+): Promise<SignalParams | null> {
+  const dirStat = statOf(dir);
   if (!dirStat?.isDirectory() || withoutSignalFile.get(dir, dirStat)) return null;
   const file = path.join(dir, SIGNAL_FILE);
   try {
@@ -77,11 +84,15 @@ export async function readSignalFile(dir: string): Promise<SignalParams | null> 
  * The signal file that describes an image folder: in it, or in the folder above (a split's
  * `train/` lies under the root that holds the file), or the one above that (`train/<class>`).
  */
-export async function findSignalFile(dir: string, stopAt: string): Promise<SignalParams | null> {
+export async function findSignalFile(
+  dir: string,
+  stopAt: string,
+  statOf: StatOf = statOrMissing,
+): Promise<SignalParams | null> {
   let at = path.resolve(dir);
   const root = path.resolve(stopAt);
   for (let up = 0; up < 3; up++) {
-    const found = await readSignalFile(at);
+    const found = await readSignalFile(at, statOf);
     if (found) return found;
     if (at === root || !at.startsWith(root + path.sep)) break;
     at = path.dirname(at);

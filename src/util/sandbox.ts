@@ -20,6 +20,24 @@ export class PathSandbox {
   }
 
   resolve(input: string, field: string): string {
+    return this.resolveNoting(input, field, undefined);
+  }
+
+  /**
+   * What is at `resolved` (a path `resolve` returned), following a final symbolic link, or null
+   * when nothing is there.
+   */
+  stat(resolved: string): fs.Stats | null {
+    try {
+      return fs.statSync(resolved, { throwIfNoEntry: false }) ?? null;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOTDIR') return null;
+      throw err;
+    }
+  }
+
+  /** `resolve`, noting in `seen` what the walk learnt about each path it stepped through. */
+  private resolveNoting(input: string, field: string, seen: StatMemo | undefined): string {
     if (typeof input !== 'string' || input.trim() === '')
       throw badPath(`${field}: a path is required`, { field });
     if (input.includes('\0')) throw badPath(`${field}: the path contains a NUL byte`, { field });
@@ -36,7 +54,7 @@ export class PathSandbox {
       joined.length === base.length
         ? ''
         : joined.slice(base.endsWith(path.sep) ? base.length : base.length + 1);
-    return this.walk(rel, field, input);
+    return this.walk(rel, field, input, seen);
   }
 
   /**
@@ -44,25 +62,36 @@ export class PathSandbox {
    * a plain folder or file is stepped into, a symbolic link is resolved (wherever it leads, then
    * checked to stay inside), and at the first component that does not exist the rest is appended
    * as it is (it will be created inside the root). One lstat per component below the root: the
-   * root's own location was resolved once, at start.
+   * root's own location was resolved once, at start. `seen` gets each plain component's lstat
+   * (for what is not a symbolic link, its stat) and null for the paths found missing.
    */
-  private walk(rel: string, field: string, input: string): string {
+  private walk(rel: string, field: string, input: string, seen?: StatMemo): string {
     const parts = rel === '' ? [] : rel.split(path.sep);
     let cur = this.realRoot;
     for (let i = 0; i < parts.length; i++) {
       const next = cur.endsWith(path.sep)
         ? cur + (parts[i] as string)
         : cur + path.sep + (parts[i] as string);
-      let st: fs.Stats | undefined;
-      try {
-        st = fs.lstatSync(next, { throwIfNoEntry: false });
-      } catch (err) {
-        // Below a file: nothing there, as for a missing component.
-        const code = (err as { code?: string }).code;
-        if (code !== 'ENOTDIR') throw unresolvable(field, input, code);
+      // A folder this submission already stepped through (train_path, then val_path beside it).
+      let st: fs.Stats | undefined = seen?.get(next) ?? undefined;
+      if (!st)
+        try {
+          st = fs.lstatSync(next, { throwIfNoEntry: false });
+        } catch (err) {
+          // Below a file: nothing there, as for a missing component.
+          const code = (err as { code?: string }).code;
+          if (code !== 'ENOTDIR') throw unresolvable(field, input, code);
+        }
+      if (!st) {
+        const missing = path.join(cur, ...parts.slice(i));
+        seen?.set(next, null).set(missing, null);
+        return missing;
       }
-      if (!st) return path.join(cur, ...parts.slice(i));
-      cur = st.isSymbolicLink() ? this.followLink(next, field, input) : next;
+      if (st.isSymbolicLink()) cur = this.followLink(next, field, input);
+      else {
+        seen?.set(next, st);
+        cur = next;
+      }
     }
     return cur;
   }
@@ -99,19 +128,33 @@ export class PathSandbox {
 
   /**
    * A view of this sandbox for one submission's checks: a path named several times (a job checks
-   * train_path, then that save_path is not inside it) is resolved once. Errors are not kept, and
-   * the view is dropped with the submission, so nothing resolved here outlives the check.
+   * train_path, then that save_path is not inside it) is resolved once, and `stat` answers from
+   * what resolving learnt (the walk's lstat of a folder is its stat), so a check that resolves a
+   * path and then asks whether it is a folder costs one system call, not two. Errors are not
+   * kept, and the view is dropped with the submission, so nothing seen here outlives the check.
    */
   forOneCheck(): PathSandbox {
-    const memo = new Map<string, string>();
+    const resolved = new Map<string, string>();
+    // What walks learnt (lstat of plain components, so their stat too), kept apart from what
+    // `stat` looked up: a stat follows links, and a walk must never take a link for a folder.
+    const walked: StatMemo = new Map();
+    const looked: StatMemo = new Map();
     const view = Object.create(this) as PathSandbox;
     view.resolve = (input: string, field: string) => {
-      let r = memo.get(input);
+      let r = resolved.get(input);
       if (r === undefined) {
-        r = this.resolve(input, field);
-        memo.set(input, r);
+        r = this.resolveNoting(input, field, walked);
+        resolved.set(input, r);
       }
       return r;
+    };
+    view.stat = (p: string) => {
+      let st = walked.has(p) ? walked.get(p) : looked.get(p);
+      if (st === undefined) {
+        st = this.stat(p);
+        looked.set(p, st);
+      }
+      return st;
     };
     return view;
   }
@@ -135,8 +178,12 @@ export class PathSandbox {
 
   /** The path as shown to clients: relative to the data root. */
   display(resolved: string): string {
-    const base = this.inside(resolved, this.realRoot) ? this.realRoot : this.root;
-    return path.relative(base, resolved) || '.';
+    for (const base of [this.realRoot, this.root]) {
+      if (resolved === base) return '.';
+      if (this.inside(resolved, base))
+        return resolved.slice(base.endsWith(path.sep) ? base.length : base.length + 1);
+    }
+    return path.relative(this.root, resolved) || '.';
   }
 
   /**
@@ -157,6 +204,9 @@ export class PathSandbox {
     return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
   }
 }
+
+/** Path → what is there (null: nothing), as one submission's checks learnt it. */
+type StatMemo = Map<string, fs.Stats | null>;
 
 function unresolvable(field: string, input: string, code: string | undefined) {
   return badPath(`${field}: '${input}' cannot be resolved (${code ?? 'error'})`, { field, path: input });

@@ -136,21 +136,30 @@ describe('submission checks read the file system once', () => {
     assert.equal((await readSignalFile(ds))?.stft_point, 1024);
   });
 
-  it("a one-check view resolves each path once, gives the sandbox's answers, and keeps no errors", () => {
+  it("a one-check view resolves each path once, gives the sandbox's answers, and keeps no errors", (t) => {
+    const lstat = t.mock.method(fs, 'lstatSync');
+    const stat = t.mock.method(fs, 'statSync');
     const view = box.forOneCheck();
-    const calls: string[] = [];
-    const inner = box.resolve.bind(box);
-    box.resolve = (input: string, field: string) => (calls.push(input), inner(input, field));
-    try {
-      assert.equal(view.resolve('ds', 'train_path'), inner('ds', 'x'));
-      view.resolve('ds', 'val_path');
-      view.resolve('new/out', 'save_path');
-      assert.deepEqual(calls, ['ds', 'new/out']);
-      rejects(() => view.resolve('../up', 'p'), /'\.\.' is not allowed/);
-      rejects(() => view.resolve('../up', 'p'), /'\.\.' is not allowed/);
-      assert.equal(box.forOneCheck().resolve('ds', 'p'), inner('ds', 'p'));
-    } finally {
-      delete (box as { resolve?: unknown }).resolve;
-    }
+    const ds = view.resolve('ds', 'train_path');
+    assert.equal(ds, box.resolve('ds', 'x'));
+    lstat.mock.resetCalls();
+    assert.equal(view.resolve('ds', 'val_path'), ds);
+    const out = view.resolve('new/out', 'save_path');
+    assert.equal(out, box.resolve('new/out', 'x'));
+    assert.equal(lstat.mock.callCount(), 2, 'one lstat for new/out (new is missing), none for ds again');
+    stat.mock.resetCalls();
+    assert.ok(view.stat(ds)?.isDirectory());
+    assert.equal(view.stat(out), null);
+    assert.equal(stat.mock.callCount(), 0, 'what the walk saw answers stat');
+    rejects(() => view.resolve('../up', 'p'), /'\.\.' is not allowed/);
+    rejects(() => view.resolve('../up', 'p'), /'\.\.' is not allowed/);
+  });
+
+  it('a one-check view never takes what stat saw through a link for a folder to walk into', () => {
+    fs.mkdirSync(path.join(dir, 'elsewhere'));
+    fs.symlinkSync(path.join(dir, 'elsewhere'), path.join(root, 'escape'));
+    const view = box.forOneCheck();
+    assert.ok(view.stat(path.join(box.realRoot, 'escape'))?.isDirectory(), 'stat follows the link out');
+    rejects(() => view.resolve('escape/x', 'p'), /outside the data root through a symbolic link/);
   });
 });
