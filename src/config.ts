@@ -13,6 +13,13 @@ export interface Config {
   /** Every path a request names is confined to this folder. */
   dataRoot: string;
   dbFile: string;
+  /**
+   * PostgreSQL instead of the embedded SQLite file (DATABASE_URL or --database-url):
+   * postgres://user:password@host:port/database. Null: SQLite under the home.
+   */
+  databaseUrl: string | null;
+  /** Connections the PostgreSQL store keeps open at most (RFUAV_PG_POOL). */
+  pgPoolSize: number;
   host: string;
   port: number;
   apiTokens: string[];
@@ -131,6 +138,7 @@ export interface ConfigOverrides {
   home?: string;
   dataRoot?: string;
   insecure?: boolean;
+  databaseUrl?: string;
 }
 
 /** Reads and validates configuration once; the result is passed down, never read globally. */
@@ -149,6 +157,8 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
     home,
     dataRoot,
     dbFile: path.join(home, 'rfuav.sqlite'),
+    databaseUrl: databaseUrl(o.databaseUrl ?? env.DATABASE_URL),
+    pgPoolSize: num(env, 'RFUAV_PG_POOL', 10, 1, 1000),
     host: o.host ?? env.RFUAV_HOST ?? '127.0.0.1',
     port: o.port ?? num(env, 'RFUAV_PORT', 8000, 0, 65535),
     apiTokens: tokens,
@@ -186,6 +196,22 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
       ),
     },
   };
+}
+
+/** DATABASE_URL: unset or empty = the embedded SQLite store; else a postgres:// URL. */
+function databaseUrl(raw: string | undefined): string | null {
+  const url = raw?.trim();
+  if (!url) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError('DATABASE_URL must be a URL such as postgres://user:password@host:5432/rfuav');
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new ConfigError(`DATABASE_URL must start with postgres:// (got '${parsed.protocol}//…')`);
+  }
+  return url;
 }
 
 /** RFUAV_CORS_ORIGINS: unset, empty or '*' = any origin; else a comma-separated list of origins. */

@@ -20,6 +20,7 @@ import { ServiceMetrics } from './metrics/metrics.js';
 import type { DeviceInfo } from './domain/devices.js';
 import type { TaskQueue } from './scheduler/queue.js';
 import { TaskService } from './service/task-service.js';
+import { PgStore } from './store/postgres/pg-store.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { PathSandbox } from './util/sandbox.js';
@@ -96,7 +97,7 @@ function assertSafeListen(config: Config): void {
 export async function createService(opts: ServiceOptions): Promise<RunningService> {
   // Checked before the store is opened or any task recovered, so a refused start touches nothing.
   assertSafeListen(opts.config);
-  const core = createCore(opts);
+  const core = await createCore(opts);
   // The device manager reports changes to the service, which is built after it (it needs the
   // devices): until then there is nothing to tell.
   let service: TaskService | null = null;
@@ -117,11 +118,21 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
   return runningService(core, devices, svc, app);
 }
 
+/** The store the configuration names: PostgreSQL for a DATABASE_URL, else SQLite under the home. */
+async function openStore(config: Config, logger: Logger): Promise<Store> {
+  if (!config.databaseUrl) return new SqliteStore({ file: config.dbFile });
+  return PgStore.open({
+    url: config.databaseUrl,
+    poolSize: config.pgPoolSize,
+    onError: (err) => logger.warn({ err: err.message }, 'PostgreSQL connection error (reconnecting)'),
+  });
+}
+
 /** The parts that hold no devices or running work: logger, store, log bus, workers, task kinds. */
-function createCore(opts: ServiceOptions) {
+async function createCore(opts: ServiceOptions) {
   const { config } = opts;
   const logger = opts.logger ?? pino({ level: config.logLevel });
-  const store = opts.store ?? new SqliteStore({ file: config.dbFile });
+  const store = opts.store ?? (await openStore(config, logger));
   const bus = new LogBus(store);
   const paths = new PathSandbox(config.dataRoot);
   const metrics = new ServiceMetrics();
@@ -133,7 +144,7 @@ function createCore(opts: ServiceOptions) {
   return { config, logger, store, bus, paths, metrics, workers, sessions, registry };
 }
 
-type Core = ReturnType<typeof createCore>;
+type Core = Awaited<ReturnType<typeof createCore>>;
 
 /** The GPUs and CPU of this node, read once before the service places any work on them. */
 async function startDevices(config: Config, onChange: () => void): Promise<DeviceManager> {

@@ -3,9 +3,9 @@
  * install`: nothing is downloaded). Installed with apt-get when missing and running as root,
  * as the set-up does for torch; otherwise the error says what to run.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
+import { aptInstall } from './apt.js';
 
 export const CHROMIUM = process.env.RFUAV_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -23,17 +23,7 @@ const FLAGS = [
 
 function ensureChromium(): void {
   if (fs.existsSync(CHROMIUM)) return;
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (CHROMIUM === '/usr/bin/chromium' && isRoot) {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const install = () =>
-      spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
-        stdio: 'inherit',
-        env,
-      }).status === 0;
-    if (install() || (spawnSync('apt-get', ['update'], { stdio: 'inherit', env }).status === 0 && install()))
-      return;
-  }
+  if (CHROMIUM === '/usr/bin/chromium' && aptInstall('chromium')) return;
   throw new Error(
     `${CHROMIUM} is missing: run (as root) apt-get install -y chromium, or point RFUAV_CHROMIUM at a Chromium`,
   );

@@ -2,7 +2,7 @@
 import { ConfigError, loadConfig } from '../config.js';
 import { builtinJobSchemas, InsecureListenError } from '../main.js';
 import { IqFormatError } from '../signal/iq.js';
-import { StoreLockedError } from '../store/sqlite/sqlite-store.js';
+import { StoreLockedError } from '../store/store.js';
 import { ApiError } from './client.js';
 import { commandOptions, type Command } from './command.js';
 import { commandTable } from './commands/index.js';

@@ -93,6 +93,11 @@ function installErrorHandling(app: FastifyInstance): void {
               : err.message;
       return reply.status(status).send(errorBody(message, err.code ? { code: err.code } : null));
     }
+    // Before the file-system case below: a lost database connection also carries a syscall.
+    if (isStoreUnavailable(err)) {
+      request.log.error({ err }, 'store unavailable');
+      return reply.status(503).send(errorBody('the task store is unavailable; try again shortly'));
+    }
     const sys = err as FastifyError & { syscall?: string };
     if (typeof sys.syscall === 'string' && /^E[A-Z]+$/.test(err.code ?? '')) {
       // A filesystem error while looking at a path the request named (unreadable folder, ...).
@@ -101,10 +106,6 @@ function installErrorHandling(app: FastifyInstance): void {
           code: err.code,
         }),
       );
-    }
-    if (isStoreUnavailable(err)) {
-      request.log.error({ err }, 'store unavailable');
-      return reply.status(503).send(errorBody('the task store is unavailable; try again shortly'));
     }
     request.log.error({ err }, 'unhandled error');
     return reply.status(500).send(errorBody('internal error; the service log has the details'));

@@ -1,4 +1,4 @@
-import { toLogLevel, type LogEntry, type TaskRecord } from '../domain/task.js';
+import { toLogLevel, type LogEntry, type NewLogEntry, type TaskRecord } from '../domain/task.js';
 
 /** Row shape shared by the SQL stores: JSON columns as text. */
 export interface TaskRow {
@@ -91,6 +91,16 @@ export function rowToLog(row: LogRow): LogEntry {
   if (row.stage != null) entry.stage = row.stage;
   if (row.progress != null) entry.progress = row.progress;
   return entry;
+}
+
+/** The entry an append wrote, as a read would return it (absent fields left out). */
+export function appendedLog(seq: number, timestamp: string, entry: NewLogEntry): LogEntry {
+  const out: LogEntry = { seq, timestamp, level: entry.level, message: entry.message };
+  if (entry.metrics != null) out.metrics = entry.metrics;
+  if (entry.step != null) out.step = entry.step;
+  if (entry.stage != null) out.stage = entry.stage;
+  if (entry.progress != null) out.progress = entry.progress;
+  return out;
 }
 
 /** Serialises a patch value for a SQL column. */

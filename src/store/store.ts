@@ -90,12 +90,27 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** Another service holds the database (one service per SQLite home, or per PostgreSQL database). */
+export class StoreLockedError extends Error {
+  constructor(what: string, otherwise: string) {
+    super(`another RFUAV service is already using ${what}; stop it first or ${otherwise}`);
+    this.name = 'StoreLockedError';
+  }
+}
+
 /**
  * True for driver errors that mean "the database cannot serve now" (locked, I/O error, disk full,
  * connection lost) rather than a bug: the HTTP layer answers these with 503.
  */
 export function isStoreUnavailable(err: unknown): boolean {
-  if (err instanceof Error && /database connection is not open/.test(err.message)) return true;
+  // node-postgres reports a connection lost mid-query, or never made, without a code.
+  if (
+    err instanceof Error &&
+    /database connection is not open|Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end/.test(
+      err.message,
+    )
+  )
+    return true;
   const code = (err as { code?: unknown })?.code;
   if (typeof code !== 'string') return false;
   return (

@@ -64,6 +64,23 @@ describe('config', () => {
     assert.equal(c.home, '/srv/.rfuav');
     assert.equal(c.dataRoot, '/srv/data');
   });
+
+  it('chooses PostgreSQL for a postgres:// DATABASE_URL (or --database-url), else SQLite', () => {
+    assert.equal(loadConfig({}).databaseUrl, null);
+    assert.equal(loadConfig({ DATABASE_URL: ' ' }).databaseUrl, null);
+    const url = 'postgres://rfuav:secret@db:5432/rfuav';
+    assert.equal(loadConfig({ DATABASE_URL: url }).databaseUrl, url);
+    assert.equal(
+      loadConfig({ DATABASE_URL: url }, { databaseUrl: 'postgresql://other/x' }).databaseUrl,
+      'postgresql://other/x',
+    );
+    assert.throws(
+      () => loadConfig({ DATABASE_URL: 'mysql://db/x' }),
+      /DATABASE_URL must start with postgres:\/\//,
+    );
+    assert.throws(() => loadConfig({ DATABASE_URL: 'not a url' }), /DATABASE_URL must be a URL/);
+    assert.throws(() => loadConfig({ RFUAV_PG_POOL: '0' }), /RFUAV_PG_POOL/);
+  });
 });
 
 describe('split arithmetic and seeded shuffle', () => {

@@ -1,5 +1,6 @@
 import { loadConfig } from '../../config.js';
 import { createService } from '../../main.js';
+import { redactedUrl } from '../../store/postgres/pg-store.js';
 import type { Command } from '../command.js';
 
 /** `rfuav serve`: the service in this process, until SIGTERM or SIGINT. */
@@ -31,6 +32,12 @@ export const serveCommand: Command = {
           description: 'Every request path is read inside it ($RFUAV_DATA_ROOT, else data)',
         },
         {
+          name: 'database-url',
+          type: 'string',
+          placeholder: 'URL',
+          description: 'PostgreSQL instead of SQLite under the home ($DATABASE_URL)',
+        },
+        {
           name: 'insecure',
           type: 'boolean',
           description: 'Listen beyond loopback without API tokens ($RFUAV_INSECURE)',
@@ -47,12 +54,13 @@ export const serveCommand: Command = {
       home: args.string('home'),
       dataRoot: args.string('data-root'),
       insecure: args.has('insecure') ? args.boolean('insecure') : undefined,
+      databaseUrl: args.string('database-url'),
     });
     const svc = await createService({ config });
     try {
       const address = await svc.listen();
       process.stdout.write(
-        `RFUAV Model Service listening on ${address} (home ${config.home}, data root ${config.dataRoot})\n`,
+        `RFUAV Model Service listening on ${address} (${config.databaseUrl ? `store ${redactedUrl(config.databaseUrl)}` : `home ${config.home}`}, data root ${config.dataRoot})\n`,
       );
     } catch (err) {
       await svc.close();

@@ -11,8 +11,15 @@ import type {
   TaskRecord,
   TaskStatus,
 } from '../../domain/task.js';
-import { columnValue, rowToLog, rowToTask, type LogRow, type TaskRow } from '../rows.js';
-import type { KindStatusCount, LimitOverrides, Store, TaskFilter, UnfinishedTask } from '../store.js';
+import { appendedLog, columnValue, rowToLog, rowToTask, type LogRow, type TaskRow } from '../rows.js';
+import {
+  StoreLockedError,
+  type KindStatusCount,
+  type LimitOverrides,
+  type Store,
+  type TaskFilter,
+  type UnfinishedTask,
+} from '../store.js';
 import { RecentMap } from '../../util/recent.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
@@ -25,15 +32,6 @@ export interface SqliteStoreOptions {
 }
 
 type Stmt = Database.Statement<unknown[], unknown>;
-
-export class StoreLockedError extends Error {
-  constructor(file: string) {
-    super(
-      `another RFUAV service is already using ${file}; stop it first or give this one another RFUAV_HOME`,
-    );
-    this.name = 'StoreLockedError';
-  }
-}
 
 /**
  * Embedded store on better-sqlite3. WAL with synchronous=NORMAL: a commit survives the process
@@ -96,7 +94,8 @@ export class SqliteStore implements Store {
       }
     } catch (err) {
       this.db.close();
-      if (/^SQLITE_BUSY/.test((err as { code?: string }).code ?? '')) throw new StoreLockedError(opts.file);
+      if (/^SQLITE_BUSY/.test((err as { code?: string }).code ?? ''))
+        throw new StoreLockedError(opts.file, 'give this one another RFUAV_HOME');
       throw err;
     }
     this.db.pragma('synchronous = NORMAL');
@@ -416,12 +415,7 @@ export class SqliteStore implements Store {
       this.rememberSeq(taskId, next);
       return next;
     });
-    const out: LogEntry = { seq, timestamp, level: entry.level, message: entry.message };
-    if (entry.metrics != null) out.metrics = entry.metrics;
-    if (entry.step != null) out.step = entry.step;
-    if (entry.stage != null) out.stage = entry.stage;
-    if (entry.progress != null) out.progress = entry.progress;
-    return out;
+    return appendedLog(seq, timestamp, entry);
   }
 
   private insertLogRow(taskId: string, seq: number, entry: NewLogEntry, timestamp: string): void {

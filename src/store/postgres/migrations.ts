@@ -1,0 +1,82 @@
+/**
+ * PostgreSQL schema, as numbered migrations applied once per database (by whichever node starts
+ * first: PgStore holds an advisory lock while it migrates). The shape follows the SQLite store's
+ * (src/store/sqlite/migrations.ts) column for column, so both map rows with src/store/rows.ts:
+ * - timestamps are `timestamptz`, read back as ISO strings (the store's type parsers);
+ * - JSON columns are `json` (kept as written, read back as text and parsed by rows.ts);
+ * - `seq` is the submission order (SQLite's rowid), `log_seq` the last log entry's number, drawn
+ *   under the task row's lock so two nodes appending to one task never draw the same number.
+ */
+export interface PgMigration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const PG_MIGRATIONS: readonly PgMigration[] = [
+  {
+    version: 1,
+    name: 'tasks, logs, metrics, limits',
+    sql: `
+      CREATE TABLE tasks (
+        seq            bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        task_id        text PRIMARY KEY,
+        task_type      text NOT NULL,
+        status         text NOT NULL,
+        priority       integer NOT NULL,
+        device_request text,
+        device         text,
+        gpu_memory_gb  double precision,
+        name           text,
+        description    text,
+        message        text,
+        progress       integer NOT NULL DEFAULT 0,
+        attempts       integer NOT NULL DEFAULT 0,
+        params         json NOT NULL DEFAULT '{}',
+        input_path     text,
+        output_path    text,
+        stats          json,
+        result         json,
+        error          text,
+        current_epoch  integer,
+        total_epochs   integer,
+        latest_metrics json,
+        created_at     timestamptz NOT NULL,
+        updated_at     timestamptz NOT NULL,
+        enqueued_at    timestamptz NOT NULL,
+        started_at     timestamptz,
+        finished_at    timestamptz,
+        log_seq        integer NOT NULL DEFAULT 0
+      );
+      CREATE INDEX tasks_status ON tasks (status, seq);
+      CREATE INDEX tasks_type ON tasks (task_type, seq);
+
+      CREATE TABLE task_logs (
+        task_id   text NOT NULL REFERENCES tasks (task_id) ON DELETE CASCADE,
+        seq       integer NOT NULL,
+        timestamp timestamptz NOT NULL,
+        level     text NOT NULL,
+        message   text NOT NULL,
+        metrics   json,
+        step      integer,
+        stage     text,
+        progress  integer,
+        PRIMARY KEY (task_id, seq)
+      );
+
+      CREATE TABLE task_metrics (
+        task_id text NOT NULL REFERENCES tasks (task_id) ON DELETE CASCADE,
+        epoch   integer NOT NULL,
+        metrics json NOT NULL,
+        PRIMARY KEY (task_id, epoch)
+      );
+
+      CREATE TABLE resource_limits (
+        device_key     text NOT NULL,
+        resource_class text NOT NULL,
+        max_concurrent integer NOT NULL,
+        PRIMARY KEY (device_key, resource_class)
+      );
+    `,
+  },
+];

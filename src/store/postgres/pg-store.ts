@@ -1,0 +1,388 @@
+import pg from 'pg';
+import { conflict, notFound } from '../../domain/errors.js';
+import type {
+  EpochMetrics,
+  LogEntry,
+  NewLogEntry,
+  NewTask,
+  TaskPatch,
+  TaskRecord,
+  TaskStatus,
+} from '../../domain/task.js';
+import { appendedLog, columnValue, rowToLog, rowToTask, type LogRow, type TaskRow } from '../rows.js';
+import {
+  StoreLockedError,
+  type KindStatusCount,
+  type LimitOverrides,
+  type Store,
+  type TaskFilter,
+  type UnfinishedTask,
+} from '../store.js';
+import { PG_MIGRATIONS } from './migrations.js';
+
+export interface PgStoreOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** Connections in the pool (default 10). */
+  poolSize?: number;
+  now?: () => Date;
+  /** Called with errors of idle connections (the pool reconnects by itself). */
+  onError?: (err: Error) => void;
+}
+
+/** First half of every advisory lock key this service takes ("RFUA"). */
+const LOCK_SPACE = 0x52465541;
+const LOCK_MIGRATIONS = 1;
+const LOCK_ONE_SERVICE = 2;
+
+const TIMESTAMPTZ = 1184;
+const JSON_TYPE = 114;
+const parseTimestamp = pg.types.getTypeParser(TIMESTAMPTZ) as (text: string) => Date;
+/**
+ * Row values as the SQLite store gives them, so both map rows with rows.ts: timestamps as ISO
+ * strings (ms, 'Z'), JSON columns as their text.
+ */
+const TYPES = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === TIMESTAMPTZ) return (text: string) => parseTimestamp(text).toISOString();
+    if (oid === JSON_TYPE) return (text: string) => text;
+    return pg.types.getTypeParser(oid, format);
+  },
+} as pg.CustomTypesConfig;
+
+const UNFINISHED = `SELECT task_id, task_type, status, priority, device_request, device, gpu_memory_gb,
+  attempts, enqueued_at FROM tasks WHERE status IN ('pending', 'queued', 'running') ORDER BY seq`;
+
+/**
+ * A task and its first log entries in one statement: the entries come from parallel arrays
+ * (unnest … WITH ORDINALITY numbers them 1, 2, …), and the task's log_seq starts after them.
+ */
+const CREATE_TASK = `
+  WITH t AS (
+    INSERT INTO tasks (task_id, task_type, status, priority, device_request, gpu_memory_gb, name,
+      description, message, params, input_path, output_path, total_epochs, created_at, updated_at,
+      enqueued_at, log_seq)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14, $15)
+    RETURNING *
+  ), l AS (
+    INSERT INTO task_logs (task_id, seq, timestamp, level, message, metrics, step, stage, progress)
+    SELECT t.task_id, e.n, e.ts, e.level, e.message, e.metrics::json, e.step, e.stage, e.progress
+    FROM t, unnest($16::timestamptz[], $17::text[], $18::text[], $19::text[], $20::int[], $21::text[],
+      $22::int[]) WITH ORDINALITY AS e(ts, level, message, metrics, step, stage, progress, n)
+  )
+  SELECT * FROM t`;
+
+/** The next number is drawn under the task row's lock: concurrent appends never share one. */
+const APPEND_LOG = `
+  WITH s AS (UPDATE tasks SET log_seq = log_seq + 1 WHERE task_id = $1 RETURNING log_seq)
+  INSERT INTO task_logs (task_id, seq, timestamp, level, message, metrics, step, stage, progress)
+  SELECT $1, s.log_seq, $2, $3, $4, $5, $6, $7, $8 FROM s
+  RETURNING seq`;
+
+/**
+ * Store on PostgreSQL (node-postgres pool). Every method is one statement (or one transaction),
+ * committed before it resolves; nothing is cached, so another process on the same database is
+ * seen at once. Until tasks are claimed through the database, one service uses a database at a
+ * time: a session advisory lock, held on a connection of its own, refuses a second one.
+ */
+export class PgStore implements Store {
+  readonly dialect = 'postgresql';
+  private readonly pool: pg.Pool;
+  private readonly now: () => Date;
+  private lockClient: pg.Client | null = null;
+  private closed = false;
+  private readonly statementNames = new Map<string, string>();
+
+  private constructor(private readonly opts: PgStoreOptions) {
+    this.now = opts.now ?? (() => new Date());
+    this.pool = new pg.Pool({
+      connectionString: opts.url,
+      max: opts.poolSize ?? 10,
+      types: TYPES,
+      connectionTimeoutMillis: 5000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'rfuav',
+    });
+    // An idle connection that breaks (server restart) is dropped and replaced on the next query;
+    // without a listener node-postgres would crash the process.
+    this.pool.on('error', (err) => opts.onError?.(err));
+  }
+
+  /** Connects, applies missing migrations and takes the one-service lock. */
+  static async open(opts: PgStoreOptions): Promise<PgStore> {
+    const store = new PgStore(opts);
+    try {
+      await store.migrate();
+      await store.lockDatabase();
+      return store;
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+
+  /** Applies the migrations this database lacks, each in its own transaction, under a lock. */
+  private async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_SPACE, LOCK_MIGRATIONS]);
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
+      );
+      const done = new Set(
+        (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+          (r) => r.version,
+        ),
+      );
+      for (const m of PG_MIGRATIONS) {
+        if (done.has(m.version)) continue;
+        await client.query('BEGIN');
+        try {
+          await client.query(m.sql);
+          await client.query(
+            'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())',
+            [m.version, m.name],
+          );
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK');
+          throw err;
+        }
+      }
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_SPACE, LOCK_MIGRATIONS]).catch(() => {});
+      client.release();
+    }
+  }
+
+  /**
+   * Takes the one-service lock on a connection of its own. If that connection breaks (the server
+   * restarted), the lock is gone with it: it is taken again once the server answers, and if
+   * another service took it meanwhile, that is reported through onError.
+   */
+  private async lockDatabase(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.opts.url, application_name: 'rfuav-lock' });
+    client.on('error', (err) => this.opts.onError?.(err));
+    await client.connect();
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [
+      LOCK_SPACE,
+      LOCK_ONE_SERVICE,
+    ]);
+    if (!rows[0]?.ok) {
+      await client.end();
+      throw new StoreLockedError(
+        `the PostgreSQL database ${redactedUrl(this.opts.url)}`,
+        'point this one at another database (several nodes on one database need cluster mode)',
+      );
+    }
+    this.lockClient = client;
+    client.once('end', () => {
+      if (this.lockClient === client) this.lockClient = null;
+      if (!this.closed) this.relockSoon();
+    });
+  }
+
+  private relockSoon(): void {
+    const retry = setTimeout(() => {
+      if (this.closed) return;
+      this.lockDatabase().catch((err: Error) => {
+        this.opts.onError?.(err);
+        if (!(err instanceof StoreLockedError)) this.relockSoon();
+      });
+    }, 1000);
+    retry.unref();
+  }
+
+  /**
+   * One statement, prepared once per connection under a short name (PostgreSQL cuts names at 63
+   * bytes; a statement's text is what identifies it here).
+   */
+  private async q<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    let name = this.statementNames.get(text);
+    if (!name) {
+      name = `rfuav_${this.statementNames.size + 1}`;
+      this.statementNames.set(text, name);
+    }
+    return (await this.pool.query<R>({ name, text, values })).rows;
+  }
+
+  async createTask(task: NewTask, firstLog: readonly NewLogEntry[] = []): Promise<TaskRecord> {
+    const now = this.now().toISOString();
+    const col = <K extends keyof NewLogEntry>(k: K) => firstLog.map((e) => e[k] ?? null);
+    try {
+      const [row] = await this.q<TaskRow>(CREATE_TASK, [
+        task.task_id,
+        task.task_type,
+        task.status ?? 'pending',
+        task.priority,
+        task.device_request,
+        task.gpu_memory_gb,
+        task.name,
+        task.description,
+        task.message ?? null,
+        JSON.stringify(task.params),
+        task.input_path,
+        task.output_path,
+        task.total_epochs,
+        now,
+        firstLog.length,
+        firstLog.map((e) => e.timestamp ?? now),
+        col('level'),
+        col('message'),
+        firstLog.map((e) => (e.metrics == null ? null : JSON.stringify(e.metrics))),
+        col('step'),
+        col('stage'),
+        col('progress'),
+      ]);
+      return rowToTask(row as TaskRow);
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') {
+        throw conflict(`task_id '${task.task_id}' is already in use`, { field: 'task_id' });
+      }
+      throw err;
+    }
+  }
+
+  async getTask(id: string): Promise<TaskRecord | undefined> {
+    const [row] = await this.q<TaskRow>('SELECT * FROM tasks WHERE task_id = $1', [id]);
+    return row && rowToTask(row);
+  }
+
+  async updateTask(
+    id: string,
+    patch: TaskPatch,
+    fromStatuses?: readonly TaskStatus[],
+  ): Promise<TaskRecord | undefined> {
+    const cols = Object.keys(patch).sort();
+    const values = cols.map((c) => columnValue(c, (patch as Record<string, unknown>)[c]));
+    const sets = [...cols.map((c, i) => `${c} = $${i + 1}`), `updated_at = $${cols.length + 1}`];
+    const where = fromStatuses ? ` AND status = ANY($${cols.length + 3})` : '';
+    const text = `UPDATE tasks SET ${sets.join(', ')} WHERE task_id = $${cols.length + 2}${where} RETURNING *`;
+    const args = [...values, this.now().toISOString(), id, ...(fromStatuses ? [fromStatuses] : [])];
+    const [row] = await this.q<TaskRow>(text, args);
+    return row && rowToTask(row);
+  }
+
+  async listTasks(filter: TaskFilter): Promise<TaskRecord[]> {
+    if (filter.kinds && filter.kinds.length === 0) return [];
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.status) where.push(`status = $${args.push(filter.status)}`);
+    if (filter.kinds) where.push(`task_type = ANY($${args.push(filter.kinds)})`);
+    const text = `SELECT * FROM tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${args.push(filter.limit)}`;
+    return (await this.q<TaskRow>(text, args)).map(rowToTask);
+  }
+
+  async listUnfinished(): Promise<UnfinishedTask[]> {
+    return this.q<UnfinishedTask>(UNFINISHED, []);
+  }
+
+  async countByKindAndStatus(): Promise<KindStatusCount[]> {
+    return this.q<KindStatusCount>(
+      'SELECT task_type, status, count(*)::int AS n FROM tasks GROUP BY task_type, status',
+      [],
+    );
+  }
+
+  async deleteTask(id: string): Promise<boolean> {
+    const rows = await this.q('DELETE FROM tasks WHERE task_id = $1 RETURNING 1', [id]);
+    return rows.length > 0;
+  }
+
+  async appendLog(taskId: string, entry: NewLogEntry): Promise<LogEntry> {
+    const timestamp = entry.timestamp ?? this.now().toISOString();
+    const [row] = await this.q<{ seq: number }>(APPEND_LOG, [
+      taskId,
+      timestamp,
+      entry.level,
+      entry.message,
+      entry.metrics == null ? null : JSON.stringify(entry.metrics),
+      entry.step ?? null,
+      entry.stage ?? null,
+      entry.progress ?? null,
+    ]);
+    if (!row) throw notFound(`task '${taskId}' not found`);
+    return appendedLog(row.seq, timestamp, entry);
+  }
+
+  async readLogs(taskId: string, afterSeq: number, limit: number): Promise<LogEntry[]> {
+    const rows = await this.q<LogRow>(
+      'SELECT seq, timestamp, level, message, metrics, step, stage, progress FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+      [taskId, afterSeq, limit],
+    );
+    return rows.map(rowToLog);
+  }
+
+  async putEpochMetrics(taskId: string, metrics: EpochMetrics): Promise<void> {
+    await this.q(
+      'INSERT INTO task_metrics (task_id, epoch, metrics) VALUES ($1, $2, $3) ON CONFLICT (task_id, epoch) DO UPDATE SET metrics = excluded.metrics',
+      [taskId, metrics.epoch, JSON.stringify(metrics)],
+    );
+  }
+
+  async truncateEpochMetrics(taskId: string, lastEpoch: number): Promise<void> {
+    await this.q('DELETE FROM task_metrics WHERE task_id = $1 AND epoch > $2', [taskId, lastEpoch]);
+  }
+
+  async getEpochMetrics(taskId: string): Promise<EpochMetrics[]> {
+    const rows = await this.q<{ metrics: string }>(
+      'SELECT metrics FROM task_metrics WHERE task_id = $1 ORDER BY epoch',
+      [taskId],
+    );
+    return rows.map((r) => JSON.parse(r.metrics) as EpochMetrics);
+  }
+
+  async getLimitOverrides(): Promise<LimitOverrides> {
+    const rows = await this.q<{ device_key: string; resource_class: string; max_concurrent: number }>(
+      'SELECT device_key, resource_class, max_concurrent FROM resource_limits ORDER BY device_key, resource_class',
+      [],
+    );
+    const out: LimitOverrides = {};
+    for (const r of rows) (out[r.device_key] ??= {})[r.resource_class] = r.max_concurrent;
+    return out;
+  }
+
+  async setLimitOverrides(overrides: LimitOverrides): Promise<void> {
+    const entries = Object.entries(overrides).flatMap(([dev, classes]) =>
+      Object.entries(classes).map(([cls, n]) => [dev, cls, n] as const),
+    );
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('DELETE FROM resource_limits');
+      await client.query(
+        'INSERT INTO resource_limits (device_key, resource_class, max_concurrent) SELECT * FROM unnest($1::text[], $2::text[], $3::int[])',
+        [entries.map((e) => e[0]), entries.map((e) => e[1]), entries.map((e) => e[2])],
+      );
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Ending the lock's session releases the lock.
+    await this.lockClient?.end().catch(() => {});
+    await this.pool.end();
+  }
+}
+
+/** The URL without its password, for messages. */
+export function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
