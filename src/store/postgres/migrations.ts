@@ -79,4 +79,40 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'nodes and claims: owner, lease epoch, order key',
+    sql: `
+      -- One row per service process: a fresh node_id at every start (a restarted process never
+      -- inherits its predecessor's claims), the name operators use, and what it can run.
+      -- heartbeat_at is the database's clock, so nodes' clocks never have to agree.
+      CREATE TABLE nodes (
+        node_id      text PRIMARY KEY,
+        name         text NOT NULL,
+        host         text NOT NULL,
+        pid          integer NOT NULL,
+        state        text NOT NULL DEFAULT 'active',
+        devices      json NOT NULL,
+        limits       json NOT NULL,
+        usage        json NOT NULL DEFAULT '{}',
+        started_at   timestamptz NOT NULL DEFAULT now(),
+        heartbeat_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX nodes_name ON nodes (name, started_at);
+
+      -- owner_node + lease_epoch fence every write by the node that claimed a task: a claim sets
+      -- the owner and increments the epoch, and an owner's write lands only while both still
+      -- match. node_name stays after the task ends (the node that ran it). queue_key is the
+      -- aging order, enqueued_at + priority × aging interval in ms: it does not change while the
+      -- task waits, so it can be indexed.
+      ALTER TABLE tasks
+        ADD COLUMN owner_node  text,
+        ADD COLUMN lease_epoch integer NOT NULL DEFAULT 0,
+        ADD COLUMN node_name   text,
+        ADD COLUMN pin_node    text,
+        ADD COLUMN queue_key   double precision NOT NULL DEFAULT 0;
+      CREATE INDEX tasks_claimable ON tasks (queue_key, seq) WHERE status = 'queued' AND owner_node IS NULL;
+      CREATE INDEX tasks_owner ON tasks (owner_node) WHERE owner_node IS NOT NULL;
+    `,
+  },
 ];

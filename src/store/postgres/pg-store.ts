@@ -18,6 +18,7 @@ import {
   type TaskFilter,
   type UnfinishedTask,
 } from '../store.js';
+import { PgCluster, type Fence } from './cluster.js';
 import { PG_MIGRATIONS } from './migrations.js';
 
 export interface PgStoreOptions {
@@ -28,6 +29,13 @@ export interface PgStoreOptions {
   now?: () => Date;
   /** Called with errors of idle connections (the pool reconnects by itself). */
   onError?: (err: Error) => void;
+  /**
+   * The aging interval of the scheduling order (ms; 0 = priority only), for the stored order key
+   * (tasks.queue_key). Every node on one database must use the same. Default 60 000.
+   */
+  agingIntervalMs?: number;
+  /** Take the one-service lock (default true); cluster nodes share the database instead. */
+  exclusive?: boolean;
 }
 
 /** First half of every advisory lock key this service takes ("RFUA"). */
@@ -61,8 +69,8 @@ const CREATE_TASK = `
   WITH t AS (
     INSERT INTO tasks (task_id, task_type, status, priority, device_request, gpu_memory_gb, name,
       description, message, params, input_path, output_path, total_epochs, created_at, updated_at,
-      enqueued_at, log_seq)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14, $15)
+      enqueued_at, log_seq, queue_key)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14, $15, $23)
     RETURNING *
   ), l AS (
     INSERT INTO task_logs (task_id, seq, timestamp, level, message, metrics, step, stage, progress)
@@ -72,12 +80,20 @@ const CREATE_TASK = `
   )
   SELECT * FROM t`;
 
-/** The next number is drawn under the task row's lock: concurrent appends never share one. */
-const APPEND_LOG = `
-  WITH s AS (UPDATE tasks SET log_seq = log_seq + 1 WHERE task_id = $1 RETURNING log_seq)
+/**
+ * The next number is drawn under the task row's lock: concurrent appends never share one. `fence`
+ * is an extra condition on that row (the claimant's), placeholders after the entry's.
+ */
+function appendLogSql(fence: string, first: number): string {
+  const p = (i: number) => `$${first + i}`;
+  return `
+  WITH s AS (UPDATE tasks SET log_seq = log_seq + 1 WHERE task_id = $1${fence} RETURNING log_seq)
   INSERT INTO task_logs (task_id, seq, timestamp, level, message, metrics, step, stage, progress)
-  SELECT $1, s.log_seq, $2, $3, $4, $5, $6, $7, $8 FROM s
+  SELECT $1, s.log_seq, ${[0, 1, 2, 3, 4, 5, 6].map(p).join(', ')} FROM s
   RETURNING seq`;
+}
+const APPEND_LOG = appendLogSql('', 2);
+const APPEND_LOG_FENCED = appendLogSql(' AND owner_node = $2 AND lease_epoch = $3', 4);
 
 /**
  * Store on PostgreSQL (node-postgres pool). Every method is one statement (or one transaction),
@@ -92,9 +108,11 @@ export class PgStore implements Store {
   private lockClient: pg.Client | null = null;
   private closed = false;
   private readonly statementNames = new Map<string, string>();
+  private readonly agingMs: number;
 
   private constructor(private readonly opts: PgStoreOptions) {
     this.now = opts.now ?? (() => new Date());
+    this.agingMs = opts.agingIntervalMs ?? 60_000;
     this.pool = new pg.Pool({
       connectionString: opts.url,
       max: opts.poolSize ?? 10,
@@ -113,7 +131,7 @@ export class PgStore implements Store {
     const store = new PgStore(opts);
     try {
       await store.migrate();
-      await store.lockDatabase();
+      if (opts.exclusive !== false) await store.lockDatabase();
       return store;
     } catch (err) {
       await store.close();
@@ -233,6 +251,7 @@ export class PgStore implements Store {
         col('step'),
         col('stage'),
         col('progress'),
+        this.queueKey(Date.parse(now), task.priority),
       ]);
       return rowToTask(row as TaskRow);
     } catch (err) {
@@ -241,6 +260,16 @@ export class PgStore implements Store {
       }
       throw err;
     }
+  }
+
+  /** Nodes, claims and failover, on this store's connections. */
+  cluster(): PgCluster {
+    return new PgCluster(this.pool, LOCK_SPACE);
+  }
+
+  /** The scheduling order of a waiting task (lower first), as SchedulerCore orders its lanes. */
+  private queueKey(enqueuedMs: number, priority: number): number {
+    return this.agingMs > 0 ? enqueuedMs + priority * this.agingMs : priority;
   }
 
   async getTask(id: string): Promise<TaskRecord | undefined> {
@@ -253,13 +282,49 @@ export class PgStore implements Store {
     patch: TaskPatch,
     fromStatuses?: readonly TaskStatus[],
   ): Promise<TaskRecord | undefined> {
+    return this.update(id, patch, fromStatuses, null);
+  }
+
+  /**
+   * updateTask by the node that claimed the task: lands only while `fence` (its node id and the
+   * claim's epoch) still matches the row. Undefined when it does not (the claim was lost: the
+   * task was re-queued, or claimed again elsewhere) — the caller must stop the work.
+   */
+  async updateFenced(
+    id: string,
+    fence: Fence,
+    patch: TaskPatch,
+    fromStatuses?: readonly TaskStatus[],
+  ): Promise<TaskRecord | undefined> {
+    return this.update(id, patch, fromStatuses, fence);
+  }
+
+  private async update(
+    id: string,
+    patch: TaskPatch,
+    fromStatuses: readonly TaskStatus[] | undefined,
+    fence: Fence | null,
+  ): Promise<TaskRecord | undefined> {
     const cols = Object.keys(patch).sort();
-    const values = cols.map((c) => columnValue(c, (patch as Record<string, unknown>)[c]));
-    const sets = [...cols.map((c, i) => `${c} = $${i + 1}`), `updated_at = $${cols.length + 1}`];
-    const where = fromStatuses ? ` AND status = ANY($${cols.length + 3})` : '';
-    const text = `UPDATE tasks SET ${sets.join(', ')} WHERE task_id = $${cols.length + 2}${where} RETURNING *`;
-    const args = [...values, this.now().toISOString(), id, ...(fromStatuses ? [fromStatuses] : [])];
-    const [row] = await this.q<TaskRow>(text, args);
+    const args: unknown[] = cols.map((c) => columnValue(c, (patch as Record<string, unknown>)[c]));
+    const sets = [
+      ...cols.map((c, i) => `${c} = $${i + 1}`),
+      `updated_at = $${args.push(this.now().toISOString())}`,
+    ];
+    // The order key follows a new enqueue time (a re-queued task waits from then on).
+    if (patch.enqueued_at !== undefined) {
+      sets.push(
+        `queue_key = ${queueKeySql(`$${cols.indexOf('enqueued_at') + 1}::timestamptz`, this.agingMs)}`,
+      );
+    }
+    let where = `task_id = $${args.push(id)}`;
+    if (fromStatuses) where += ` AND status = ANY($${args.push(fromStatuses)})`;
+    if (fence)
+      where += ` AND owner_node = $${args.push(fence.node)} AND lease_epoch = $${args.push(fence.epoch)}`;
+    const [row] = await this.q<TaskRow>(
+      `UPDATE tasks SET ${sets.join(', ')} WHERE ${where} RETURNING *`,
+      args,
+    );
     return row && rowToTask(row);
   }
 
@@ -290,9 +355,20 @@ export class PgStore implements Store {
   }
 
   async appendLog(taskId: string, entry: NewLogEntry): Promise<LogEntry> {
+    const out = await this.append(APPEND_LOG, [taskId], entry);
+    if (!out) throw notFound(`task '${taskId}' not found`);
+    return out;
+  }
+
+  /** appendLog by the task's claimant: undefined (nothing written) once `fence` no longer matches. */
+  async appendLogFenced(taskId: string, fence: Fence, entry: NewLogEntry): Promise<LogEntry | undefined> {
+    return this.append(APPEND_LOG_FENCED, [taskId, fence.node, fence.epoch], entry);
+  }
+
+  private async append(sql: string, head: unknown[], entry: NewLogEntry): Promise<LogEntry | undefined> {
     const timestamp = entry.timestamp ?? this.now().toISOString();
-    const [row] = await this.q<{ seq: number }>(APPEND_LOG, [
-      taskId,
+    const [row] = await this.q<{ seq: number }>(sql, [
+      ...head,
       timestamp,
       entry.level,
       entry.message,
@@ -301,8 +377,7 @@ export class PgStore implements Store {
       entry.stage ?? null,
       entry.progress ?? null,
     ]);
-    if (!row) throw notFound(`task '${taskId}' not found`);
-    return appendedLog(row.seq, timestamp, entry);
+    return row && appendedLog(row.seq, timestamp, entry);
   }
 
   async readLogs(taskId: string, afterSeq: number, limit: number): Promise<LogEntry[]> {
@@ -374,6 +449,11 @@ export class PgStore implements Store {
     await this.lockClient?.end().catch(() => {});
     await this.pool.end();
   }
+}
+
+/** queueKey in SQL, for an update that sets the enqueue time. */
+function queueKeySql(enqueuedAt: string, agingMs: number): string {
+  return agingMs > 0 ? `extract(epoch FROM ${enqueuedAt}) * 1000 + priority * ${agingMs}` : 'priority';
 }
 
 /** The URL without its password, for messages. */

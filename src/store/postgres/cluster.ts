@@ -1,0 +1,249 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type pg from 'pg';
+import type { DeviceInfo } from '../../domain/devices.js';
+
+/** Who may write to a claimed task: the claiming node and the epoch its claim set. */
+export interface Fence {
+  node: string;
+  epoch: number;
+}
+
+export type NodeState = 'active' | 'draining' | 'lost' | 'stopped';
+
+export interface NodeRegistration {
+  name: string;
+  devices: DeviceInfo[];
+  /** Slot limits per device × class, as this node applies them. */
+  limits: Record<string, Record<string, number>>;
+}
+
+export interface NodeRow {
+  node_id: string;
+  name: string;
+  host: string;
+  pid: number;
+  /** Stored state; a node past its lease reads as `lost` even before a sweep has marked it. */
+  state: NodeState;
+  devices: DeviceInfo[];
+  limits: Record<string, Record<string, number>>;
+  /** Running tasks per device × class, as of its last heartbeat. */
+  usage: Record<string, Record<string, number>>;
+  started_at: string;
+  heartbeat_at: string;
+  heartbeat_age_s: number;
+}
+
+/**
+ * What a node can start now in one lane: tasks of these kinds asking for one of these device
+ * requests, up to `limit` of them, needing at most `maxMemGb` of GPU memory (null: no GPU here, so
+ * no memory bound applies).
+ */
+export interface ClaimLane {
+  kinds: readonly string[];
+  requests: readonly string[];
+  maxMemGb: number | null;
+  limit: number;
+}
+
+export interface ClaimedTask {
+  task_id: string;
+  task_type: string;
+  priority: number;
+  device_request: string | null;
+  gpu_memory_gb: number | null;
+  attempts: number;
+  enqueued_at: string;
+  /** This claim's epoch: the fence of every write the node makes for it. */
+  lease_epoch: number;
+}
+
+export interface SweepResult {
+  /** Nodes marked lost by this sweep. */
+  lost: { node_id: string; name: string }[];
+  /** Their tasks, back in the queue. */
+  requeued: { task_id: string; node: string; was: string }[];
+}
+
+/** Second half of the advisory lock key of the lost-node sweep (first half: PgStore's space). */
+const LOCK_SWEEP = 3;
+
+/**
+ * One claim per lane: the first waiting tasks in the cluster-wide order (queue_key, then
+ * submission), locked with SKIP LOCKED inside the CTE so concurrent claimers pass over each
+ * other's rows, then owned in the UPDATE that follows; the epoch goes up with every claim.
+ */
+const CLAIM = `
+  WITH c AS (
+    SELECT task_id FROM tasks
+    WHERE status = 'queued' AND owner_node IS NULL
+      AND task_type = ANY($1) AND device_request = ANY($2)
+      AND ($3::float8 IS NULL OR gpu_memory_gb IS NULL OR gpu_memory_gb <= $3)
+      AND (pin_node IS NULL OR pin_node = $4)
+    ORDER BY queue_key, seq
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED
+  )
+  UPDATE tasks t SET owner_node = $6, node_name = $4, lease_epoch = t.lease_epoch + 1
+  FROM c WHERE t.task_id = c.task_id
+  RETURNING t.task_id, t.task_type, t.priority, t.device_request, t.gpu_memory_gb, t.attempts,
+    t.enqueued_at, t.lease_epoch`;
+
+/**
+ * Nodes, claims and failover on the PostgreSQL store's database (the pool is the store's). Times
+ * that decide a lease are the database's (now()), so the nodes' clocks never have to agree.
+ */
+export class PgCluster {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly lockSpace: number,
+  ) {}
+
+  /** A fresh node row for this process; its id. */
+  async registerNode(reg: NodeRegistration): Promise<string> {
+    const id = randomUUID();
+    await this.pool.query(
+      'INSERT INTO nodes (node_id, name, host, pid, devices, limits) VALUES ($1, $2, $3, $4, $5, $6)',
+      [id, reg.name, os.hostname(), process.pid, JSON.stringify(reg.devices), JSON.stringify(reg.limits)],
+    );
+    return id;
+  }
+
+  /**
+   * Renews the node's lease and records what it runs. Returns its stored state, or null when it
+   * was marked lost (its tasks have been re-queued: it must stop their work and claim nothing).
+   */
+  async heartbeat(
+    nodeId: string,
+    now: Pick<NodeRow, 'usage' | 'devices' | 'limits'>,
+  ): Promise<NodeState | null> {
+    const { rows } = await this.pool.query<{ state: NodeState }>(
+      `UPDATE nodes SET heartbeat_at = now(), usage = $2, devices = $3, limits = $4
+       WHERE node_id = $1 AND state IN ('active', 'draining') RETURNING state`,
+      [nodeId, JSON.stringify(now.usage), JSON.stringify(now.devices), JSON.stringify(now.limits)],
+    );
+    return rows[0]?.state ?? null;
+  }
+
+  /** Sets a node's state (drain, or stopped at a clean exit); false if no such live node. */
+  async setState(nodeId: string, state: NodeState): Promise<boolean> {
+    const res = await this.pool.query(
+      "UPDATE nodes SET state = $2 WHERE node_id = $1 AND state IN ('active', 'draining') RETURNING 1",
+      [nodeId, state],
+    );
+    return (res.rowCount ?? 0) > 0;
+  }
+
+  /** Every node that has not stopped cleanly, newest start first per name. */
+  async listNodes(leaseMs: number, includeStopped = false): Promise<NodeRow[]> {
+    const { rows } = await this.pool.query<NodeRow & { devices: string; limits: string; usage: string }>(
+      `SELECT node_id, name, host, pid, devices, limits, usage, started_at, heartbeat_at,
+         extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age_s,
+         CASE WHEN state IN ('active', 'draining') AND now() - heartbeat_at > $1 * interval '1 millisecond'
+           THEN 'lost' ELSE state END AS state
+       FROM nodes ${includeStopped ? '' : "WHERE state <> 'stopped'"}
+       ORDER BY name, started_at DESC`,
+      [leaseMs],
+    );
+    return rows.map((r) => ({
+      ...r,
+      devices: JSON.parse(r.devices) as DeviceInfo[],
+      limits: JSON.parse(r.limits) as NodeRow['limits'],
+      usage: JSON.parse(r.usage) as NodeRow['usage'],
+    }));
+  }
+
+  /** Claims, lane by lane, what this node can start now (see CLAIM). */
+  async claim(node: { id: string; name: string }, lanes: readonly ClaimLane[]): Promise<ClaimedTask[]> {
+    const out: ClaimedTask[] = [];
+    for (const lane of lanes) {
+      if (lane.limit <= 0 || lane.kinds.length === 0 || lane.requests.length === 0) continue;
+      const { rows } = await this.pool.query<ClaimedTask>(CLAIM, [
+        lane.kinds,
+        lane.requests,
+        lane.maxMemGb,
+        node.name,
+        lane.limit,
+        node.id,
+      ]);
+      out.push(...rows);
+    }
+    return out;
+  }
+
+  /** Gives back a claimed task that was not started (still queued); false if the fence is stale. */
+  async unclaim(taskId: string, fence: Fence): Promise<boolean> {
+    const res = await this.pool.query(
+      `UPDATE tasks SET owner_node = NULL, node_name = NULL
+       WHERE task_id = $1 AND owner_node = $2 AND lease_epoch = $3 AND status = 'queued' RETURNING 1`,
+      [taskId, fence.node, fence.epoch],
+    );
+    return (res.rowCount ?? 0) > 0;
+  }
+
+  /**
+   * Marks nodes past their lease as lost and puts their queued and running tasks back in the
+   * queue (a running one with attempts + 1), each with a log line naming the node. One sweeper
+   * at a time (a transaction-scoped advisory lock); the others return at once with nothing.
+   */
+  async sweepLost(leaseMs: number): Promise<SweepResult> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows: lock } = await client.query<{ ok: boolean }>(
+        'SELECT pg_try_advisory_xact_lock($1, $2) AS ok',
+        [this.lockSpace, LOCK_SWEEP],
+      );
+      if (!lock[0]?.ok) {
+        await client.query('ROLLBACK');
+        return { lost: [], requeued: [] };
+      }
+      const { rows: lost } = await client.query<{ node_id: string; name: string }>(
+        `UPDATE nodes SET state = 'lost'
+         WHERE state IN ('active', 'draining') AND now() - heartbeat_at > $1 * interval '1 millisecond'
+         RETURNING node_id, name`,
+        [leaseMs],
+      );
+      const requeued = lost.length > 0 ? await requeueOwnedBy(client, lost) : [];
+      await client.query('COMMIT');
+      return { lost, requeued };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+}
+
+/** The tasks the `lost` nodes held, back in the queue, each with a log line (one statement each). */
+async function requeueOwnedBy(
+  client: pg.PoolClient,
+  lost: { node_id: string; name: string }[],
+): Promise<SweepResult['requeued']> {
+  const { rows } = await client.query<{ task_id: string; node: string; was: string }>(
+    `WITH lost(node_id, name) AS (SELECT * FROM unnest($1::text[], $2::text[])),
+     old AS (
+       SELECT t.task_id, t.status AS was, lost.name AS node FROM tasks t JOIN lost ON t.owner_node = lost.node_id
+       WHERE t.status IN ('queued', 'running') FOR UPDATE OF t
+     ),
+     moved AS (
+       UPDATE tasks t SET status = 'queued', owner_node = NULL, node_name = NULL, device = NULL,
+         attempts = t.attempts + CASE WHEN old.was = 'running' THEN 1 ELSE 0 END,
+         message = 'waiting for a slot (re-queued: node ' || old.node || ' was lost)',
+         log_seq = t.log_seq + 1, updated_at = now()
+       FROM old WHERE t.task_id = old.task_id
+       RETURNING t.task_id, t.log_seq, old.was, old.node
+     ),
+     logged AS (
+       INSERT INTO task_logs (task_id, seq, timestamp, level, message)
+       SELECT task_id, log_seq, now(), 'WARNING',
+         'Node ' || node || ' stopped answering (no heartbeat within the lease): task re-queued' ||
+         CASE WHEN was = 'running' THEN ' to run again' ELSE '' END
+       FROM moved
+     )
+     SELECT task_id, node, was FROM moved`,
+    [lost.map((n) => n.node_id), lost.map((n) => n.name)],
+  );
+  return rows;
+}

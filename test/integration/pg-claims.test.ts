@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import type { ClaimLane, ClaimedTask, PgCluster } from '../../src/store/postgres/cluster.js';
+import { PgStore } from '../../src/store/postgres/pg-store.js';
+import { startPostgres, type TestPostgres } from '../postgres.js';
+import { newTask } from '../store-conformance.js';
+
+let server: TestPostgres;
+before(async () => {
+  server = await startPostgres();
+});
+after(async () => {
+  await server?.stop();
+});
+
+const CPU_LANE: ClaimLane = { kinds: ['dataset_split'], requests: ['cpu'], maxMemGb: null, limit: 10 };
+
+/** A node: its own store (pool) on the shared database, registered under `name`. */
+async function node(
+  url: string,
+  name: string,
+): Promise<{ store: PgStore; cluster: PgCluster; id: string; name: string }> {
+  const store = await PgStore.open({ url, exclusive: false, poolSize: 2 });
+  const cluster = store.cluster();
+  const id = await cluster.registerNode({ name, devices: [], limits: { cpu: { preprocessing: 2 } } });
+  return { store, cluster, id, name };
+}
+
+async function sql(url: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await c.query(text, values);
+  } finally {
+    await c.end();
+  }
+}
+
+describe('claims on PostgreSQL', () => {
+  it('8 claimers × 1 000 tasks: every task claimed once; stale-epoch writes change nothing', async () => {
+    const url = await server.createDatabase();
+    const nodes = await Promise.all(Array.from({ length: 8 }, (_, i) => node(url, `n${i}`)));
+    const creator = nodes[0]!.store;
+    for (let i = 0; i < 1000; i += 50) {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) => creator.createTask(newTask(`c${i + j}`, { status: 'queued' }))),
+      );
+    }
+    const claims = new Map<string, ClaimedTask[]>(nodes.map((n) => [n.id, []]));
+    await Promise.all(
+      nodes.map(async (n) => {
+        for (;;) {
+          const got = await n.cluster.claim(n, [CPU_LANE]);
+          if (got.length === 0) return;
+          claims.get(n.id)!.push(...got);
+        }
+      }),
+    );
+    const all = [...claims.values()].flat();
+    assert.equal(all.length, 1000, 'every task claimed');
+    assert.equal(new Set(all.map((c) => c.task_id)).size, 1000, 'no task claimed twice');
+    assert.ok([...claims.values()].filter((c) => c.length > 0).length > 1, 'the claimers shared the work');
+
+    // Each owner starts its tasks through the fence: all land.
+    for (const n of nodes) {
+      for (const c of claims.get(n.id)!) {
+        const t = await n.store.updateFenced(
+          c.task_id,
+          { node: n.id, epoch: c.lease_epoch },
+          { status: 'running', attempts: 1 },
+          ['queued'],
+        );
+        assert.equal(t?.status, 'running');
+      }
+    }
+    // Node 0 stops heartbeating (its lease is long past): a sweep re-queues its tasks.
+    const [lost, ...alive] = nodes as [(typeof nodes)[0], ...typeof nodes];
+    await sql(url, "UPDATE nodes SET heartbeat_at = now() - interval '1 hour' WHERE node_id = $1", [lost.id]);
+    const sweeps = await Promise.all(alive.map((n) => n.cluster.sweepLost(30_000)));
+    assert.equal(sweeps.filter((s) => s.lost.length > 0).length, 1, 'one sweeper did the work');
+    const sweep = sweeps.find((s) => s.lost.length > 0)!;
+    const lostTasks = claims.get(lost.id)!;
+    assert.deepEqual(
+      sweep.lost.map((l) => l.name),
+      ['n0'],
+    );
+    assert.equal(sweep.requeued.length, lostTasks.length);
+    assert.equal(
+      await lost.cluster.heartbeat(lost.id, { usage: {}, devices: [], limits: {} }),
+      null,
+      'a lost node learns it at its next heartbeat',
+    );
+
+    // Its late writes (old fence) change 0 rows: status, log, and nothing appended.
+    const before = await sql(
+      url,
+      'SELECT task_id, status, log_seq, attempts, updated_at FROM tasks WHERE task_id = ANY($1) ORDER BY task_id',
+      [lostTasks.map((c) => c.task_id)],
+    );
+    let landed = 0;
+    for (const c of lostTasks) {
+      const fence = { node: lost.id, epoch: c.lease_epoch };
+      if (await lost.store.updateFenced(c.task_id, fence, { status: 'completed', progress: 100 })) landed++;
+      if (await lost.store.appendLogFenced(c.task_id, fence, { level: 'INFO', message: 'late' })) landed++;
+    }
+    assert.equal(landed, 0);
+    const afterRows = await sql(
+      url,
+      'SELECT task_id, status, log_seq, attempts, updated_at FROM tasks WHERE task_id = ANY($1) ORDER BY task_id',
+      [lostTasks.map((c) => c.task_id)],
+    );
+    assert.deepEqual(afterRows.rows, before.rows);
+    for (const r of afterRows.rows) {
+      assert.equal(r.status, 'queued');
+      assert.equal(r.attempts, 2, 'a running task that was re-queued counts an attempt');
+    }
+    const lines = await alive[0]!.store.readLogs(lostTasks[0]!.task_id, 0, 10);
+    assert.match(lines.at(-1)?.message ?? '', /Node n0 stopped answering .* re-queued to run again/);
+
+    // Another node claims them again, with a higher epoch, and its writes land.
+    const again: ClaimedTask[] = [];
+    for (;;) {
+      const got = await alive[0]!.cluster.claim(alive[0]!, [CPU_LANE]);
+      if (got.length === 0) break;
+      again.push(...got);
+    }
+    assert.deepEqual(new Set(again.map((c) => c.task_id)), new Set(lostTasks.map((c) => c.task_id)));
+    for (const c of again) {
+      const old = lostTasks.find((l) => l.task_id === c.task_id)!;
+      assert.ok(c.lease_epoch > old.lease_epoch);
+      const e = await alive[0]!.store.appendLogFenced(
+        c.task_id,
+        { node: alive[0]!.id, epoch: c.lease_epoch },
+        { level: 'INFO', message: 'mine' },
+      );
+      assert.ok(e, 'the new owner writes');
+    }
+    for (const n of nodes) await n.store.close();
+  });
+
+  it('claims in the cluster-wide order, within what the lane can run, honouring pins', async () => {
+    const url = await server.createDatabase();
+    const a = await node(url, 'a');
+    const b = await node(url, 'b');
+    await a.store.createTask(newTask('late-urgent', { status: 'queued', priority: 1 }));
+    await a.store.createTask(newTask('normal', { status: 'queued', priority: 5 }));
+    await a.store.createTask(
+      newTask('gpu-big', { status: 'queued', device_request: 'cuda', gpu_memory_gb: 20 }),
+    );
+    await a.store.createTask(
+      newTask('gpu-small', { status: 'queued', device_request: 'cuda', gpu_memory_gb: 4 }),
+    );
+    await sql(url, "UPDATE tasks SET pin_node = 'b' WHERE task_id = 'normal'");
+    const one = { ...CPU_LANE, limit: 1 };
+    assert.deepEqual(
+      (await a.cluster.claim(a, [one])).map((c) => c.task_id),
+      ['late-urgent'],
+    );
+    assert.deepEqual(await a.cluster.claim(a, [one]), [], "'normal' is pinned to b");
+    assert.deepEqual(
+      (await b.cluster.claim(b, [one])).map((c) => c.task_id),
+      ['normal'],
+    );
+    const gpu: ClaimLane = { kinds: ['dataset_split'], requests: ['cuda', 'auto'], maxMemGb: 8, limit: 5 };
+    assert.deepEqual(
+      (await a.cluster.claim(a, [gpu])).map((c) => c.task_id),
+      ['gpu-small'],
+    );
+    // Given back unstarted, it is claimable again (by anyone).
+    const [big] = await b.cluster.claim(b, [{ ...gpu, maxMemGb: 24 }]);
+    assert.equal(big?.task_id, 'gpu-big');
+    assert.equal(
+      await a.cluster.unclaim('gpu-big', { node: a.id, epoch: big!.lease_epoch }),
+      false,
+      "not a's",
+    );
+    assert.equal(await b.cluster.unclaim('gpu-big', { node: b.id, epoch: big!.lease_epoch }), true);
+    assert.equal((await a.cluster.claim(a, [{ ...gpu, maxMemGb: 24 }]))[0]?.task_id, 'gpu-big');
+    await a.store.close();
+    await b.store.close();
+  });
+
+  it('lists nodes with their state and heartbeat age; drain and a clean stop are recorded', async () => {
+    const url = await server.createDatabase();
+    const a = await node(url, 'gpu-1');
+    const b = await node(url, 'gpu-2');
+    assert.equal(
+      await a.cluster.heartbeat(a.id, { usage: { cpu: { preprocessing: 1 } }, devices: [], limits: {} }),
+      'active',
+    );
+    let nodes = await a.cluster.listNodes(30_000);
+    assert.deepEqual(
+      nodes.map((n) => [n.name, n.state]),
+      [
+        ['gpu-1', 'active'],
+        ['gpu-2', 'active'],
+      ],
+    );
+    assert.deepEqual(nodes[0]!.usage, { cpu: { preprocessing: 1 } });
+    assert.ok(nodes[0]!.heartbeat_age_s >= 0 && nodes[0]!.heartbeat_age_s < 30);
+    assert.equal(await b.cluster.setState(b.id, 'draining'), true);
+    assert.equal(await b.cluster.heartbeat(b.id, { usage: {}, devices: [], limits: {} }), 'draining');
+    await sql(url, "UPDATE nodes SET heartbeat_at = now() - interval '1 minute' WHERE node_id = $1", [a.id]);
+    nodes = await b.cluster.listNodes(30_000);
+    assert.deepEqual(
+      nodes.map((n) => [n.name, n.state]),
+      [
+        ['gpu-1', 'lost'],
+        ['gpu-2', 'draining'],
+      ],
+      'past its lease reads as lost before any sweep',
+    );
+    assert.equal(await b.cluster.setState(b.id, 'stopped'), true);
+    assert.deepEqual(
+      (await b.cluster.listNodes(30_000)).map((n) => n.name),
+      ['gpu-1'],
+    );
+    await a.store.close();
+    await b.store.close();
+  });
+});
