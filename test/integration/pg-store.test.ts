@@ -92,7 +92,7 @@ describe('PostgreSQL store', () => {
     // The one-service lock went with the server; it is taken again, so a second service is
     // still refused.
     let second: unknown = null;
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 150; i++) {
       second = await PgStore.open({ url }).then(
         async (other) => (await other.close(), null),
         (e: unknown) => e,

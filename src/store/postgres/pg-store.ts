@@ -200,12 +200,14 @@ export class PgStore implements Store {
     });
   }
 
-  private relockSoon(): void {
+  /** Retries until the lock is this service's again (another service holding it is reported once). */
+  private relockSoon(reported = false): void {
     const retry = setTimeout(() => {
       if (this.closed) return;
       this.lockDatabase().catch((err: Error) => {
-        this.opts.onError?.(err);
-        if (!(err instanceof StoreLockedError)) this.relockSoon();
+        const held = err instanceof StoreLockedError;
+        if (!held || !reported) this.opts.onError?.(err);
+        this.relockSoon(reported || held);
       });
     }, 1000);
     retry.unref();
