@@ -13,7 +13,7 @@ export const LAYERS = [
   ['signal'], // IQ, STFT, rendering, slicing, signal parameters, synth
   ['augment', 'charts', 'devices', 'metrics', 'store'],
   ['logbus', 'scheduler', 'engines'], // the pure scheduler core; PyTorch and ONNX Runtime engines
-  ['workers'], // worker-thread tasks and their pool
+  ['workers', 'cluster'], // worker-thread tasks and their pool; a node of a PostgreSQL cluster
   ['jobs'], // one file per task kind
   ['predict', 'service'],
   ['http'],

@@ -20,6 +20,8 @@ export interface Config {
   databaseUrl: string | null;
   /** Connections the PostgreSQL store keeps open at most (RFUAV_PG_POOL). */
   pgPoolSize: number;
+  /** With PostgreSQL, this node in the cluster: its name and how it keeps its lease. */
+  node: NodeSettings;
   host: string;
   port: number;
   apiTokens: string[];
@@ -51,6 +53,17 @@ export interface Config {
   torch: TorchSettings;
   /** POST /api/v2/inference/predict (see src/predict/predict-service.ts). */
   predict: PredictSettings;
+}
+
+export interface NodeSettings {
+  /** What operators call this node (RFUAV_NODE_NAME or --node-name; default the host name). */
+  name: string;
+  /** How often the node renews its lease and sweeps for lost nodes (RFUAV_HEARTBEAT_S). */
+  heartbeatMs: number;
+  /** A node silent this long is lost; its tasks go back to the queue (RFUAV_LEASE_S). */
+  leaseMs: number;
+  /** Backstop poll for work submitted on other nodes (RFUAV_POLL_S). */
+  pollMs: number;
 }
 
 export interface TorchSettings {
@@ -139,6 +152,7 @@ export interface ConfigOverrides {
   dataRoot?: string;
   insecure?: boolean;
   databaseUrl?: string;
+  nodeName?: string;
 }
 
 /** Reads and validates configuration once; the result is passed down, never read globally. */
@@ -159,6 +173,7 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
     dbFile: path.join(home, 'rfuav.sqlite'),
     databaseUrl: databaseUrl(o.databaseUrl ?? env.DATABASE_URL),
     pgPoolSize: num(env, 'RFUAV_PG_POOL', 10, 1, 1000),
+    node: nodeSettings(env, o.nodeName),
     host: o.host ?? env.RFUAV_HOST ?? '127.0.0.1',
     port: o.port ?? num(env, 'RFUAV_PORT', 8000, 0, 65535),
     apiTokens: tokens,
@@ -196,6 +211,30 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
       ),
     },
   };
+}
+
+function nodeSettings(env: Env, name: string | undefined): NodeSettings {
+  const heartbeatMs = num(env, 'RFUAV_HEARTBEAT_S', 5, 0.05, 3600) * 1000;
+  const leaseMs = num(env, 'RFUAV_LEASE_S', 30, 0.2, 86400) * 1000;
+  if (leaseMs < 3 * heartbeatMs) {
+    throw new ConfigError(
+      `RFUAV_LEASE_S (${leaseMs / 1000}) must be at least three heartbeats (RFUAV_HEARTBEAT_S ${heartbeatMs / 1000})`,
+    );
+  }
+  const given = name ?? env.RFUAV_NODE_NAME;
+  // The host name, made a valid node name whatever it is (only a given name can be refused).
+  const nodeName =
+    given?.trim() ||
+    os
+      .hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 63) ||
+    'node';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(nodeName)) {
+    throw new ConfigError(`the node name '${nodeName}' must be 1-63 letters, digits, '.', '_' or '-'`);
+  }
+  return { name: nodeName, heartbeatMs, leaseMs, pollMs: num(env, 'RFUAV_POLL_S', 2, 0.05, 3600) * 1000 };
 }
 
 /** DATABASE_URL: unset or empty = the embedded SQLite store; else a postgres:// URL. */

@@ -20,7 +20,8 @@ import { ServiceMetrics } from './metrics/metrics.js';
 import type { DeviceInfo } from './domain/devices.js';
 import type { TaskQueue } from './scheduler/queue.js';
 import { TaskService } from './service/task-service.js';
-import { PgStore } from './store/postgres/pg-store.js';
+import { ClusterLogBus } from './cluster/cluster-log-bus.js';
+import { ClusterNode } from './cluster/cluster-node.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { PathSandbox } from './util/sandbox.js';
@@ -106,6 +107,7 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
   service = svc;
   const app = await createHttp(core, devices, svc);
   await svc.start();
+  core.clusterNode?.attach(svc);
   core.logger.info(
     {
       home: core.config.home,
@@ -118,22 +120,16 @@ export async function createService(opts: ServiceOptions): Promise<RunningServic
   return runningService(core, devices, svc, app);
 }
 
-/** The store the configuration names: PostgreSQL for a DATABASE_URL, else SQLite under the home. */
-async function openStore(config: Config, logger: Logger): Promise<Store> {
-  if (!config.databaseUrl) return new SqliteStore({ file: config.dbFile });
-  return PgStore.open({
-    url: config.databaseUrl,
-    poolSize: config.pgPoolSize,
-    onError: (err) => logger.warn({ err: err.message }, 'PostgreSQL connection error (reconnecting)'),
-  });
-}
-
 /** The parts that hold no devices or running work: logger, store, log bus, workers, task kinds. */
 async function createCore(opts: ServiceOptions) {
   const { config } = opts;
   const logger = opts.logger ?? pino({ level: config.logLevel });
-  const store = opts.store ?? (await openStore(config, logger));
-  const bus = new LogBus(store);
+  // With PostgreSQL this process is a node of a cluster: its service writes through the node's
+  // fenced store and claims from the shared queue.
+  const clusterNode = !opts.store && config.databaseUrl ? await ClusterNode.open(config, logger) : null;
+  const store = opts.store ?? clusterNode?.store ?? new SqliteStore({ file: config.dbFile });
+  // A cluster node's followers also see what other nodes write to a task's log.
+  const bus = clusterNode ? new ClusterLogBus(store, 250) : new LogBus(store);
   const paths = new PathSandbox(config.dataRoot);
   const metrics = new ServiceMetrics();
   const workers = new WorkerPool();
@@ -141,7 +137,7 @@ async function createCore(opts: ServiceOptions) {
   const registry = new JobRegistry();
   for (const job of [...builtinJobs(workers, config, sessions), ...(opts.extraJobs ?? [])])
     registry.register(job);
-  return { config, logger, store, bus, paths, metrics, workers, sessions, registry };
+  return { config, logger, store, bus, paths, metrics, workers, sessions, registry, clusterNode };
 }
 
 type Core = Awaited<ReturnType<typeof createCore>>;
@@ -159,7 +155,10 @@ async function startDevices(config: Config, onChange: () => void): Promise<Devic
 
 function createTaskService(core: Core, devices: DeviceManager, opts: ServiceOptions): TaskService {
   const { config, store, bus, registry, paths, metrics, logger } = core;
-  const queue = opts.queue?.(devices.devices());
+  const kindsOf = { training: [] as string[], inference: [] as string[], preprocessing: [] as string[] };
+  for (const kind of registry.kinds())
+    kindsOf[(registry.get(kind) as JobDefinition).resourceClass].push(kind);
+  const queue = opts.queue?.(devices.devices()) ?? core.clusterNode?.makeQueue(devices.devices(), kindsOf);
   return new TaskService({
     config,
     store,
@@ -197,6 +196,7 @@ async function createHttp(
     registry,
     logger,
     predict: new PredictService(config.predict, sessions, workers, paths),
+    clusterNode: core.clusterNode,
   });
 }
 
@@ -228,6 +228,7 @@ function runningService(
         await workers.close();
         await sessions.close();
         devices.stop();
+        await core.clusterNode?.stop();
         await store.close();
       })();
       return closing;

@@ -13,6 +13,7 @@ import { apiDocs } from './docs.js';
 import { bearerIndex, requestHooks } from './hooks.js';
 import { jobRoutes } from './routes/jobs.js';
 import { modelTaskRoutes } from './routes/model-tasks.js';
+import { nodeRoutes } from './routes/nodes.js';
 import { predictRoutes } from './routes/predict.js';
 
 /**
@@ -91,6 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(jobRoutes(deps, shared));
   await app.register(modelTaskRoutes(deps, shared));
   await app.register(resourceRoutes(deps));
+  await app.register(nodeRoutes(deps));
   if (deps.predict) await app.register(predictRoutes(deps, deps.predict));
 
   app.addHook('onClose', async () => streams.closeAll());

@@ -1,5 +1,6 @@
 import type { onRequestHookHandler } from 'fastify';
 import type { Logger } from 'pino';
+import type { ClusterNode } from '../cluster/cluster-node.js';
 import type { Config } from '../config.js';
 import type { CpuMonitor } from '../devices/cpu.js';
 import type { DeviceManager } from '../devices/manager.js';
@@ -27,6 +28,8 @@ export interface AppDeps {
   logger: Logger;
   /** POST /api/v2/inference/predict, when the service offers it. */
   predict?: PredictService;
+  /** This process as a node of a PostgreSQL cluster (null: a single node on SQLite). */
+  clusterNode?: ClusterNode | null;
 }
 
 /** Parts the HTTP layer builds once and shares between route plugins. */

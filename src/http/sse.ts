@@ -106,10 +106,14 @@ class TaskLogStream {
   /** The live subscription, the heartbeat and the shutdown hook, each released by cleanup. */
   subscribe(): void {
     const { taskId, bus, streams, heartbeatMs } = this.opts;
-    this.unsubscribe = bus.subscribe(taskId, {
-      onEntry: (e) => (this.live ? this.emit(e) : this.buffered.push(e)),
-      onFinish: (f) => (this.live ? this.finish(f) : (this.pendingFinal = f)),
-    });
+    this.unsubscribe = bus.subscribe(
+      taskId,
+      {
+        onEntry: (e) => (this.live ? this.emit(e) : this.buffered.push(e)),
+        onFinish: (f) => (this.live ? this.finish(f) : (this.pendingFinal = f)),
+      },
+      this.last,
+    );
     this.heartbeat = setInterval(() => {
       if (!this.ended) this.raw.write(': heartbeat\n\n');
     }, heartbeatMs);

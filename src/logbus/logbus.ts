@@ -25,19 +25,22 @@ export class LogBus {
   append(taskId: string, entry: NewLogEntry): Promise<LogEntry> {
     return this.enqueue(taskId, async () => {
       const saved = await this.store.appendLog(taskId, entry);
-      for (const s of this.subs.get(taskId) ?? []) s.onEntry(saved);
+      await this.deliver(taskId, saved);
       return saved;
     });
   }
 
   /** Tells followers the task has ended; sent after every entry appended before this call. */
   finish(taskId: string, final: FinalStatus): Promise<void> {
-    return this.enqueue(taskId, async () => {
-      for (const s of this.subs.get(taskId) ?? []) s.onFinish(final);
-    });
+    return this.enqueue(taskId, async () => this.publishFinish(taskId, final));
   }
 
-  subscribe(taskId: string, sub: LogSubscriber): () => void {
+  /**
+   * Follows a task's log. `after` is the last entry the subscriber has (its resume point): a bus
+   * that also learns of entries written elsewhere (ClusterLogBus) reads on from there.
+   */
+  subscribe(taskId: string, sub: LogSubscriber, after = 0): () => void {
+    void after;
     let set = this.subs.get(taskId);
     if (!set) {
       set = new Set();
@@ -64,7 +67,25 @@ export class LogBus {
     await Promise.allSettled([...this.chains.values()]);
   }
 
-  private enqueue<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
+  /** Hands a stored entry to the task's followers (in its chain, so in sequence order). */
+  protected async deliver(taskId: string, entry: LogEntry): Promise<void> {
+    this.publish(taskId, entry);
+  }
+
+  protected publish(taskId: string, entry: LogEntry): void {
+    for (const s of this.subs.get(taskId) ?? []) s.onEntry(entry);
+  }
+
+  protected publishFinish(taskId: string, final: FinalStatus): void {
+    for (const s of this.subs.get(taskId) ?? []) s.onFinish(final);
+  }
+
+  protected hasSubscribers(taskId: string): boolean {
+    return (this.subs.get(taskId)?.size ?? 0) > 0;
+  }
+
+  /** Runs `fn` after everything queued for the task so far. */
+  protected enqueue<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.chains.get(taskId) ?? Promise.resolve();
     const next = prev.then(fn, fn);
     const tail = next.catch(() => undefined);

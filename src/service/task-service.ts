@@ -52,7 +52,7 @@ export type TaskView = Omit<TaskRecord, 'params' | 'enqueued_at'> & {
 interface RunningJob {
   controller: AbortController;
   /** Why the work is being stopped, if it is. */
-  stopReason: 'cancel' | 'shutdown' | null;
+  stopReason: 'cancel' | 'shutdown' | 'lost' | null;
   done: Promise<void>;
 }
 
@@ -110,6 +110,9 @@ export class TaskService {
   get accepting(): boolean {
     return this.state === 'running';
   }
+
+  /** When this service was made (ISO), for the node list. */
+  readonly startedAt = new Date().toISOString();
 
   /** Loads limits and counts, re-queues what a previous run left unfinished, and dispatches. */
   async start(): Promise<void> {
@@ -566,6 +569,11 @@ export class TaskService {
       }
     }
     await settled();
+    if (job.stopReason === 'lost') {
+      // Not this node's any more (cluster): whatever it would write now would be dropped.
+      this.deps.logger.warn({ task: id }, 'stopped the work of a task this node no longer holds');
+      return;
+    }
     try {
       // Retried: the slot is about to be freed, and a lost final write would leave the task
       // "running" in the store until the next restart re-queues it.
@@ -577,6 +585,19 @@ export class TaskService {
       }
     } catch (err) {
       this.deps.logger.error({ err, task: id }, 'could not record the end of a task');
+    }
+  }
+
+  /**
+   * This node's claim on these tasks is void (cluster: the node was declared lost, or a write
+   * found another owner): their work stops now and nothing more is written for them here.
+   */
+  abandon(ids: readonly string[], why: string): void {
+    for (const id of ids) {
+      const job = this.running.get(id);
+      if (!job || job.stopReason === 'lost') continue;
+      job.stopReason = 'lost';
+      job.controller.abort(new Error(why));
     }
   }
 

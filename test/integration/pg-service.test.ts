@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { createService, type RunningService } from '../../src/main.js';
-import { StoreLockedError } from '../../src/store/store.js';
 import { Gates } from '../gate-job.js';
 import { replayedLog, testConfig, tmpDir, waitFor } from '../helpers.js';
 import { startPostgres, type TestPostgres } from '../postgres.js';
@@ -27,6 +26,11 @@ async function start(
     logger: pino({ level: 'silent' }),
   });
   return Object.assign(svc, { url: await svc.listen() });
+}
+
+interface NodeList {
+  total: number;
+  nodes: { name: string; state: string; this_node: boolean }[];
 }
 
 /** The fields these tests read from the service's answers. */
@@ -71,10 +75,9 @@ describe('the service on PostgreSQL (DATABASE_URL)', () => {
     }
   });
 
-  it('keeps queued work across a restart and refuses a second service on the same database', async () => {
+  it('keeps queued work across a restart, and lists itself as a node', async () => {
     const db = await pgServer.createDatabase();
-    const env = { RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}' };
-    const first = await start(db, env);
+    const first = await start(db, { RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}', RFUAV_NODE_NAME: 'first' });
     let ids: string[];
     try {
       ids = await Promise.all(
@@ -83,13 +86,19 @@ describe('the service on PostgreSQL (DATABASE_URL)', () => {
             (await call(`${first.url}/api/v2/preprocessing/gate`, 'POST', { label: `q${i}` })).json.task_id,
         ),
       );
-      await assert.rejects(start(db), (e: unknown) => e instanceof StoreLockedError);
+      const listed = (await fetch(`${first.url}/api/v2/nodes`).then((r) => r.json())) as NodeList;
+      assert.equal(listed.total, 1);
+      assert.equal(listed.nodes[0]?.name, 'first');
+      assert.equal(listed.nodes[0]?.state, 'active');
+      assert.equal(listed.nodes[0]?.this_node, true);
+      const waiting = await call(`${first.url}/api/v2/tasks/${ids[2]}`);
+      assert.equal(waiting.json.status, 'queued');
     } finally {
       await first.close();
     }
-    const second = await start(db);
+    const second = await start(db, { RFUAV_NODE_NAME: 'second' });
     try {
-      // Limits are no longer 0: the recovered tasks run here.
+      // Limits are no longer 0: the waiting tasks run on the new node.
       // (Each is let go as soon as it runs: the default limit runs fewer than three at once.)
       for (const id of ids) await waitFor(() => gates.release(id), 5000, `task ${id} to start again`);
       for (const id of ids) {
@@ -97,6 +106,12 @@ describe('the service on PostgreSQL (DATABASE_URL)', () => {
           async () => (await call(`${second.url}/api/v2/tasks/${id}`)).json?.status === 'completed',
         );
       }
+      // The first node stopped cleanly: it is not listed; the second is.
+      const listed = (await fetch(`${second.url}/api/v2/nodes`).then((r) => r.json())) as NodeList;
+      assert.deepEqual(
+        listed.nodes.map((n: { name: string }) => n.name),
+        ['second'],
+      );
     } finally {
       await second.close();
     }

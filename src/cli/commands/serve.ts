@@ -38,6 +38,12 @@ export const serveCommand: Command = {
           description: 'PostgreSQL instead of SQLite under the home ($DATABASE_URL)',
         },
         {
+          name: 'node-name',
+          type: 'string',
+          placeholder: 'NAME',
+          description: 'This node in a PostgreSQL cluster ($RFUAV_NODE_NAME, else the host name)',
+        },
+        {
           name: 'insecure',
           type: 'boolean',
           description: 'Listen beyond loopback without API tokens ($RFUAV_INSECURE)',
@@ -55,12 +61,13 @@ export const serveCommand: Command = {
       dataRoot: args.string('data-root'),
       insecure: args.has('insecure') ? args.boolean('insecure') : undefined,
       databaseUrl: args.string('database-url'),
+      nodeName: args.string('node-name'),
     });
     const svc = await createService({ config });
     try {
       const address = await svc.listen();
       process.stdout.write(
-        `RFUAV Model Service listening on ${address} (${config.databaseUrl ? `store ${redactedUrl(config.databaseUrl)}` : `home ${config.home}`}, data root ${config.dataRoot})\n`,
+        `RFUAV Model Service listening on ${address} (${config.databaseUrl ? `node ${config.node.name}, store ${redactedUrl(config.databaseUrl)}` : `home ${config.home}`}, data root ${config.dataRoot})\n`,
       );
     } catch (err) {
       await svc.close();

@@ -58,6 +58,14 @@ export interface ClaimedTask {
   lease_epoch: number;
 }
 
+/** A task waiting in the shared queue, as positions and reasons are shown. */
+export interface WaitingTask {
+  task_id: string;
+  task_type: string;
+  priority: number;
+  enqueued_at: string;
+}
+
 export interface SweepResult {
   /** Nodes marked lost by this sweep. */
   lost: { node_id: string; name: string }[];
@@ -171,6 +179,21 @@ export class PgCluster {
     return out;
   }
 
+  /** The first `limit` waiting tasks in claim order, and how many wait in all. */
+  async waitingTasks(limit: number): Promise<{ tasks: WaitingTask[]; total: number }> {
+    const [order, count] = await Promise.all([
+      this.pool.query<WaitingTask>(
+        `SELECT task_id, task_type, priority, enqueued_at FROM tasks
+         WHERE status = 'queued' AND owner_node IS NULL ORDER BY queue_key, seq LIMIT $1`,
+        [limit],
+      ),
+      this.pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM tasks WHERE status = 'queued' AND owner_node IS NULL",
+      ),
+    ]);
+    return { tasks: order.rows, total: count.rows[0]?.n ?? 0 };
+  }
+
   /** Gives back a claimed task that was not started (still queued); false if the fence is stale. */
   async unclaim(taskId: string, fence: Fence): Promise<boolean> {
     const res = await this.pool.query(
@@ -182,9 +205,9 @@ export class PgCluster {
   }
 
   /**
-   * Marks nodes past their lease as lost and puts their queued and running tasks back in the
-   * queue (a running one with attempts + 1), each with a log line naming the node. One sweeper
-   * at a time (a transaction-scoped advisory lock); the others return at once with nothing.
+   * Marks nodes past their lease as lost and puts every task held by no live node back in the
+   * queue, each with a log line naming the node (its next start counts the next attempt). One sweeper at
+   * a time (a transaction-scoped advisory lock); the others return at once with nothing.
    */
   async sweepLost(leaseMs: number): Promise<SweepResult> {
     const client = await this.pool.connect();
@@ -204,7 +227,7 @@ export class PgCluster {
          RETURNING node_id, name`,
         [leaseMs],
       );
-      const requeued = lost.length > 0 ? await requeueOwnedBy(client, lost) : [];
+      const requeued = await requeueOrphans(client);
       await client.query('COMMIT');
       return { lost, requeued };
     } catch (err) {
@@ -216,34 +239,39 @@ export class PgCluster {
   }
 }
 
-/** The tasks the `lost` nodes held, back in the queue, each with a log line (one statement each). */
-async function requeueOwnedBy(
-  client: pg.PoolClient,
-  lost: { node_id: string; name: string }[],
-): Promise<SweepResult['requeued']> {
+/**
+ * Tasks whose owner is no live node (lost, stopped without giving them back, or gone), back in
+ * the queue, each with a log line naming the node (one statement).
+ */
+async function requeueOrphans(client: pg.PoolClient): Promise<SweepResult['requeued']> {
   const { rows } = await client.query<{ task_id: string; node: string; was: string }>(
-    `WITH lost(node_id, name) AS (SELECT * FROM unnest($1::text[], $2::text[])),
-     old AS (
-       SELECT t.task_id, t.status AS was, lost.name AS node FROM tasks t JOIN lost ON t.owner_node = lost.node_id
-       WHERE t.status IN ('queued', 'running') FOR UPDATE OF t
+    `WITH old AS (
+       SELECT t.task_id, t.status AS was, t.attempts, t.device, coalesce(n.name, t.owner_node) AS node,
+         coalesce(n.state, 'gone') AS node_state
+       FROM tasks t LEFT JOIN nodes n ON n.node_id = t.owner_node
+       WHERE t.status IN ('queued', 'running') AND t.owner_node IS NOT NULL
+         AND (n.node_id IS NULL OR n.state NOT IN ('active', 'draining'))
+       FOR UPDATE OF t SKIP LOCKED
      ),
      moved AS (
        UPDATE tasks t SET status = 'queued', owner_node = NULL, node_name = NULL, device = NULL,
-         attempts = t.attempts + CASE WHEN old.was = 'running' THEN 1 ELSE 0 END,
-         message = 'waiting for a slot (re-queued: node ' || old.node || ' was lost)',
+         message = 'waiting for a slot (re-queued from node ' || old.node || ')',
          log_seq = t.log_seq + 1, updated_at = now()
        FROM old WHERE t.task_id = old.task_id
-       RETURNING t.task_id, t.log_seq, old.was, old.node
+       RETURNING t.task_id, t.log_seq, old.was, old.attempts, old.device, old.node, old.node_state
      ),
      logged AS (
        INSERT INTO task_logs (task_id, seq, timestamp, level, message)
        SELECT task_id, log_seq, now(), 'WARNING',
-         'Node ' || node || ' stopped answering (no heartbeat within the lease): task re-queued' ||
-         CASE WHEN was = 'running' THEN ' to run again' ELSE '' END
+         'Node ' || node ||
+         CASE WHEN node_state = 'stopped' THEN ' shut down without handing this task back'
+           ELSE ' stopped answering (no heartbeat within the lease)' END ||
+         CASE WHEN was = 'running'
+           THEN ' while it was running (attempt ' || attempts || ' on ' || coalesce(device, 'unknown device') || '); re-queued to run again'
+           ELSE '; re-queued' END
        FROM moved
      )
      SELECT task_id, node, was FROM moved`,
-    [lost.map((n) => n.node_id), lost.map((n) => n.name)],
   );
   return rows;
 }

@@ -11,7 +11,6 @@ import type {
 } from '../../domain/task.js';
 import { appendedLog, columnValue, rowToLog, rowToTask, type LogRow, type TaskRow } from '../rows.js';
 import {
-  StoreLockedError,
   type KindStatusCount,
   type LimitOverrides,
   type Store,
@@ -34,14 +33,11 @@ export interface PgStoreOptions {
    * (tasks.queue_key). Every node on one database must use the same. Default 60 000.
    */
   agingIntervalMs?: number;
-  /** Take the one-service lock (default true); cluster nodes share the database instead. */
-  exclusive?: boolean;
 }
 
 /** First half of every advisory lock key this service takes ("RFUA"). */
 const LOCK_SPACE = 0x52465541;
 const LOCK_MIGRATIONS = 1;
-const LOCK_ONE_SERVICE = 2;
 
 const TIMESTAMPTZ = 1184;
 const JSON_TYPE = 114;
@@ -93,19 +89,23 @@ function appendLogSql(fence: string, first: number): string {
   RETURNING seq`;
 }
 const APPEND_LOG = appendLogSql('', 2);
+const PUT_METRICS = `INSERT INTO task_metrics (task_id, epoch, metrics) VALUES ($1, $2, $3)
+  ON CONFLICT (task_id, epoch) DO UPDATE SET metrics = excluded.metrics`;
+const PUT_METRICS_FENCED = `INSERT INTO task_metrics (task_id, epoch, metrics)
+  SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM tasks WHERE task_id = $1 AND owner_node = $4 AND lease_epoch = $5)
+  ON CONFLICT (task_id, epoch) DO UPDATE SET metrics = excluded.metrics`;
 const APPEND_LOG_FENCED = appendLogSql(' AND owner_node = $2 AND lease_epoch = $3', 4);
 
 /**
  * Store on PostgreSQL (node-postgres pool). Every method is one statement (or one transaction),
  * committed before it resolves; nothing is cached, so another process on the same database is
- * seen at once. Until tasks are claimed through the database, one service uses a database at a
- * time: a session advisory lock, held on a connection of its own, refuses a second one.
+ * seen at once: several nodes share one database (a cluster: see cluster.ts for nodes and claims,
+ * and the fenced writes below).
  */
 export class PgStore implements Store {
   readonly dialect = 'postgresql';
   private readonly pool: pg.Pool;
   private readonly now: () => Date;
-  private lockClient: pg.Client | null = null;
   private closed = false;
   private readonly statementNames = new Map<string, string>();
   private readonly agingMs: number;
@@ -126,12 +126,11 @@ export class PgStore implements Store {
     this.pool.on('error', (err) => opts.onError?.(err));
   }
 
-  /** Connects, applies missing migrations and takes the one-service lock. */
+  /** Connects and applies the migrations this database lacks. */
   static async open(opts: PgStoreOptions): Promise<PgStore> {
     const store = new PgStore(opts);
     try {
       await store.migrate();
-      if (opts.exclusive !== false) await store.lockDatabase();
       return store;
     } catch (err) {
       await store.close();
@@ -171,46 +170,6 @@ export class PgStore implements Store {
       await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_SPACE, LOCK_MIGRATIONS]).catch(() => {});
       client.release();
     }
-  }
-
-  /**
-   * Takes the one-service lock on a connection of its own. If that connection breaks (the server
-   * restarted), the lock is gone with it: it is taken again once the server answers, and if
-   * another service took it meanwhile, that is reported through onError.
-   */
-  private async lockDatabase(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.opts.url, application_name: 'rfuav-lock' });
-    client.on('error', (err) => this.opts.onError?.(err));
-    await client.connect();
-    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [
-      LOCK_SPACE,
-      LOCK_ONE_SERVICE,
-    ]);
-    if (!rows[0]?.ok) {
-      await client.end();
-      throw new StoreLockedError(
-        `the PostgreSQL database ${redactedUrl(this.opts.url)}`,
-        'point this one at another database (several nodes on one database need cluster mode)',
-      );
-    }
-    this.lockClient = client;
-    client.once('end', () => {
-      if (this.lockClient === client) this.lockClient = null;
-      if (!this.closed) this.relockSoon();
-    });
-  }
-
-  /** Retries until the lock is this service's again (another service holding it is reported once). */
-  private relockSoon(reported = false): void {
-    const retry = setTimeout(() => {
-      if (this.closed) return;
-      this.lockDatabase().catch((err: Error) => {
-        const held = err instanceof StoreLockedError;
-        if (!held || !reported) this.opts.onError?.(err);
-        this.relockSoon(reported || held);
-      });
-    }, 1000);
-    retry.unref();
   }
 
   /**
@@ -299,6 +258,15 @@ export class PgStore implements Store {
     fromStatuses?: readonly TaskStatus[],
   ): Promise<TaskRecord | undefined> {
     return this.update(id, patch, fromStatuses, fence);
+  }
+
+  /** Whether `fence` still holds the task (its owner and epoch are the row's). */
+  async isOwner(id: string, fence: Fence): Promise<boolean> {
+    const rows = await this.q(
+      'SELECT 1 FROM tasks WHERE task_id = $1 AND owner_node = $2 AND lease_epoch = $3',
+      [id, fence.node, fence.epoch],
+    );
+    return rows.length > 0;
   }
 
   private async update(
@@ -391,14 +359,34 @@ export class PgStore implements Store {
   }
 
   async putEpochMetrics(taskId: string, metrics: EpochMetrics): Promise<void> {
-    await this.q(
-      'INSERT INTO task_metrics (task_id, epoch, metrics) VALUES ($1, $2, $3) ON CONFLICT (task_id, epoch) DO UPDATE SET metrics = excluded.metrics',
-      [taskId, metrics.epoch, JSON.stringify(metrics)],
-    );
+    await this.q(PUT_METRICS, [taskId, metrics.epoch, JSON.stringify(metrics)]);
+  }
+
+  /** putEpochMetrics by the task's claimant: false (nothing written) once `fence` no longer matches. */
+  async putEpochMetricsFenced(taskId: string, fence: Fence, metrics: EpochMetrics): Promise<boolean> {
+    const rows = await this.q(`${PUT_METRICS_FENCED} RETURNING 1`, [
+      taskId,
+      metrics.epoch,
+      JSON.stringify(metrics),
+      fence.node,
+      fence.epoch,
+    ]);
+    return rows.length > 0;
   }
 
   async truncateEpochMetrics(taskId: string, lastEpoch: number): Promise<void> {
     await this.q('DELETE FROM task_metrics WHERE task_id = $1 AND epoch > $2', [taskId, lastEpoch]);
+  }
+
+  /** truncateEpochMetrics by the task's claimant: false (nothing removed) once `fence` is stale. */
+  async truncateEpochMetricsFenced(taskId: string, fence: Fence, lastEpoch: number): Promise<boolean> {
+    const rows = await this.q<{ ok: boolean }>(
+      `WITH owner AS (SELECT 1 FROM tasks WHERE task_id = $1 AND owner_node = $3 AND lease_epoch = $4),
+       gone AS (DELETE FROM task_metrics WHERE task_id = $1 AND epoch > $2 AND EXISTS (SELECT 1 FROM owner))
+       SELECT EXISTS (SELECT 1 FROM owner) AS ok`,
+      [taskId, lastEpoch, fence.node, fence.epoch],
+    );
+    return rows[0]?.ok === true;
   }
 
   async getEpochMetrics(taskId: string): Promise<EpochMetrics[]> {
@@ -447,8 +435,6 @@ export class PgStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Ending the lock's session releases the lock.
-    await this.lockClient?.end().catch(() => {});
     await this.pool.end();
   }
 }

@@ -1,0 +1,118 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { DeviceInfo } from '../domain/devices.js';
+import type { ResourceClass } from '../domain/task.js';
+import type { QueueSnapshot } from '../scheduler/queue.js';
+import type { NodeRow, PgCluster } from '../store/postgres/cluster.js';
+import { PgStore } from '../store/postgres/pg-store.js';
+import { ClusterQueue } from './cluster-queue.js';
+import { FencedStore } from './fenced-store.js';
+import { NodeAgent } from './node-agent.js';
+
+/** What the node needs of the service it serves (structural: no import of the service layer). */
+export interface NodeService {
+  requestDispatch(): void;
+  abandon(ids: readonly string[], why: string): void;
+  snapshot(): QueueSnapshot;
+}
+
+/**
+ * This process as a node of a cluster sharing one PostgreSQL database: the fenced store its
+ * service writes through, the shared queue it claims from, and the agent that keeps its lease.
+ * Built in three steps because the service needs the store and the queue before it exists:
+ * `openClusterNode` (store), `makeQueue` (once devices and kinds are known), `attach` (service).
+ */
+export class ClusterNode {
+  readonly store: FencedStore;
+  readonly node: { id: string; name: string };
+  private queue: ClusterQueue | null = null;
+  private agent: NodeAgent | null = null;
+  private service: NodeService | null = null;
+
+  private constructor(
+    readonly pg: PgStore,
+    readonly cluster: PgCluster,
+    node: { id: string; name: string },
+    private readonly config: Config,
+    private readonly logger: Logger,
+  ) {
+    this.node = node;
+    this.store = new FencedStore(
+      pg,
+      (id) => this.queue?.fence(id),
+      (id) => this.service?.abandon([id], 'another node holds this task now'),
+    );
+  }
+
+  makeQueue(devices: DeviceInfo[], kindsOf: Record<ResourceClass, readonly string[]>): ClusterQueue {
+    this.queue = new ClusterQueue({
+      cluster: this.cluster,
+      node: this.node,
+      devices,
+      agingIntervalMs: this.config.agingIntervalMs,
+      kindsOf,
+      cudaFallback: this.config.cudaFallback,
+    });
+    return this.queue;
+  }
+
+  /** Starts heartbeats, sweeps and polling for `service` (after its start). */
+  attach(service: NodeService): void {
+    if (!this.queue) throw new Error('makeQueue comes before attach');
+    this.service = service;
+    const { heartbeatMs, leaseMs, pollMs } = this.config.node;
+    this.agent = new NodeAgent({
+      cluster: this.cluster,
+      queue: this.queue,
+      node: this.node,
+      heartbeatMs,
+      leaseMs,
+      pollMs,
+      snapshot: () => service.snapshot(),
+      wake: () => service.requestDispatch(),
+      abandon: (ids, why) => service.abandon(ids, why),
+      logger: this.logger,
+    });
+    this.agent.start();
+  }
+
+  /** The cluster's nodes, as GET /api/v2/nodes shows them. */
+  nodes(): Promise<NodeRow[]> {
+    return this.cluster.listNodes(this.config.node.leaseMs);
+  }
+
+  /** Drains a node (its id or name); false when no live node matches. */
+  async drain(idOrName: string): Promise<NodeRow | null> {
+    const live = (await this.nodes()).filter((n) => n.state === 'active' || n.state === 'draining');
+    const target = live.find((n) => n.node_id === idOrName) ?? live.find((n) => n.name === idOrName);
+    if (!target) return null;
+    if (target.node_id === this.node.id && this.agent) await this.agent.drain();
+    else await this.cluster.setState(target.node_id, 'draining');
+    return { ...target, state: 'draining' };
+  }
+
+  /** At a clean stop, after the service has stopped: the row says "stopped", nothing is swept. */
+  async stop(): Promise<void> {
+    await this.queue?.settle();
+    await this.agent?.stop();
+  }
+
+  static async open(config: Config, logger: Logger): Promise<ClusterNode> {
+    const pg = await PgStore.open({
+      url: config.databaseUrl as string,
+      poolSize: config.pgPoolSize,
+      agingIntervalMs: config.agingIntervalMs,
+      onError: (err) => logger.warn({ err: err.message }, 'PostgreSQL connection error (reconnecting)'),
+    });
+    try {
+      const cluster = pg.cluster();
+      const node = { id: '', name: config.node.name };
+      // Devices and limits are filled in by the first heartbeat, once they are known.
+      node.id = await cluster.registerNode({ name: node.name, devices: [], limits: {} });
+      return new ClusterNode(pg, cluster, node, config, logger);
+    } catch (err) {
+      await pg.close();
+      throw err;
+    }
+  }
+}

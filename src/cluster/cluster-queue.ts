@@ -1,0 +1,253 @@
+import type { DeviceInfo } from '../domain/devices.js';
+import { RESOURCE_CLASSES, type ResourceClass } from '../domain/task.js';
+import { SchedulerCore } from '../scheduler/core.js';
+import { RecentMap } from '../util/recent.js';
+import type { QueueSnapshot, TaskQueue, WaitingInfo } from '../scheduler/queue.js';
+import type { Limits, Placement, QueueEntry } from '../scheduler/types.js';
+import type { ClaimLane, ClaimedTask, Fence, PgCluster, WaitingTask } from '../store/postgres/cluster.js';
+
+export interface ClusterQueueOptions {
+  cluster: PgCluster;
+  /** This process's node (id from its registration). */
+  node: { id: string; name: string };
+  devices: DeviceInfo[];
+  agingIntervalMs: number;
+  /** Task kinds per resource class (the registry's). */
+  kindsOf: Record<ResourceClass, readonly string[]>;
+  /** What `cuda` means on a node without GPUs, as at submission. */
+  cudaFallback: 'cpu' | 'reject';
+}
+
+/**
+ * The queue shared through PostgreSQL (the TaskQueue seam's second implementation). Waiting tasks
+ * live only in the database; `claim` takes, lane by lane, what this node can start now (its free
+ * slots per device × class, GPU memory), in the cluster-wide order, and places it with the same
+ * SchedulerCore a single node uses — which here holds only this node's claimed and running tasks.
+ * A claim that cannot be placed after all is given back at once. Every claim carries an epoch:
+ * `fence(id)` is what this node's writes for the task must present.
+ */
+export class ClusterQueue implements TaskQueue {
+  private readonly core: SchedulerCore;
+  /** Tasks this node holds a claim on now (claimed, starting or running). */
+  private readonly held = new Set<string>();
+  /**
+   * The epoch of this node's latest claim of each task, kept after the claim ends: every write
+   * this node makes for a task it once claimed stays fenced, so a write still on its way when the
+   * claim was lost or given back (a log line, a final status) can never land unfenced.
+   */
+  private readonly epochs = new RecentMap<string, number>(20_000);
+  private readonly givingBack = new Set<Promise<unknown>>();
+  private draining = false;
+  private waiting: {
+    order: Map<string, { position: number; task: WaitingTask }>;
+    byClass: Record<ResourceClass, number>;
+    total: number;
+  } = {
+    order: new Map(),
+    byClass: { training: 0, inference: 0, preprocessing: 0 },
+    total: 0,
+  };
+  private readonly classOf = new Map<string, ResourceClass>();
+
+  constructor(private readonly opts: ClusterQueueOptions) {
+    this.core = new SchedulerCore({
+      devices: opts.devices,
+      limits: {},
+      agingIntervalMs: opts.agingIntervalMs,
+    });
+    for (const cls of RESOURCE_CLASSES) for (const k of opts.kindsOf[cls]) this.classOf.set(k, cls);
+  }
+
+  /** The fence of a task this node has claimed (undefined: not this node's). */
+  fence(id: string): Fence | undefined {
+    const epoch = this.epochs.get(id);
+    return epoch === undefined ? undefined : { node: this.opts.node.id, epoch };
+  }
+
+  /** A draining node claims nothing more; what it runs finishes. */
+  setDraining(on: boolean): void {
+    this.draining = on;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Accepted tasks are already waiting in the database, where every node claims from. */
+  add(_entries: readonly QueueEntry[]): void {}
+
+  /** Waiting tasks are cancelled in the database (a status change); nothing waits here. */
+  remove(id: string): boolean {
+    return this.core.remove(id);
+  }
+
+  async claim(): Promise<Placement[]> {
+    if (this.draining) return [];
+    const lanes = this.lanes();
+    if (lanes.length === 0) return [];
+    const claimed = await this.opts.cluster.claim(this.opts.node, lanes);
+    for (const c of claimed) {
+      this.held.add(c.task_id);
+      this.epochs.set(c.task_id, c.lease_epoch);
+      this.core.enqueue(this.entryOf(c));
+    }
+    const placed = this.core.dispatch();
+    const unplaced = claimed.filter((c) => this.core.isWaiting(c.task_id));
+    for (const c of unplaced) this.giveBack(c.task_id);
+    return placed;
+  }
+
+  /** Frees the slot; a claim that never started goes back to the shared queue. */
+  release(id: string): void {
+    this.core.release(id);
+    this.core.remove(id);
+    this.giveBack(id);
+  }
+
+  isWaiting(id: string): boolean {
+    // Anything not claimed here may be waiting in the database: the caller's status change
+    // (queued → cancelled) decides.
+    return !this.held.has(id);
+  }
+
+  isRunning(id: string): boolean {
+    return this.core.isRunning(id);
+  }
+
+  setDevices(devices: DeviceInfo[]): void {
+    this.core.setDevices(devices);
+  }
+
+  setLimits(limits: Limits): void {
+    this.core.setLimits(limits);
+  }
+
+  getLimits(): Limits {
+    return this.core.getLimits();
+  }
+
+  /** Replaces the view of the cluster-wide queue (NodeAgent refreshes it on every poll). */
+  setWaiting(tasks: readonly WaitingTask[], total: number): void {
+    const order = new Map<string, { position: number; task: WaitingTask }>();
+    const byClass: Record<ResourceClass, number> = { training: 0, inference: 0, preprocessing: 0 };
+    tasks.forEach((t, i) => {
+      order.set(t.task_id, { position: i + 1, task: t });
+      const cls = this.classOf.get(t.task_type);
+      if (cls) byClass[cls]++;
+    });
+    this.waiting = { order, byClass, total };
+  }
+
+  waitingInfo(id: string, now: number): WaitingInfo | undefined {
+    const w = this.waiting.order.get(id);
+    if (!w) return undefined;
+    const aging = this.opts.agingIntervalMs;
+    const gained = aging > 0 ? Math.floor((now - Date.parse(w.task.enqueued_at)) / aging) : 0;
+    return {
+      position: w.position,
+      reason: this.draining
+        ? 'waiting for a slot on another node (this one is draining)'
+        : 'waiting for a free slot on any node of the cluster',
+      effectivePriority: Math.max(1, w.task.priority - gained),
+    };
+  }
+
+  get waitingCount(): number {
+    return this.waiting.total;
+  }
+
+  snapshot(): QueueSnapshot {
+    const devices = this.core.getDevices();
+    const runningOn: QueueSnapshot['runningOn'] = {};
+    for (const d of devices) {
+      runningOn[d.id] = this.core.runningOn(d.id).map((p) => ({ id: p.id, cls: p.cls, memGb: p.memGb }));
+    }
+    return {
+      usage: this.core.usage(),
+      limits: this.core.getLimits(),
+      devices,
+      waiting: this.waiting.total,
+      running: this.core.runningCount,
+      waitingByClass: { ...this.waiting.byClass },
+      runningOn,
+    };
+  }
+
+  /** Tasks this node holds a claim on (running or about to). */
+  claimedIds(): string[] {
+    return [...this.held];
+  }
+
+  /** Forgets every claim at once (the node was declared lost: the claims are void already). */
+  dropAllClaims(): void {
+    this.held.clear();
+  }
+
+  /** Resolves when every claim being given back has been (before the store closes). */
+  async settle(): Promise<void> {
+    await Promise.all([...this.givingBack]);
+  }
+
+  private giveBack(id: string): void {
+    const fence = this.fence(id);
+    if (!fence || !this.held.delete(id)) return;
+    // Only a task still queued goes back (a shutdown interrupted it, or it was never started);
+    // a finished one keeps its row as it is.
+    const p = this.opts.cluster.unclaim(id, fence).catch(() => false);
+    this.givingBack.add(p);
+    void p.finally(() => this.givingBack.delete(p));
+  }
+
+  private entryOf(c: ClaimedTask): QueueEntry {
+    const cls = this.classOf.get(c.task_type) ?? 'preprocessing';
+    return {
+      id: c.task_id,
+      cls,
+      request: this.localRequest(cls, c.device_request),
+      memGb: c.gpu_memory_gb,
+      priority: c.priority,
+      enqueuedAt: Date.parse(c.enqueued_at),
+    };
+  }
+
+  /** A stored device request as this node places it (submission resolved it on some node). */
+  private localRequest(cls: ResourceClass, stored: string | null): string {
+    if (cls === 'preprocessing' || stored === 'cpu') return 'cpu';
+    const gpus = this.core.getDevices().some((d) => d.kind === 'gpu');
+    if (!gpus) return 'cpu';
+    return stored ?? 'cuda';
+  }
+
+  /** What this node could start now, per class and device kind (see ClaimLane). */
+  private lanes(): ClaimLane[] {
+    const devices = this.core.getDevices();
+    const gpus = devices.filter((d) => d.kind === 'gpu');
+    const lanes: ClaimLane[] = [];
+    for (const cls of RESOURCE_CLASSES) {
+      const kinds = this.opts.kindsOf[cls];
+      if (kinds.length === 0) continue;
+      const cpuFree = this.free('cpu', cls);
+      const cpuRequests = ['cpu'];
+      if (cls !== 'preprocessing' && gpus.length === 0) {
+        cpuRequests.push('auto');
+        if (this.opts.cudaFallback === 'cpu') cpuRequests.push('cuda');
+      }
+      if (cpuFree > 0) lanes.push({ kinds, requests: cpuRequests, maxMemGb: null, limit: cpuFree });
+      if (cls === 'preprocessing' || gpus.length === 0) continue;
+      const open = gpus.filter((g) => this.free(g.id, cls) > 0);
+      if (open.length === 0) continue;
+      lanes.push({
+        kinds,
+        requests: ['cuda', 'auto', ...open.map((g) => g.id)],
+        maxMemGb: Math.max(...open.map((g) => this.core.freeMemoryGb(g.id))),
+        limit: open.reduce((n, g) => n + this.free(g.id, cls), 0),
+      });
+    }
+    return lanes;
+  }
+
+  private free(device: string, cls: ResourceClass): number {
+    const used = this.core.usage()[device]?.[cls] ?? 0;
+    return Math.max(0, this.core.limit(device, cls) - used);
+  }
+}

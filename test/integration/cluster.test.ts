@@ -1,0 +1,240 @@
+/**
+ * Several nodes on one PostgreSQL database, each a real service process (test/fixtures/server.ts:
+ * the real composition root plus a `sleep` task kind), on loopback: work spreads over the nodes,
+ * runs once, and survives a node killed or frozen past its lease.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { tmpDir, waitFor } from '../helpers.js';
+import { startPostgres, type TestPostgres } from '../postgres.js';
+import { spawnServer, type ServerProcess } from '../process.js';
+
+let server: TestPostgres;
+before(async () => {
+  server = await startPostgres();
+});
+after(async () => {
+  await server?.stop();
+});
+
+const dataRoot = path.join(tmpDir(), 'data');
+
+function startNode(db: string, name: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  return spawnServer({
+    DATABASE_URL: db,
+    RFUAV_NODE_NAME: name,
+    RFUAV_HOME: path.join(tmpDir(), name),
+    RFUAV_DATA_ROOT: dataRoot,
+    RFUAV_HEARTBEAT_S: '0.2',
+    RFUAV_LEASE_S: '1.5',
+    RFUAV_POLL_S: '0.2',
+    RFUAV_LIMITS: '{"cpu":{"preprocessing":2}}',
+    ...env,
+  });
+}
+
+async function sql<T extends pg.QueryResultRow>(
+  db: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<T[]> {
+  const c = new pg.Client({ connectionString: db });
+  await c.connect();
+  try {
+    return (await c.query<T>(text, values)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+async function submit(url: string, ms: number): Promise<string> {
+  const res = await fetch(`${url}/api/v2/preprocessing/sleep`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ms }),
+  });
+  assert.equal(res.status, 200);
+  return ((await res.json()) as { task_id: string }).task_id;
+}
+
+const statusOf = async (db: string, id: string) =>
+  (
+    await sql<{ status: string; node_name: string | null; attempts: number }>(
+      db,
+      'SELECT status, node_name, attempts FROM tasks WHERE task_id = $1',
+      [id],
+    )
+  )[0];
+
+const messages = async (db: string, id: string) =>
+  (
+    await sql<{ message: string }>(db, 'SELECT message FROM task_logs WHERE task_id = $1 ORDER BY seq', [id])
+  ).map((r) => r.message);
+
+describe('a cluster of service processes on PostgreSQL', () => {
+  it('spreads tasks over the nodes and runs each once', async () => {
+    const db = await server.createDatabase();
+    const a = await startNode(db, 'a');
+    const b = await startNode(db, 'b');
+    const ids = [];
+    for (let i = 0; i < 8; i++) ids.push(await submit(a.url, 1200));
+    await waitFor(
+      async () => {
+        const rows = await sql<{ n: number }>(
+          db,
+          "SELECT count(*)::int AS n FROM tasks WHERE status = 'completed'",
+        );
+        return rows[0]!.n === 8;
+      },
+      30_000,
+      'all 8 tasks to complete',
+    );
+    const byNode = await sql<{ node_name: string; n: number }>(
+      db,
+      'SELECT node_name, count(*)::int AS n FROM tasks GROUP BY node_name ORDER BY node_name',
+    );
+    assert.deepEqual(
+      byNode.map((r) => r.node_name),
+      ['a', 'b'],
+      JSON.stringify(byNode),
+    );
+    for (const id of ids) {
+      const started = (await messages(db, id)).filter((m) => m.startsWith('Started on'));
+      assert.equal(started.length, 1, `${id} started once`);
+    }
+    // Any node answers for any task, and lists both nodes.
+    const t = (await (await fetch(`${b.url}/api/v2/tasks/${ids[0]}`)).json()) as { status: string };
+    assert.equal(t.status, 'completed');
+    const nodes = (await (await fetch(`${b.url}/api/v2/nodes`)).json()) as {
+      nodes: { name: string; state: string }[];
+    };
+    assert.deepEqual(
+      nodes.nodes.map((n) => `${n.name}:${n.state}`),
+      ['a:active', 'b:active'],
+    );
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    await Promise.all([a.exited, b.exited]);
+  });
+
+  it("any node streams a task's log live, with no gap or duplicate, and resumes from Last-Event-ID", async () => {
+    const db = await server.createDatabase();
+    const a = await startNode(db, 'a');
+    const b = await startNode(db, 'b', { RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}' });
+    const id = await submit(b.url, 1500);
+    const text = await (await fetch(`${b.url}/api/v2/tasks/${id}/logs`)).text();
+    const events = text
+      .split('\n\n')
+      .map((block) => ({
+        id: /^id: (\d+)$/m.exec(block)?.[1],
+        data: /^data: (.*)$/m.exec(block)?.[1],
+      }))
+      .filter((e) => e.data);
+    const seqs = events.filter((e) => e.id).map((e) => Number(e.id));
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: seqs.length }, (_, i) => i + 1),
+      'every entry once, in order',
+    );
+    assert.ok(
+      events.some((e) => /tick \d+/.test(e.data!)),
+      "the running node's lines came through",
+    );
+    assert.match(events.at(-1)!.data!, /"status":"completed"/);
+    assert.equal((await statusOf(db, id))?.node_name, 'a', 'it ran on a, streamed from b');
+    const resumed = await (
+      await fetch(`${b.url}/api/v2/tasks/${id}/logs`, {
+        headers: { 'last-event-id': String(seqs.length - 2) },
+      })
+    ).text();
+    const again = [...resumed.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(again, [seqs.length - 1, seqs.length]);
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    await Promise.all([a.exited, b.exited]);
+  });
+
+  it('kill -9 of a node mid-task: re-queued within the lease and finished on another node', async () => {
+    const db = await server.createDatabase();
+    const a = await startNode(db, 'a');
+    // Long enough to be still running once b is up (starting a node takes seconds here).
+    const id = await submit(a.url, 7000);
+    await waitFor(async () => (await statusOf(db, id))?.status === 'running', 10_000, 'the task to run on a');
+    const b = await startNode(db, 'b');
+    a.child.kill('SIGKILL');
+    await a.exited;
+    const killedAt = Date.now();
+    await waitFor(async () => (await statusOf(db, id))?.node_name === 'b', 10_000, 'b to take the task over');
+    const tookOver = Date.now() - killedAt;
+    await waitFor(
+      async () => (await statusOf(db, id))?.status === 'completed',
+      20_000,
+      'the task to finish on b',
+    );
+    const row = await statusOf(db, id);
+    assert.equal(row?.attempts, 2);
+    const log = await messages(db, id);
+    assert.ok(
+      log.some((m) => /^Node a stopped answering .* re-queued to run again/.test(m)),
+      log.join('\n'),
+    );
+    assert.equal(log.filter((m) => m.startsWith('Started on')).length, 2);
+    assert.ok(tookOver < 10_000, `took over after ${tookOver} ms`);
+    b.child.kill('SIGTERM');
+    await b.exited;
+  });
+
+  it('a node frozen past its lease: its task runs elsewhere and none of its late writes land', async () => {
+    const db = await server.createDatabase();
+    const a = await startNode(db, 'a');
+    const id = await submit(a.url, 7000);
+    await waitFor(async () => (await statusOf(db, id))?.status === 'running', 10_000, 'the task to run on a');
+    const b = await startNode(db, 'b');
+    a.child.kill('SIGSTOP');
+    try {
+      await waitFor(
+        async () => (await statusOf(db, id))?.node_name === 'b',
+        10_000,
+        'b to take the task over',
+      );
+    } finally {
+      a.child.kill('SIGCONT');
+    }
+    await waitFor(
+      async () => (await statusOf(db, id))?.status === 'completed',
+      20_000,
+      'the task to finish on b',
+    );
+    // a, awake again, learns it was declared lost, stops its copy and joins under a new id.
+    await waitFor(
+      async () => {
+        const rows = await sql<{ name: string; state: string }>(
+          db,
+          "SELECT name, state FROM nodes WHERE name = 'a' ORDER BY started_at",
+        );
+        return rows.length === 2 && rows[0]!.state === 'lost' && rows[1]!.state === 'active';
+      },
+      10_000,
+      'a to register again',
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const log = await messages(db, id);
+    const swept = log.findIndex((m) => /^Node a stopped answering/.test(m));
+    const restarted = log.findIndex((m, i) => i > swept && m.startsWith('Started on'));
+    assert.ok(swept > 0 && restarted > swept, log.join('\n'));
+    assert.deepEqual(
+      log.slice(swept + 1, restarted).filter((m) => m.startsWith('tick')),
+      [],
+      'no tick from a after the sweep',
+    );
+    const row = await statusOf(db, id);
+    assert.equal(row?.status, 'completed');
+    assert.equal(row?.node_name, 'b');
+    assert.equal(log.filter((m) => m.startsWith('Completed')).length, 1, 'completed once');
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    await Promise.all([a.exited, b.exited]);
+  });
+});
