@@ -2,7 +2,7 @@ import type { DeviceInfo } from '../domain/devices.js';
 import { RESOURCE_CLASSES, type ResourceClass } from '../domain/task.js';
 import { SchedulerCore } from '../scheduler/core.js';
 import { RecentMap } from '../util/recent.js';
-import type { QueueSnapshot, TaskQueue, WaitingInfo } from '../scheduler/queue.js';
+import { coreSnapshot, type QueueSnapshot, type TaskQueue, type WaitingInfo } from '../scheduler/queue.js';
 import type { Limits, Placement, QueueEntry } from '../scheduler/types.js';
 import type { ClaimLane, ClaimedTask, Fence, PgCluster, WaitingTask } from '../store/postgres/cluster.js';
 
@@ -157,20 +157,7 @@ export class ClusterQueue implements TaskQueue {
   }
 
   snapshot(): QueueSnapshot {
-    const devices = this.core.getDevices();
-    const runningOn: QueueSnapshot['runningOn'] = {};
-    for (const d of devices) {
-      runningOn[d.id] = this.core.runningOn(d.id).map((p) => ({ id: p.id, cls: p.cls, memGb: p.memGb }));
-    }
-    return {
-      usage: this.core.usage(),
-      limits: this.core.getLimits(),
-      devices,
-      waiting: this.waiting.total,
-      running: this.core.runningCount,
-      waitingByClass: { ...this.waiting.byClass },
-      runningOn,
-    };
+    return coreSnapshot(this.core, { count: this.waiting.total, byClass: this.waiting.byClass });
   }
 
   /** Tasks this node holds a claim on (running or about to). */

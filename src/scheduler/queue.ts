@@ -126,19 +126,30 @@ export class LocalQueue implements TaskQueue {
   }
 
   snapshot(): QueueSnapshot {
-    const devices = this.core.getDevices();
-    const runningOn: QueueSnapshot['runningOn'] = {};
-    for (const d of devices) {
-      runningOn[d.id] = this.core.runningOn(d.id).map((p) => ({ id: p.id, cls: p.cls, memGb: p.memGb }));
-    }
-    return {
-      usage: this.core.usage(),
-      limits: this.core.getLimits(),
-      devices,
-      waiting: this.core.waitingCount,
-      running: this.core.runningCount,
-      waitingByClass: this.core.waitingByClass(),
-      runningOn,
-    };
+    return coreSnapshot(this.core);
   }
+}
+
+/**
+ * A SchedulerCore's state as a QueueSnapshot. `waiting` replaces the core's own waiting figures
+ * (a shared queue knows more tasks waiting than the core in front of it holds).
+ */
+export function coreSnapshot(
+  core: SchedulerCore,
+  waiting?: { count: number; byClass: Record<ResourceClass, number> },
+): QueueSnapshot {
+  const devices = core.getDevices();
+  const runningOn: QueueSnapshot['runningOn'] = {};
+  for (const d of devices) {
+    runningOn[d.id] = core.runningOn(d.id).map((p) => ({ id: p.id, cls: p.cls, memGb: p.memGb }));
+  }
+  return {
+    usage: core.usage(),
+    limits: core.getLimits(),
+    devices,
+    waiting: waiting?.count ?? core.waitingCount,
+    running: core.runningCount,
+    waitingByClass: waiting ? { ...waiting.byClass } : core.waitingByClass(),
+    runningOn,
+  };
 }
