@@ -8,10 +8,12 @@ import { PgStore } from '../store/postgres/pg-store.js';
 import { ClusterQueue } from './cluster-queue.js';
 import { FencedStore } from './fenced-store.js';
 import { NodeAgent } from './node-agent.js';
+import { CHANNELS, Wakeups } from './wakeups.js';
 
 /** What the node needs of the service it serves (structural: no import of the service layer). */
 export interface NodeService {
   requestDispatch(): void;
+  reloadLimits(): Promise<void>;
   abandon(ids: readonly string[], why: string): void;
   snapshot(): QueueSnapshot;
 }
@@ -28,6 +30,7 @@ export class ClusterNode {
   private queue: ClusterQueue | null = null;
   private agent: NodeAgent | null = null;
   private service: NodeService | null = null;
+  private readonly wakeups: Wakeups;
 
   private constructor(
     readonly pg: PgStore,
@@ -37,10 +40,23 @@ export class ClusterNode {
     private readonly logger: Logger,
   ) {
     this.node = node;
+    this.wakeups = new Wakeups(
+      config.databaseUrl as string,
+      (channel, payload) => cluster.notify(channel, payload),
+      {
+        [CHANNELS.queue]: () => this.service?.requestDispatch(),
+        [CHANNELS.limits]: () =>
+          void this.service
+            ?.reloadLimits()
+            .catch((err: Error) => logger.warn({ err: err.message }, 'could not reload the slot limits')),
+      },
+      logger,
+    );
     this.store = new FencedStore(
       pg,
       (id) => this.queue?.fence(id),
       (id) => this.service?.abandon([id], 'another node holds this task now'),
+      (what, ids) => this.wakeups.signal(CHANNELS[what], ids),
     );
   }
 
@@ -52,6 +68,7 @@ export class ClusterNode {
       agingIntervalMs: this.config.agingIntervalMs,
       kindsOf,
       cudaFallback: this.config.cudaFallback,
+      onGivenBack: (ids) => this.wakeups.signal(CHANNELS.queue, ids),
     });
     return this.queue;
   }
@@ -71,9 +88,11 @@ export class ClusterNode {
       snapshot: () => service.snapshot(),
       wake: () => service.requestDispatch(),
       abandon: (ids, why) => service.abandon(ids, why),
+      requeued: (ids) => this.wakeups.signal(CHANNELS.queue, ids),
       logger: this.logger,
     });
     this.agent.start();
+    void this.wakeups.start();
   }
 
   /** The cluster's nodes, as GET /api/v2/nodes shows them. */
@@ -95,6 +114,7 @@ export class ClusterNode {
   async stop(): Promise<void> {
     await this.queue?.settle();
     await this.agent?.stop();
+    await this.wakeups.stop();
   }
 
   static async open(config: Config, logger: Logger): Promise<ClusterNode> {

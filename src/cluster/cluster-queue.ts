@@ -16,6 +16,8 @@ export interface ClusterQueueOptions {
   kindsOf: Record<ResourceClass, readonly string[]>;
   /** What `cuda` means on a node without GPUs, as at submission. */
   cudaFallback: 'cpu' | 'reject';
+  /** Tasks given back to the shared queue (other nodes may claim them now). */
+  onGivenBack?: (ids: string[]) => void;
 }
 
 /**
@@ -180,7 +182,10 @@ export class ClusterQueue implements TaskQueue {
     if (!fence || !this.held.delete(id)) return;
     // Only a task still queued goes back (a shutdown interrupted it, or it was never started);
     // a finished one keeps its row as it is.
-    const p = this.opts.cluster.unclaim(id, fence).catch(() => false);
+    const p = this.opts.cluster
+      .unclaim(id, fence)
+      .then((back) => back && this.opts.onGivenBack?.([id]))
+      .catch(() => false);
     this.givingBack.add(p);
     void p.finally(() => this.givingBack.delete(p));
   }

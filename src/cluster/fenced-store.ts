@@ -32,12 +32,16 @@ export class FencedStore implements Store {
     private readonly pg: PgStore,
     private readonly fenceOf: (taskId: string) => Fence | undefined,
     private readonly onFencedOut: (taskId: string) => void,
+    /** Tasks became claimable (other nodes are told), or limits changed. */
+    private readonly signal: (what: 'queue' | 'limits', ids?: string[]) => void = () => {},
   ) {
     this.dialect = pg.dialect;
   }
 
-  createTask(task: NewTask, firstLog?: readonly NewLogEntry[]): Promise<TaskRecord> {
-    return this.pg.createTask(task, firstLog);
+  async createTask(task: NewTask, firstLog?: readonly NewLogEntry[]): Promise<TaskRecord> {
+    const t = await this.pg.createTask(task, firstLog);
+    if (t.status === 'queued') this.signal('queue', [t.task_id]);
+    return t;
   }
 
   getTask(id: string): Promise<TaskRecord | undefined> {
@@ -50,8 +54,8 @@ export class FencedStore implements Store {
     fromStatuses?: readonly TaskStatus[],
   ): Promise<TaskRecord | undefined> {
     const fence = this.fenceOf(id);
-    if (!fence) return this.pg.updateTask(id, patch, fromStatuses);
-    const done = await this.pg.updateFenced(id, fence, patch, fromStatuses);
+    if (!fence) return this.queued(await this.pg.updateTask(id, patch, fromStatuses));
+    const done = this.queued(await this.pg.updateFenced(id, fence, patch, fromStatuses));
     // Undefined is also a compare-and-set that found another status (a cancel won): only a
     // changed owner or epoch means the claim is gone.
     if (!done && !(await this.stillOurs(id, fence))) this.onFencedOut(id);
@@ -108,8 +112,9 @@ export class FencedStore implements Store {
     return this.pg.getLimitOverrides();
   }
 
-  setLimitOverrides(overrides: LimitOverrides): Promise<void> {
-    return this.pg.setLimitOverrides(overrides);
+  async setLimitOverrides(overrides: LimitOverrides): Promise<void> {
+    await this.pg.setLimitOverrides(overrides);
+    this.signal('limits');
   }
 
   ping(): Promise<void> {
@@ -118,6 +123,12 @@ export class FencedStore implements Store {
 
   close(): Promise<void> {
     return this.pg.close();
+  }
+
+  /** A task written back to `queued` is claimable again: say so. */
+  private queued(t: TaskRecord | undefined): TaskRecord | undefined {
+    if (t?.status === 'queued') this.signal('queue', [t.task_id]);
+    return t;
   }
 
   private fencedOut(taskId: string): never {

@@ -16,6 +16,8 @@ export interface NodeAgentOptions {
   wake: () => void;
   /** Stop the local work of these tasks at once: this node's claims on them are void. */
   abandon: (ids: string[], why: string) => void;
+  /** Tell every node these tasks are claimable (they were re-queued by a sweep). */
+  requeued: (ids: string[]) => void;
   logger: Logger;
 }
 
@@ -64,8 +66,7 @@ export class NodeAgent {
       const swept = await this.o.cluster.sweepLost(this.o.leaseMs);
       for (const n of swept.lost)
         this.o.logger.warn({ node: n.name }, 'node lost (no heartbeat within the lease)');
-      if (swept.requeued.length > 0) this.o.wake();
-      await this.poll();
+      if (swept.requeued.length > 0) this.o.requeued(swept.requeued.map((t) => t.task_id));
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message }, 'heartbeat failed');
       this.selfFenceIfDue();

@@ -66,6 +66,9 @@ export interface TaskRecord {
   enqueued_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** In a cluster: the name of the node that runs (or ran) the task, and its node id. */
+  node?: string | null;
+  node_id?: string | null;
 }
 
 export type NewTask = Pick<

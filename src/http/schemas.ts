@@ -69,6 +69,9 @@ export const TaskSchema = Type.Object(
     description: Maybe.string(),
     queue_position: Type.Optional(Type.Integer()),
     pending_reason: Type.Optional(Type.String()),
+    // In a cluster: the name of the node that runs or ran the task, and its id.
+    node: Type.Optional(Maybe.string()),
+    node_id: Type.Optional(Maybe.string()),
     attempts: Type.Integer(),
     gpu_memory_gb: Maybe.number(),
     current_epoch: Maybe.integer(),

@@ -319,6 +319,10 @@ export class TaskService {
       error: t.error,
       parameters: t.params,
     };
+    if (t.node !== undefined) {
+      v.node = t.node;
+      v.node_id = t.node_id ?? null;
+    }
     if (t.status === 'pending' || t.status === 'queued') {
       const w = this.queue.waitingInfo(t.task_id, this.now());
       if (w) {
@@ -415,6 +419,13 @@ export class TaskService {
     this.applyLimits();
     this.requestDispatch();
     return this.queue.getLimits();
+  }
+
+  /** Limits changed elsewhere (another node of the cluster): read the stored overrides again. */
+  async reloadLimits(): Promise<void> {
+    this.limitOverrides = (await this.deps.store.getLimitOverrides()) as LimitSpec;
+    this.applyLimits();
+    this.requestDispatch();
   }
 
   private applyLimits(): void {

@@ -28,6 +28,9 @@ export interface TaskRow {
   enqueued_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** PostgreSQL only: the claiming node. */
+  owner_node?: string | null;
+  node_name?: string | null;
 }
 
 export const JSON_COLUMNS = new Set(['params', 'stats', 'result', 'latest_metrics']);
@@ -64,6 +67,7 @@ export function rowToTask(row: TaskRow): TaskRecord {
     enqueued_at: row.enqueued_at,
     started_at: row.started_at,
     finished_at: row.finished_at,
+    ...(row.node_name !== undefined ? { node: row.node_name, node_id: row.owner_node ?? null } : {}),
   };
 }
 

@@ -156,6 +156,47 @@ describe('a cluster of service processes on PostgreSQL', () => {
     await Promise.all([a.exited, b.exited]);
   });
 
+  it('wakes other nodes by NOTIFY: a task submitted on one starts on another long before its poll', async () => {
+    const db = await server.createDatabase();
+    // Heartbeats and polls far apart: only a notification can start the task quickly.
+    const slow = { RFUAV_POLL_S: '30', RFUAV_HEARTBEAT_S: '10', RFUAV_LEASE_S: '60' };
+    const a = await startNode(db, 'a', slow);
+    const b = await startNode(db, 'b', { ...slow, RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}' });
+    // Past the first polls after start-up.
+    await new Promise((r) => setTimeout(r, 1000));
+    const submitted = Date.now();
+    const id = await submit(b.url, 300);
+    await waitFor(
+      async () => (await statusOf(db, id))?.status === 'completed',
+      10_000,
+      'the task to run on a',
+    );
+    assert.equal((await statusOf(db, id))?.node_name, 'a');
+    const took = Date.now() - submitted;
+    assert.ok(took < 8000, `done ${took} ms after submission: well before a's next poll (30 s)`);
+    // A limit change on b reaches a at once: a stops taking preprocessing work.
+    const res = await fetch(`${b.url}/api/v2/resources/config`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ max_concurrent: { cpu: { preprocessing: 0 } } }),
+    });
+    assert.equal(res.status, 200);
+    await waitFor(
+      async () => {
+        const r = (await (await fetch(`${a.url}/api/v2/resources`)).json()) as Record<string, unknown>;
+        return JSON.stringify(r).includes('"preprocessing":0');
+      },
+      5000,
+      'a to apply the new limit',
+    );
+    const waits = await submit(b.url, 300);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await statusOf(db, waits))?.status, 'queued', 'no node may run it now');
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    await Promise.all([a.exited, b.exited]);
+  });
+
   it('kill -9 of a node mid-task: re-queued within the lease and finished on another node', async () => {
     const db = await server.createDatabase();
     const a = await startNode(db, 'a');
@@ -182,6 +223,34 @@ describe('a cluster of service processes on PostgreSQL', () => {
     );
     assert.equal(log.filter((m) => m.startsWith('Started on')).length, 2);
     assert.ok(tookOver < 10_000, `took over after ${tookOver} ms`);
+    b.child.kill('SIGTERM');
+    await b.exited;
+  });
+
+  it('SIGTERM of a node hands its running task back at once, to run on another', async () => {
+    const db = await server.createDatabase();
+    const a = await startNode(db, 'a');
+    const id = await submit(a.url, 7000);
+    await waitFor(async () => (await statusOf(db, id))?.status === 'running', 10_000, 'the task to run on a');
+    const b = await startNode(db, 'b');
+    a.child.kill('SIGTERM');
+    assert.equal((await a.exited).code, 0);
+    const row = (
+      await sql<{ owner_node: string | null; state: string }>(
+        db,
+        "SELECT t.owner_node, n.state FROM tasks t, nodes n WHERE t.task_id = $1 AND n.name = 'a'",
+        [id],
+      )
+    )[0];
+    assert.equal(row?.state, 'stopped', 'a says it stopped');
+    await waitFor(
+      async () => (await statusOf(db, id))?.node_name === 'b',
+      5000,
+      'b to take the task (well before the lease)',
+    );
+    const log = await messages(db, id);
+    assert.ok(log.includes('Interrupted by a service shutdown; re-queued to run again'), log.join('\n'));
+    assert.ok(!log.some((m) => /stopped answering|without handing/.test(m)), 'handed back, not swept');
     b.child.kill('SIGTERM');
     await b.exited;
   });

@@ -107,6 +107,11 @@ export class PgCluster {
     private readonly lockSpace: number,
   ) {}
 
+  /** NOTIFY on `channel` (committed at once: the statement is its own transaction). */
+  async notify(channel: string, payload: string): Promise<void> {
+    await this.pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
+  }
+
   /** A fresh node row for this process; its id. */
   async registerNode(reg: NodeRegistration): Promise<string> {
     const id = randomUUID();
