@@ -158,7 +158,8 @@ function createTaskService(core: Core, devices: DeviceManager, opts: ServiceOpti
   const kindsOf = { training: [] as string[], inference: [] as string[], preprocessing: [] as string[] };
   for (const kind of registry.kinds())
     kindsOf[(registry.get(kind) as JobDefinition).resourceClass].push(kind);
-  const queue = opts.queue?.(devices.devices()) ?? core.clusterNode?.makeQueue(devices.devices(), kindsOf);
+  const cluster = core.clusterNode;
+  const queue = opts.queue?.(devices.devices()) ?? cluster?.makeQueue(devices.devices(), kindsOf);
   return new TaskService({
     config,
     store,
@@ -170,6 +171,7 @@ function createTaskService(core: Core, devices: DeviceManager, opts: ServiceOpti
     logger,
     now: opts.now,
     queue,
+    remoteCancel: cluster ? (id) => cluster.requestCancel(id) : undefined,
   });
 }
 

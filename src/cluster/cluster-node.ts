@@ -14,6 +14,7 @@ import { CHANNELS, Wakeups } from './wakeups.js';
 export interface NodeService {
   requestDispatch(): void;
   reloadLimits(): Promise<void>;
+  cancelRequested(ids: readonly string[]): void;
   abandon(ids: readonly string[], why: string): void;
   snapshot(): QueueSnapshot;
 }
@@ -45,6 +46,7 @@ export class ClusterNode {
       (channel, payload) => cluster.notify(channel, payload),
       {
         [CHANNELS.queue]: () => this.service?.requestDispatch(),
+        [CHANNELS.cancel]: (ids) => this.service?.cancelRequested(ids),
         [CHANNELS.limits]: () =>
           void this.service
             ?.reloadLimits()
@@ -89,6 +91,7 @@ export class ClusterNode {
       wake: () => service.requestDispatch(),
       abandon: (ids, why) => service.abandon(ids, why),
       requeued: (ids) => this.wakeups.signal(CHANNELS.queue, ids),
+      cancel: (ids) => service.cancelRequested(ids),
       logger: this.logger,
     });
     this.agent.start();
@@ -98,6 +101,13 @@ export class ClusterNode {
   /** The cluster's nodes, as GET /api/v2/nodes shows them. */
   nodes(): Promise<NodeRow[]> {
     return this.cluster.listNodes(this.config.node.leaseMs);
+  }
+
+  /** Asks the node running `taskId` to cancel it (flag + NOTIFY); false when none runs it. */
+  async requestCancel(taskId: string): Promise<boolean> {
+    if (!(await this.cluster.requestCancel(taskId))) return false;
+    this.wakeups.signal(CHANNELS.cancel, [taskId]);
+    return true;
   }
 
   /** Drains a node (its id or name); false when no live node matches. */

@@ -18,6 +18,8 @@ export interface NodeAgentOptions {
   abandon: (ids: string[], why: string) => void;
   /** Tell every node these tasks are claimable (they were re-queued by a sweep). */
   requeued: (ids: string[]) => void;
+  /** Cancel these tasks if they run here (asked on another node). */
+  cancel: (ids: string[]) => void;
   logger: Logger;
 }
 
@@ -63,6 +65,9 @@ export class NodeAgent {
         this.state = state;
         this.o.queue.setDraining(state === 'draining');
       }
+      // Cancels asked elsewhere, in case their notification was lost.
+      const cancels = await this.o.cluster.cancelsFor(this.o.node.id);
+      if (cancels.length > 0) this.o.cancel(cancels);
       const swept = await this.o.cluster.sweepLost(this.o.leaseMs);
       for (const n of swept.lost)
         this.o.logger.warn({ node: n.name }, 'node lost (no heartbeat within the lease)');

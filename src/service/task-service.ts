@@ -69,6 +69,11 @@ export interface TaskServiceDeps {
   queue?: TaskQueue;
   /** Milliseconds since the epoch; injectable so tests can fake time. */
   now?: () => number;
+  /**
+   * In a cluster: asks the node running a task to cancel it (false when no node runs it). The
+   * cancel of a task running elsewhere goes through here.
+   */
+  remoteCancel?: (id: string) => Promise<boolean>;
 }
 
 /**
@@ -370,15 +375,8 @@ export class TaskService {
       }
     }
     const job = this.running.get(id);
-    if (!job) {
-      const again = await this.deps.store.getTask(id);
-      throw conflict(`task '${id}' is ${again?.status ?? 'gone'} and not running on this node`);
-    }
-    if (job.stopReason === null) {
-      job.stopReason = 'cancel';
-      this.log(id, 'Cancellation requested; stopping the work');
-      job.controller.abort(new CancelledError());
-    }
+    if (!job) return this.cancelElsewhere(id, waitMs);
+    this.stopForCancel(id, job);
     const stopped = await Promise.race([
       job.done.then(() => true),
       new Promise<boolean>((r) => setTimeout(r, waitMs, false).unref()),
@@ -396,6 +394,50 @@ export class TaskService {
       throw conflict(`task '${id}' finished (${after.status}) before it could be cancelled`);
     }
     return { status: 'success', message: 'Task cancelled', task_id: id };
+  }
+
+  /** Cancels these tasks if they run here (a cancel asked on another node of the cluster). */
+  cancelRequested(ids: readonly string[]): void {
+    for (const id of ids) {
+      const job = this.running.get(id);
+      if (job) this.stopForCancel(id, job);
+    }
+  }
+
+  private stopForCancel(id: string, job: RunningJob): void {
+    if (job.stopReason !== null) return;
+    job.stopReason = 'cancel';
+    this.log(id, 'Cancellation requested; stopping the work');
+    job.controller.abort(new CancelledError());
+  }
+
+  /** A task running on another node: ask that node, then wait for the end it records. */
+  private async cancelElsewhere(
+    id: string,
+    waitMs: number,
+  ): Promise<{ status: 'success'; message: string; task_id: string }> {
+    if (!this.deps.remoteCancel || !(await this.deps.remoteCancel(id))) {
+      const again = await this.deps.store.getTask(id);
+      throw conflict(`task '${id}' is ${again?.status ?? 'gone'} and not running on this node`);
+    }
+    const end = Date.now() + waitMs;
+    for (;;) {
+      const t = await this.deps.store.getTask(id);
+      if (t && isTerminal(t.status)) {
+        if (t.status !== 'cancelled') {
+          throw conflict(`task '${id}' finished (${t.status}) before it could be cancelled`);
+        }
+        return { status: 'success', message: 'Task cancelled', task_id: id };
+      }
+      if (Date.now() >= end) {
+        return {
+          status: 'success',
+          message: 'Cancellation requested; the slot is released when the work has stopped',
+          task_id: id,
+        };
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   async delete(id: string): Promise<{ status: 'success'; message: string; task_id: string }> {

@@ -197,6 +197,32 @@ describe('a cluster of service processes on PostgreSQL', () => {
     await Promise.all([a.exited, b.exited]);
   });
 
+  it('cancel and delete on any node: a task running on another node stops within 2 s', async () => {
+    const db = await server.createDatabase();
+    const a = await startNode(db, 'a');
+    const b = await startNode(db, 'b', { RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}' });
+    const id = await submit(b.url, 60_000);
+    await waitFor(async () => (await statusOf(db, id))?.status === 'running', 10_000, 'the task to run on a');
+    const asked = Date.now();
+    const res = await fetch(`${b.url}/api/v2/tasks/${id}/cancel`, { method: 'POST' });
+    const body = (await res.json()) as { message: string };
+    const took = Date.now() - asked;
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.equal(body.message, 'Task cancelled');
+    assert.ok(took < 2000, `cancelled across nodes in ${took} ms`);
+    const row = await statusOf(db, id);
+    assert.equal(row?.status, 'cancelled');
+    assert.equal(row?.node_name, 'a');
+    const log = await messages(db, id);
+    assert.ok(log.includes('Cancellation requested; stopping the work'), log.join('\n'));
+    // Finished: any node deletes it.
+    assert.equal((await fetch(`${b.url}/api/v2/tasks/${id}`, { method: 'DELETE' })).status, 200);
+    assert.equal((await fetch(`${a.url}/api/v2/tasks/${id}`)).status, 404);
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    await Promise.all([a.exited, b.exited]);
+  });
+
   it('kill -9 of a node mid-task: re-queued within the lease and finished on another node', async () => {
     const db = await server.createDatabase();
     const a = await startNode(db, 'a');
@@ -234,7 +260,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
     await waitFor(async () => (await statusOf(db, id))?.status === 'running', 10_000, 'the task to run on a');
     const b = await startNode(db, 'b');
     a.child.kill('SIGTERM');
-    assert.equal((await a.exited).code, 0);
+    assert.equal((await a.exited).code, 0, a.output());
     const row = (
       await sql<{ owner_node: string | null; state: string }>(
         db,
@@ -245,12 +271,17 @@ describe('a cluster of service processes on PostgreSQL', () => {
     assert.equal(row?.state, 'stopped', 'a says it stopped');
     await waitFor(
       async () => (await statusOf(db, id))?.node_name === 'b',
-      5000,
+      8000,
       'b to take the task (well before the lease)',
-    );
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${(await messages(db, id)).join('\n')}\n${a.output()}\n${b.output()}`);
+    });
     const log = await messages(db, id);
     assert.ok(log.includes('Interrupted by a service shutdown; re-queued to run again'), log.join('\n'));
-    assert.ok(!log.some((m) => /stopped answering|without handing/.test(m)), 'handed back, not swept');
+    assert.ok(
+      !log.some((m) => /stopped answering|without handing/.test(m)),
+      `handed back, not swept:\n${log.join('\n')}\n${a.output()}`,
+    );
     b.child.kill('SIGTERM');
     await b.exited;
   });

@@ -112,6 +112,24 @@ export class PgCluster {
     await this.pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
   }
 
+  /** Marks a running task for cancellation by its owner; false when no node runs it. */
+  async requestCancel(taskId: string): Promise<boolean> {
+    const res = await this.pool.query(
+      "UPDATE tasks SET cancel_requested = true WHERE task_id = $1 AND status = 'running' AND owner_node IS NOT NULL RETURNING 1",
+      [taskId],
+    );
+    return (res.rowCount ?? 0) > 0;
+  }
+
+  /** Running tasks of this node that someone asked to cancel. */
+  async cancelsFor(nodeId: string): Promise<string[]> {
+    const { rows } = await this.pool.query<{ task_id: string }>(
+      "SELECT task_id FROM tasks WHERE owner_node = $1 AND cancel_requested AND status = 'running'",
+      [nodeId],
+    );
+    return rows.map((r) => r.task_id);
+  }
+
   /** A fresh node row for this process; its id. */
   async registerNode(reg: NodeRegistration): Promise<string> {
     const id = randomUUID();

@@ -115,4 +115,13 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX tasks_owner ON tasks (owner_node) WHERE owner_node IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    name: 'cancel requests across nodes',
+    sql: `
+      -- Set by the node a cancel was asked on; the owner stops the task when told (NOTIFY) or at
+      -- its next heartbeat, whichever comes first.
+      ALTER TABLE tasks ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false;
+    `,
+  },
 ];
