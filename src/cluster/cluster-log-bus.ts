@@ -9,6 +9,10 @@ interface Follow {
   /** The last entry handed to the task's followers. */
   seen: number;
   timer: NodeJS.Timeout;
+  /** A catch-up is queued or running: the timer does not queue another. */
+  pending: boolean;
+  /** The task was seen ended at the previous catch-up (its last lines may still be on the way). */
+  endedAt: { status: string; message: string | null } | null;
 }
 
 /**
@@ -33,9 +37,9 @@ export class ClusterLogBus extends LogBus {
     const f = this.follows.get(taskId);
     if (f) f.seen = Math.min(f.seen, after);
     else {
-      const timer = setInterval(() => void this.enqueue(taskId, () => this.catchUp(taskId)), this.pollMs);
+      const timer = setInterval(() => this.tick(taskId), this.pollMs);
       timer.unref();
-      this.follows.set(taskId, { seen: after, timer });
+      this.follows.set(taskId, { seen: after, timer, pending: false, endedAt: null });
     }
     return () => {
       unsubscribe();
@@ -59,11 +63,24 @@ export class ClusterLogBus extends LogBus {
     await this.catchUp(taskId);
   }
 
-  /** Hands on what the store has after `seen`; then, if the task has ended, its final status. */
+  private tick(taskId: string): void {
+    const f = this.follows.get(taskId);
+    if (!f || f.pending) return;
+    f.pending = true;
+    void this.enqueue(taskId, () => this.catchUp(taskId)).finally(() => (f.pending = false));
+  }
+
+  /**
+   * Hands on what the store has after `seen`. A task seen ended gets its final status one
+   * catch-up later, with nothing new read in between: the node that ran it writes its last log
+   * line just after the final status.
+   */
   private async catchUp(taskId: string): Promise<void> {
     const f = this.follows.get(taskId);
     if (!f) return;
     try {
+      const task = await this.logs.getTask(taskId);
+      let fresh = 0;
       let page: LogEntry[];
       do {
         page = await this.logs.readLogs(taskId, f.seen, PAGE);
@@ -71,12 +88,15 @@ export class ClusterLogBus extends LogBus {
           f.seen = e.seq;
           this.publish(taskId, e);
         }
+        fresh += page.length;
       } while (page.length === PAGE);
-      const task = await this.logs.getTask(taskId);
-      if (!task) this.publishFinish(taskId, { status: 'cancelled', message: 'task deleted' });
-      else if (isTerminal(task.status)) {
-        this.publishFinish(taskId, { status: task.status, message: task.error ?? task.message });
-      }
+      const ended = !task
+        ? { status: 'cancelled' as const, message: 'task deleted' }
+        : isTerminal(task.status)
+          ? { status: task.status, message: task.error ?? task.message }
+          : null;
+      if (ended && f.endedAt && fresh === 0) this.publishFinish(taskId, ended);
+      f.endedAt = ended;
     } catch {
       // The store is unreachable: the next poll tries again.
     }

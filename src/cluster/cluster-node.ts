@@ -53,6 +53,10 @@ export class ClusterNode {
             .catch((err: Error) => logger.warn({ err: err.message }, 'could not reload the slot limits')),
       },
       logger,
+      () => {
+        this.service?.requestDispatch();
+        void this.service?.reloadLimits().catch(() => undefined);
+      },
     );
     this.store = new FencedStore(
       pg,
@@ -70,6 +74,7 @@ export class ClusterNode {
       agingIntervalMs: this.config.agingIntervalMs,
       kindsOf,
       cudaFallback: this.config.cudaFallback,
+      leaseMs: this.config.node.leaseMs,
       onGivenBack: (ids) => this.wakeups.signal(CHANNELS.queue, ids),
     });
     return this.queue;

@@ -18,6 +18,8 @@ export interface ClusterQueueOptions {
   cudaFallback: 'cpu' | 'reject';
   /** Tasks given back to the shared queue (other nodes may claim them now). */
   onGivenBack?: (ids: string[]) => void;
+  /** A node whose heartbeat is older than this claims nothing (it may have been declared lost). */
+  leaseMs: number;
 }
 
 /**
@@ -30,15 +32,16 @@ export interface ClusterQueueOptions {
  */
 export class ClusterQueue implements TaskQueue {
   private readonly core: SchedulerCore;
-  /** Tasks this node holds a claim on now (claimed, starting or running). */
-  private readonly held = new Set<string>();
+  /** Tasks this node holds a claim on now (claimed, starting or running) → the claim's epoch. */
+  private readonly held = new Map<string, number>();
   /**
-   * The epoch of this node's latest claim of each task, kept after the claim ends: every write
-   * this node makes for a task it once claimed stays fenced, so a write still on its way when the
-   * claim was lost or given back (a log line, a final status) can never land unfenced.
+   * The epochs of claims that have ended, kept for a while: every write this node makes for a task
+   * it once claimed stays fenced, so a write still on its way when the claim was lost or given
+   * back (a log line, a final status) can never land unfenced. (Held claims are never evicted.)
    */
-  private readonly epochs = new RecentMap<string, number>(20_000);
+  private readonly past = new RecentMap<string, number>(20_000);
   private readonly givingBack = new Set<Promise<unknown>>();
+  private claiming = false;
   private draining = false;
   private waiting: {
     order: Map<string, { position: number; task: WaitingTask }>;
@@ -62,7 +65,7 @@ export class ClusterQueue implements TaskQueue {
 
   /** The fence of a task this node has claimed (undefined: not this node's). */
   fence(id: string): Fence | undefined {
-    const epoch = this.epochs.get(id);
+    const epoch = this.held.get(id) ?? this.past.get(id);
     return epoch === undefined ? undefined : { node: this.opts.node.id, epoch };
   }
 
@@ -87,16 +90,40 @@ export class ClusterQueue implements TaskQueue {
     if (this.draining) return [];
     const lanes = this.lanes();
     if (lanes.length === 0) return [];
-    const claimed = await this.opts.cluster.claim(this.opts.node, lanes);
+    this.claiming = true;
+    let claimed: ClaimedTask[];
+    try {
+      claimed = await this.opts.cluster.claim(this.opts.node, lanes, this.opts.leaseMs);
+    } finally {
+      this.claiming = false;
+    }
+    const unplaced: string[] = [];
     for (const c of claimed) {
-      this.held.add(c.task_id);
-      this.epochs.set(c.task_id, c.lease_epoch);
-      this.core.enqueue(this.entryOf(c));
+      this.held.set(c.task_id, c.lease_epoch);
+      try {
+        this.core.enqueue(this.entryOf(c));
+      } catch {
+        // Claimed again while this node's previous run of it is still stopping: let it go.
+        unplaced.push(c.task_id);
+      }
     }
     const placed = this.core.dispatch();
-    const unplaced = claimed.filter((c) => this.core.isWaiting(c.task_id));
-    for (const c of unplaced) this.giveBack(c.task_id);
+    for (const c of claimed) if (this.core.isWaiting(c.task_id)) unplaced.push(c.task_id);
+    for (const id of unplaced) {
+      this.core.remove(id);
+      this.giveBack(id);
+    }
     return placed;
+  }
+
+  /**
+   * Gives back what the database says this node holds but it does not (a hand-back that failed,
+   * a claim whose answer was lost), unless a claim is on its way. Run from the heartbeat.
+   */
+  async reconcile(): Promise<void> {
+    if (this.claiming) return;
+    const freed = await this.opts.cluster.releaseStrays(this.opts.node.id, [...this.held.keys()]);
+    if (freed.length > 0) this.opts.onGivenBack?.(freed);
   }
 
   /** Frees the slot; a claim that never started goes back to the shared queue. */
@@ -164,11 +191,12 @@ export class ClusterQueue implements TaskQueue {
 
   /** Tasks this node holds a claim on (running or about to). */
   claimedIds(): string[] {
-    return [...this.held];
+    return [...this.held.keys()];
   }
 
   /** Forgets every claim at once (the node was declared lost: the claims are void already). */
   dropAllClaims(): void {
+    for (const [id, epoch] of this.held) this.past.set(id, epoch);
     this.held.clear();
   }
 
@@ -178,12 +206,14 @@ export class ClusterQueue implements TaskQueue {
   }
 
   private giveBack(id: string): void {
-    const fence = this.fence(id);
-    if (!fence || !this.held.delete(id)) return;
+    const epoch = this.held.get(id);
+    if (epoch === undefined) return;
+    this.held.delete(id);
+    this.past.set(id, epoch);
     // Only a task still queued goes back (a shutdown interrupted it, or it was never started);
-    // a finished one keeps its row as it is.
+    // a finished one keeps its row as it is. A failed hand-back is retried by reconcile.
     const p = this.opts.cluster
-      .unclaim(id, fence)
+      .unclaim(id, { node: this.opts.node.id, epoch })
       .then((back) => back && this.opts.onGivenBack?.([id]))
       .catch(() => false);
     this.givingBack.add(p);

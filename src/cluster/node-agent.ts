@@ -32,9 +32,12 @@ export interface NodeAgentOptions {
 export class NodeAgent {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  /** When the last heartbeat that renewed the lease was sent (the lease runs from then at best). */
   private lastRenewed = Date.now();
   private fenced = false;
-  private beating = false;
+  private beating: Promise<void> | null = null;
+  private stopping = false;
   state: NodeState = 'active';
 
   constructor(private readonly o: NodeAgentOptions) {}
@@ -42,32 +45,41 @@ export class NodeAgent {
   start(): void {
     this.heartbeatTimer = setInterval(() => void this.beat(), this.o.heartbeatMs);
     this.pollTimer = setInterval(() => void this.poll(), this.o.pollMs);
-    this.heartbeatTimer.unref();
-    this.pollTimer.unref();
+    // Checked on its own clock, not only when a heartbeat fails: a heartbeat that hangs (a
+    // network that drops packets) must not keep the node from fencing itself.
+    this.deadlineTimer = setInterval(() => this.selfFenceIfDue(), Math.max(50, this.o.heartbeatMs / 2));
+    for (const t of [this.heartbeatTimer, this.pollTimer, this.deadlineTimer]) t.unref();
     void this.beat();
   }
 
-  /** One heartbeat: renew, learn the stored state, sweep lost nodes, refresh the queue view. */
-  async beat(): Promise<void> {
-    if (this.beating) return;
-    this.beating = true;
+  /** One heartbeat: renew, learn the stored state, sweep lost nodes, tidy this node's claims. */
+  beat(): Promise<void> {
+    if (this.beating || this.stopping) return this.beating ?? Promise.resolve();
+    this.beating = this.beatOnce().finally(() => (this.beating = null));
+    return this.beating;
+  }
+
+  private async beatOnce(): Promise<void> {
     try {
+      const sent = Date.now();
       const s = this.o.snapshot();
       const state = await this.o.cluster.heartbeat(this.o.node.id, {
         usage: s.usage,
         devices: s.devices,
         limits: s.limits,
       });
-      if (state === null) await this.declaredLost();
+      if (this.stopping) return;
+      // Fenced meanwhile: the work was stopped, so this id must not keep its claims alive.
+      if (state === null || this.fenced) await this.rejoin(state === null ? 'declared lost' : 'fenced');
       else {
-        this.lastRenewed = Date.now();
-        if (this.fenced) this.unfence();
+        this.lastRenewed = sent;
         this.state = state;
         this.o.queue.setDraining(state === 'draining');
       }
       // Cancels asked elsewhere, in case their notification was lost.
       const cancels = await this.o.cluster.cancelsFor(this.o.node.id);
       if (cancels.length > 0) this.o.cancel(cancels);
+      await this.o.queue.reconcile();
       const swept = await this.o.cluster.sweepLost(this.o.leaseMs);
       for (const n of swept.lost)
         this.o.logger.warn({ node: n.name }, 'node lost (no heartbeat within the lease)');
@@ -75,8 +87,6 @@ export class NodeAgent {
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message }, 'heartbeat failed');
       this.selfFenceIfDue();
-    } finally {
-      this.beating = false;
     }
   }
 
@@ -89,9 +99,10 @@ export class NodeAgent {
 
   /** A clean exit: the node row says so, and nothing of it is swept as lost. */
   async stop(): Promise<void> {
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    this.heartbeatTimer = this.pollTimer = null;
+    this.stopping = true;
+    for (const t of [this.heartbeatTimer, this.pollTimer, this.deadlineTimer]) if (t) clearInterval(t);
+    this.heartbeatTimer = this.pollTimer = this.deadlineTimer = null;
+    await this.beating?.catch(() => undefined);
     await this.o.cluster.setState(this.o.node.id, 'stopped').catch(() => undefined);
   }
 
@@ -106,12 +117,13 @@ export class NodeAgent {
   }
 
   /**
-   * Renewal has failed for longer than is safe: well before the lease runs out (two heartbeats
-   * early), this node stops every task it runs and claims nothing, since the others will soon
-   * consider it lost and run them.
+   * The lease is about to run out without renewal: two heartbeats before it does, this node stops
+   * every task it runs and claims nothing, since the others will soon consider it lost and run
+   * them. Once the database answers again it joins under a new id (rejoin).
    */
   private selfFenceIfDue(): void {
-    if (this.fenced || Date.now() - this.lastRenewed < this.o.leaseMs - 2 * this.o.heartbeatMs) return;
+    if (this.fenced || this.stopping) return;
+    if (Date.now() - this.lastRenewed < this.o.leaseMs - 2 * this.o.heartbeatMs) return;
     this.fenced = true;
     this.o.queue.setDraining(true);
     const ids = this.o.queue.claimedIds();
@@ -123,20 +135,20 @@ export class NodeAgent {
     this.o.queue.dropAllClaims();
   }
 
-  private unfence(): void {
-    this.fenced = false;
-    this.o.queue.setDraining(this.state === 'draining');
-  }
-
-  /** Another node declared this one lost: its claims are void; it starts again under a new id. */
-  private async declaredLost(): Promise<void> {
+  /**
+   * This id's claims are void (another node declared it lost, or it fenced itself): its work
+   * stops, its row is marked lost so a sweep puts back what it held, and the process joins again
+   * under a new id.
+   */
+  private async rejoin(why: string): Promise<void> {
     const ids = this.o.queue.claimedIds();
     this.o.logger.error(
-      { tasks: ids.length, node: this.o.node.name },
-      'this node was declared lost: stopping its work',
+      { tasks: ids.length, node: this.o.node.name, why },
+      'this node rejoins under a new id',
     );
-    this.o.abandon(ids, 'this node was declared lost by the cluster');
+    this.o.abandon(ids, `this node was ${why}`);
     this.o.queue.dropAllClaims();
+    await this.o.cluster.setState(this.o.node.id, 'lost');
     const s = this.o.snapshot();
     this.o.node.id = await this.o.cluster.registerNode({
       name: this.o.node.name,
@@ -144,7 +156,8 @@ export class NodeAgent {
       limits: s.limits,
     });
     this.lastRenewed = Date.now();
-    this.unfence();
+    this.fenced = false;
     this.state = 'active';
+    this.o.queue.setDraining(false);
   }
 }

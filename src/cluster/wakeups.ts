@@ -30,11 +30,17 @@ export class Wakeups {
     private readonly notify: (channel: Channel, payload: string) => Promise<unknown>,
     private readonly handlers: Partial<Record<Channel, (ids: string[]) => void>>,
     private readonly logger: Logger,
+    /** Listening (again): whatever was notified while it was not is caught up here. */
+    private readonly onListening: () => void = () => {},
   ) {}
 
   async start(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.url, application_name: 'rfuav-listen' });
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: 'rfuav-listen',
+      keepAlive: true,
+    });
     client.on('error', () => undefined);
     client.on('notification', (n) => {
       const handler = this.handlers[n.channel as Channel];
@@ -47,7 +53,12 @@ export class Wakeups {
     try {
       await client.connect();
       for (const channel of Object.keys(this.handlers)) await client.query(`LISTEN ${channel}`);
+      if (this.stopped) {
+        await client.end();
+        return;
+      }
       this.client = client;
+      this.onListening();
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'cannot listen for other nodes; polling meanwhile');
       await client.end().catch(() => undefined);

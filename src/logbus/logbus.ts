@@ -62,6 +62,11 @@ export class LogBus {
     return n;
   }
 
+  /** Resolves when every append queued so far for one task has been written (or has failed). */
+  async settled(taskId: string): Promise<void> {
+    await this.chains.get(taskId);
+  }
+
   /** Resolves when every append queued so far has been written. */
   async flush(): Promise<void> {
     await Promise.allSettled([...this.chains.values()]);

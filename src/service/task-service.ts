@@ -533,6 +533,8 @@ export class TaskService {
     this.running.set(p.id, job);
     void this.startTask(p, job, triggeredAt)
       .catch((err: unknown) => this.deps.logger.error({ err, task: p.id }, 'task run failed unexpectedly'))
+      // Its last log lines are written before the slot (in a cluster, the claim) is given up.
+      .then(() => this.deps.bus.settled(p.id))
       .finally(() => {
         this.running.delete(p.id);
         this.queue.release(p.id);

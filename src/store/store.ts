@@ -106,7 +106,7 @@ export function isStoreUnavailable(err: unknown): boolean {
   // node-postgres reports a connection lost mid-query, or never made, without a code.
   if (
     err instanceof Error &&
-    /database connection is not open|Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end/.test(
+    /database connection is not open|Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Cannot use a pool after calling end/.test(
       err.message,
     )
   )
@@ -115,6 +115,19 @@ export function isStoreUnavailable(err: unknown): boolean {
   if (typeof code !== 'string') return false;
   return (
     /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|NOTADB|CORRUPT)/.test(code) ||
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '08000', '08003', '08006'].includes(code)
+    [
+      ...[
+        'ECONNREFUSED',
+        'ECONNRESET',
+        'ETIMEDOUT',
+        'EPIPE',
+        'ENOTFOUND',
+        'EAI_AGAIN',
+        'EHOSTUNREACH',
+        'ENETUNREACH',
+      ],
+      // PostgreSQL: shutting down, starting up, too many connections, connection failures.
+      ...['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006'],
+    ].includes(code)
   );
 }

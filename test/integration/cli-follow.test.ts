@@ -50,6 +50,8 @@ class DroppingProxy {
   private marker: string | null = null;
   private server: net.Server | null = null;
   cuts = 0;
+  /** Everything passed on to clients, for waiting until an entry has reached one. */
+  passed = '';
 
   async start(target: URL): Promise<string> {
     this.server = net.createServer((client) => this.connect(client, target));
@@ -72,6 +74,7 @@ class DroppingProxy {
       const at = marker ? seen.indexOf(marker) : -1;
       if (!marker || at < 0) {
         forwarded += d.length;
+        this.passed += d.toString('utf8');
         client.write(d);
         return;
       }
@@ -156,6 +159,9 @@ describe('rfuav follows a task over SSE across dropped connections', async () =>
       'reconnect',
     );
     await waitFor(async () => (await storedMessages(svc.url, 'talk')).includes('line 5'), 5000, 'line 5');
+    // Passed on to the CLI (and given a moment to be read), so its next resume point is later.
+    await waitFor(() => proxy.passed.includes('line 5'), 5000, 'line 5 to reach the CLI');
+    await new Promise((r) => setTimeout(r, 300));
     proxy.dropAll();
     await waitFor(() => proxy.streams().length === 3, 20_000, 'second reconnect');
     gates.get('talk')?.();

@@ -27,8 +27,8 @@ function startNode(db: string, name: string, env: Record<string, string> = {}): 
     RFUAV_NODE_NAME: name,
     RFUAV_HOME: path.join(tmpDir(), name),
     RFUAV_DATA_ROOT: dataRoot,
-    RFUAV_HEARTBEAT_S: '0.2',
-    RFUAV_LEASE_S: '1.5',
+    RFUAV_HEARTBEAT_S: '0.25',
+    RFUAV_LEASE_S: '3',
     RFUAV_POLL_S: '0.2',
     RFUAV_LIMITS: '{"cpu":{"preprocessing":2}}',
     ...env,
@@ -76,8 +76,7 @@ const messages = async (db: string, id: string) =>
 describe('a cluster of service processes on PostgreSQL', () => {
   it('spreads tasks over the nodes and runs each once', async () => {
     const db = await server.createDatabase();
-    const a = await startNode(db, 'a');
-    const b = await startNode(db, 'b');
+    const [a, b] = await Promise.all([startNode(db, 'a'), startNode(db, 'b')]);
     const ids = [];
     for (let i = 0; i < 8; i++) ids.push(await submit(a.url, 1200));
     await waitFor(
@@ -98,15 +97,19 @@ describe('a cluster of service processes on PostgreSQL', () => {
     assert.deepEqual(
       byNode.map((r) => r.node_name),
       ['a', 'b'],
-      JSON.stringify(byNode),
+      `${JSON.stringify(byNode)}\n${a.output()}\n${b.output()}`,
     );
     for (const id of ids) {
       const started = (await messages(db, id)).filter((m) => m.startsWith('Started on'));
-      assert.equal(started.length, 1, `${id} started once`);
+      assert.equal(started.length, 1, `${id} started once:\n${(await messages(db, id)).join('\n')}`);
     }
     // Any node answers for any task, and lists both nodes.
-    const t = (await (await fetch(`${b.url}/api/v2/tasks/${ids[0]}`)).json()) as { status: string };
+    const t = (await (await fetch(`${b.url}/api/v2/tasks/${ids[0]}`)).json()) as {
+      status: string;
+      node: string;
+    };
     assert.equal(t.status, 'completed');
+    assert.ok(t.node === 'a' || t.node === 'b', `the view names the node: ${t.node}`);
     const nodes = (await (await fetch(`${b.url}/api/v2/nodes`)).json()) as {
       nodes: { name: string; state: string }[];
     };
@@ -121,8 +124,10 @@ describe('a cluster of service processes on PostgreSQL', () => {
 
   it("any node streams a task's log live, with no gap or duplicate, and resumes from Last-Event-ID", async () => {
     const db = await server.createDatabase();
-    const a = await startNode(db, 'a');
-    const b = await startNode(db, 'b', { RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}' });
+    const [a, b] = await Promise.all([
+      startNode(db, 'a'),
+      startNode(db, 'b', { RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}' }),
+    ]);
     const id = await submit(b.url, 1500);
     const text = await (await fetch(`${b.url}/api/v2/tasks/${id}/logs`)).text();
     const events = text
@@ -160,8 +165,10 @@ describe('a cluster of service processes on PostgreSQL', () => {
     const db = await server.createDatabase();
     // Heartbeats and polls far apart: only a notification can start the task quickly.
     const slow = { RFUAV_POLL_S: '30', RFUAV_HEARTBEAT_S: '10', RFUAV_LEASE_S: '60' };
-    const a = await startNode(db, 'a', slow);
-    const b = await startNode(db, 'b', { ...slow, RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}' });
+    const [a, b] = await Promise.all([
+      startNode(db, 'a', slow),
+      startNode(db, 'b', { ...slow, RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}' }),
+    ]);
     // Past the first polls after start-up.
     await new Promise((r) => setTimeout(r, 1000));
     const submitted = Date.now();
@@ -199,8 +206,10 @@ describe('a cluster of service processes on PostgreSQL', () => {
 
   it('cancel and delete on any node: a task running on another node stops within 2 s', async () => {
     const db = await server.createDatabase();
-    const a = await startNode(db, 'a');
-    const b = await startNode(db, 'b', { RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}' });
+    const [a, b] = await Promise.all([
+      startNode(db, 'a'),
+      startNode(db, 'b', { RFUAV_LIMITS: '{"cpu":{"preprocessing":0}}' }),
+    ]);
     const id = await submit(b.url, 60_000);
     await waitFor(async () => (await statusOf(db, id))?.status === 'running', 10_000, 'the task to run on a');
     const asked = Date.now();
@@ -225,116 +234,125 @@ describe('a cluster of service processes on PostgreSQL', () => {
 
   it('kill -9 of a node mid-task: re-queued within the lease and finished on another node', async () => {
     const db = await server.createDatabase();
-    const a = await startNode(db, 'a');
-    // Long enough to be still running once b is up (starting a node takes seconds here).
-    const id = await submit(a.url, 7000);
-    await waitFor(async () => (await statusOf(db, id))?.status === 'running', 10_000, 'the task to run on a');
-    const b = await startNode(db, 'b');
-    a.child.kill('SIGKILL');
-    await a.exited;
+    const { id, victim, other } = await runningOnOneOfTwo(db);
+    victim.proc.child.kill('SIGKILL');
+    await victim.proc.exited;
     const killedAt = Date.now();
-    await waitFor(async () => (await statusOf(db, id))?.node_name === 'b', 10_000, 'b to take the task over');
-    const tookOver = Date.now() - killedAt;
     await waitFor(
-      async () => (await statusOf(db, id))?.status === 'completed',
-      20_000,
-      'the task to finish on b',
+      async () => (await statusOf(db, id))?.node_name === other.name,
+      15_000,
+      'the other node to take it',
     );
-    const row = await statusOf(db, id);
-    assert.equal(row?.attempts, 2);
+    const tookOver = Date.now() - killedAt;
+    await waitFor(async () => (await statusOf(db, id))?.status === 'completed', 30_000, 'the task to finish');
+    assert.equal((await statusOf(db, id))?.attempts, 2);
     const log = await messages(db, id);
+    const stopped = new RegExp(`^Node ${victim.name} stopped answering .* re-queued to run again`);
     assert.ok(
-      log.some((m) => /^Node a stopped answering .* re-queued to run again/.test(m)),
+      log.some((m) => stopped.test(m)),
       log.join('\n'),
     );
     assert.equal(log.filter((m) => m.startsWith('Started on')).length, 2);
-    assert.ok(tookOver < 10_000, `took over after ${tookOver} ms`);
-    b.child.kill('SIGTERM');
-    await b.exited;
+    assert.ok(tookOver < 15_000, `took over after ${tookOver} ms`);
+    other.proc.child.kill('SIGTERM');
+    await other.proc.exited;
   });
 
   it('SIGTERM of a node hands its running task back at once, to run on another', async () => {
     const db = await server.createDatabase();
-    const a = await startNode(db, 'a');
-    const id = await submit(a.url, 7000);
-    await waitFor(async () => (await statusOf(db, id))?.status === 'running', 10_000, 'the task to run on a');
-    const b = await startNode(db, 'b');
-    a.child.kill('SIGTERM');
-    assert.equal((await a.exited).code, 0, a.output());
-    const row = (
-      await sql<{ owner_node: string | null; state: string }>(
-        db,
-        "SELECT t.owner_node, n.state FROM tasks t, nodes n WHERE t.task_id = $1 AND n.name = 'a'",
-        [id],
-      )
-    )[0];
-    assert.equal(row?.state, 'stopped', 'a says it stopped');
+    const { id, victim, other } = await runningOnOneOfTwo(db);
+    victim.proc.child.kill('SIGTERM');
+    assert.equal((await victim.proc.exited).code, 0, victim.proc.output());
+    const state = await sql<{ state: string }>(db, 'SELECT state FROM nodes WHERE name = $1', [victim.name]);
+    assert.deepEqual(
+      state.map((r) => r.state),
+      ['stopped'],
+      'it says it stopped',
+    );
     await waitFor(
-      async () => (await statusOf(db, id))?.node_name === 'b',
+      async () => (await statusOf(db, id))?.node_name === other.name,
       8000,
-      'b to take the task (well before the lease)',
+      'the other node to take the task (well before the lease)',
     ).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${(await messages(db, id)).join('\n')}\n${a.output()}\n${b.output()}`);
+      throw new Error(`${err.message}\n${(await messages(db, id)).join('\n')}\n${victim.proc.output()}`);
     });
     const log = await messages(db, id);
     assert.ok(log.includes('Interrupted by a service shutdown; re-queued to run again'), log.join('\n'));
     assert.ok(
       !log.some((m) => /stopped answering|without handing/.test(m)),
-      `handed back, not swept:\n${log.join('\n')}\n${a.output()}`,
+      `handed back, not swept:\n${log.join('\n')}`,
     );
-    b.child.kill('SIGTERM');
-    await b.exited;
+    other.proc.child.kill('SIGTERM');
+    await other.proc.exited;
   });
 
   it('a node frozen past its lease: its task runs elsewhere and none of its late writes land', async () => {
     const db = await server.createDatabase();
-    const a = await startNode(db, 'a');
-    const id = await submit(a.url, 7000);
-    await waitFor(async () => (await statusOf(db, id))?.status === 'running', 10_000, 'the task to run on a');
-    const b = await startNode(db, 'b');
-    a.child.kill('SIGSTOP');
+    const { id, victim, other } = await runningOnOneOfTwo(db);
+    victim.proc.child.kill('SIGSTOP');
     try {
       await waitFor(
-        async () => (await statusOf(db, id))?.node_name === 'b',
-        10_000,
-        'b to take the task over',
+        async () => (await statusOf(db, id))?.node_name === other.name,
+        15_000,
+        'the other node to take it',
       );
     } finally {
-      a.child.kill('SIGCONT');
+      victim.proc.child.kill('SIGCONT');
     }
-    await waitFor(
-      async () => (await statusOf(db, id))?.status === 'completed',
-      20_000,
-      'the task to finish on b',
-    );
-    // a, awake again, learns it was declared lost, stops its copy and joins under a new id.
+    await waitFor(async () => (await statusOf(db, id))?.status === 'completed', 30_000, 'the task to finish');
+    // Awake again, the frozen node learns it was declared lost, stops its copy and joins anew.
     await waitFor(
       async () => {
-        const rows = await sql<{ name: string; state: string }>(
+        const rows = await sql<{ state: string }>(
           db,
-          "SELECT name, state FROM nodes WHERE name = 'a' ORDER BY started_at",
+          'SELECT state FROM nodes WHERE name = $1 ORDER BY started_at',
+          [victim.name],
         );
         return rows.length === 2 && rows[0]!.state === 'lost' && rows[1]!.state === 'active';
       },
-      10_000,
-      'a to register again',
+      15_000,
+      'the frozen node to register again',
     );
     await new Promise((r) => setTimeout(r, 500));
     const log = await messages(db, id);
-    const swept = log.findIndex((m) => /^Node a stopped answering/.test(m));
+    const swept = log.findIndex((m) => m.startsWith(`Node ${victim.name} stopped answering`));
     const restarted = log.findIndex((m, i) => i > swept && m.startsWith('Started on'));
     assert.ok(swept > 0 && restarted > swept, log.join('\n'));
     assert.deepEqual(
       log.slice(swept + 1, restarted).filter((m) => m.startsWith('tick')),
       [],
-      'no tick from a after the sweep',
+      'no tick from the frozen node after the sweep',
     );
     const row = await statusOf(db, id);
     assert.equal(row?.status, 'completed');
-    assert.equal(row?.node_name, 'b');
+    assert.equal(row?.node_name, other.name);
     assert.equal(log.filter((m) => m.startsWith('Completed')).length, 1, 'completed once');
-    a.child.kill('SIGTERM');
-    b.child.kill('SIGTERM');
-    await Promise.all([a.exited, b.exited]);
+    victim.proc.child.kill('SIGTERM');
+    other.proc.child.kill('SIGTERM');
+    await Promise.all([victim.proc.exited, other.proc.exited]);
   });
 });
+
+interface Node {
+  name: string;
+  proc: ServerProcess;
+}
+
+/**
+ * Two nodes, both up before anything is submitted (starting one takes seconds here), and a task
+ * long enough to be still running when the test acts on the node that runs it.
+ */
+async function runningOnOneOfTwo(db: string): Promise<{ id: string; victim: Node; other: Node }> {
+  const [a, b] = await Promise.all([startNode(db, 'a'), startNode(db, 'b')]);
+  const id = await submit(a.url, 8000);
+  const running = await waitFor(
+    async () => {
+      const row = await statusOf(db, id);
+      return row?.status === 'running' && row.node_name;
+    },
+    15_000,
+    'the task to run',
+  );
+  const nodes = { a: { name: 'a', proc: a }, b: { name: 'b', proc: b } };
+  return running === 'a' ? { id, victim: nodes.a, other: nodes.b } : { id, victim: nodes.b, other: nodes.a };
+}

@@ -14,6 +14,7 @@ after(async () => {
   await server?.stop();
 });
 
+const LEASE = 30_000;
 const CPU_LANE: ClaimLane = { kinds: ['dataset_split'], requests: ['cpu'], maxMemGb: null, limit: 10 };
 
 /** A node: its own store (pool) on the shared database, registered under `name`. */
@@ -51,7 +52,7 @@ describe('claims on PostgreSQL', () => {
     await Promise.all(
       nodes.map(async (n) => {
         for (;;) {
-          const got = await n.cluster.claim(n, [CPU_LANE]);
+          const got = await n.cluster.claim(n, [CPU_LANE], LEASE);
           if (got.length === 0) return;
           claims.get(n.id)!.push(...got);
         }
@@ -92,6 +93,7 @@ describe('claims on PostgreSQL', () => {
       'a lost node learns it at its next heartbeat',
     );
 
+    assert.deepEqual(await lost.cluster.claim(lost, [CPU_LANE], LEASE), [], 'a lost node claims nothing');
     // Its late writes (old fence) change 0 rows: status, log, and nothing appended.
     const before = await sql(
       url,
@@ -124,7 +126,7 @@ describe('claims on PostgreSQL', () => {
     // Another node claims them again, with a higher epoch, and its writes land.
     const again: ClaimedTask[] = [];
     for (;;) {
-      const got = await alive[0]!.cluster.claim(alive[0]!, [CPU_LANE]);
+      const got = await alive[0]!.cluster.claim(alive[0]!, [CPU_LANE], LEASE);
       if (got.length === 0) break;
       again.push(...got);
     }
@@ -157,21 +159,21 @@ describe('claims on PostgreSQL', () => {
     await sql(url, "UPDATE tasks SET pin_node = 'b' WHERE task_id = 'normal'");
     const one = { ...CPU_LANE, limit: 1 };
     assert.deepEqual(
-      (await a.cluster.claim(a, [one])).map((c) => c.task_id),
+      (await a.cluster.claim(a, [one], LEASE)).map((c) => c.task_id),
       ['late-urgent'],
     );
-    assert.deepEqual(await a.cluster.claim(a, [one]), [], "'normal' is pinned to b");
+    assert.deepEqual(await a.cluster.claim(a, [one], LEASE), [], "'normal' is pinned to b");
     assert.deepEqual(
-      (await b.cluster.claim(b, [one])).map((c) => c.task_id),
+      (await b.cluster.claim(b, [one], LEASE)).map((c) => c.task_id),
       ['normal'],
     );
     const gpu: ClaimLane = { kinds: ['dataset_split'], requests: ['cuda', 'auto'], maxMemGb: 8, limit: 5 };
     assert.deepEqual(
-      (await a.cluster.claim(a, [gpu])).map((c) => c.task_id),
+      (await a.cluster.claim(a, [gpu], LEASE)).map((c) => c.task_id),
       ['gpu-small'],
     );
     // Given back unstarted, it is claimable again (by anyone).
-    const [big] = await b.cluster.claim(b, [{ ...gpu, maxMemGb: 24 }]);
+    const [big] = await b.cluster.claim(b, [{ ...gpu, maxMemGb: 24 }], LEASE);
     assert.equal(big?.task_id, 'gpu-big');
     assert.equal(
       await a.cluster.unclaim('gpu-big', { node: a.id, epoch: big!.lease_epoch }),
@@ -179,7 +181,7 @@ describe('claims on PostgreSQL', () => {
       "not a's",
     );
     assert.equal(await b.cluster.unclaim('gpu-big', { node: b.id, epoch: big!.lease_epoch }), true);
-    assert.equal((await a.cluster.claim(a, [{ ...gpu, maxMemGb: 24 }]))[0]?.task_id, 'gpu-big');
+    assert.equal((await a.cluster.claim(a, [{ ...gpu, maxMemGb: 24 }], LEASE))[0]?.task_id, 'gpu-big');
     await a.store.close();
     await b.store.close();
   });

@@ -88,6 +88,9 @@ const CLAIM = `
       AND task_type = ANY($1) AND device_request = ANY($2)
       AND ($3::float8 IS NULL OR gpu_memory_gb IS NULL OR gpu_memory_gb <= $3)
       AND (pin_node IS NULL OR pin_node = $4)
+      -- A node that may have been declared lost (its lease ran out) claims nothing.
+      AND EXISTS (SELECT 1 FROM nodes WHERE node_id = $6 AND state = 'active'
+        AND now() - heartbeat_at < $7 * interval '1 millisecond')
     ORDER BY queue_key, seq
     LIMIT $5
     FOR UPDATE SKIP LOCKED
@@ -184,22 +187,46 @@ export class PgCluster {
     }));
   }
 
-  /** Claims, lane by lane, what this node can start now (see CLAIM). */
-  async claim(node: { id: string; name: string }, lanes: readonly ClaimLane[]): Promise<ClaimedTask[]> {
+  /**
+   * Claims, lane by lane, what this node can start now (see CLAIM). Each lane's claim commits on
+   * its own: if a later lane fails, what earlier ones claimed is returned (the error comes back at
+   * the next claim).
+   */
+  async claim(
+    node: { id: string; name: string },
+    lanes: readonly ClaimLane[],
+    leaseMs: number,
+  ): Promise<ClaimedTask[]> {
     const out: ClaimedTask[] = [];
     for (const lane of lanes) {
       if (lane.limit <= 0 || lane.kinds.length === 0 || lane.requests.length === 0) continue;
-      const { rows } = await this.pool.query<ClaimedTask>(CLAIM, [
-        lane.kinds,
-        lane.requests,
-        lane.maxMemGb,
-        node.name,
-        lane.limit,
-        node.id,
-      ]);
-      out.push(...rows);
+      try {
+        const { rows } = await this.pool.query<ClaimedTask>(CLAIM, [
+          lane.kinds,
+          lane.requests,
+          lane.maxMemGb,
+          node.name,
+          lane.limit,
+          node.id,
+          leaseMs,
+        ]);
+        out.push(...rows);
+      } catch (err) {
+        if (out.length === 0) throw err;
+        break;
+      }
     }
     return out;
+  }
+
+  /** Waiting tasks owned by this node that it does not hold (`held`): given back. Their ids. */
+  async releaseStrays(nodeId: string, held: readonly string[]): Promise<string[]> {
+    const { rows } = await this.pool.query<{ task_id: string }>(
+      `UPDATE tasks SET owner_node = NULL, node_name = NULL
+       WHERE owner_node = $1 AND status = 'queued' AND NOT (task_id = ANY($2)) RETURNING task_id`,
+      [nodeId, held],
+    );
+    return rows.map((r) => r.task_id);
   }
 
   /** The first `limit` waiting tasks in claim order, and how many wait in all. */
@@ -277,11 +304,15 @@ async function requeueOrphans(client: pg.PoolClient): Promise<SweepResult['reque
        FOR UPDATE OF t SKIP LOCKED
      ),
      moved AS (
-       UPDATE tasks t SET status = 'queued', owner_node = NULL, node_name = NULL, device = NULL,
-         message = 'waiting for a slot (re-queued from node ' || old.node || ')',
+       UPDATE tasks t SET owner_node = NULL, node_name = NULL, device = NULL,
+         -- A cancel asked while its node was gone is carried out now, not on the next node.
+         status = CASE WHEN t.cancel_requested THEN 'cancelled' ELSE 'queued' END,
+         finished_at = CASE WHEN t.cancel_requested THEN now() ELSE t.finished_at END,
+         message = CASE WHEN t.cancel_requested THEN 'cancelled (its node was lost)'
+           ELSE 'waiting for a slot (re-queued from node ' || old.node || ')' END,
          log_seq = t.log_seq + 1, updated_at = now()
        FROM old WHERE t.task_id = old.task_id
-       RETURNING t.task_id, t.log_seq, old.was, old.attempts, old.device, old.node, old.node_state
+       RETURNING t.task_id, t.log_seq, t.status, old.was, old.attempts, old.device, old.node, old.node_state
      ),
      logged AS (
        INSERT INTO task_logs (task_id, seq, timestamp, level, message)
@@ -290,11 +321,13 @@ async function requeueOrphans(client: pg.PoolClient): Promise<SweepResult['reque
          CASE WHEN node_state = 'stopped' THEN ' shut down without handing this task back'
            ELSE ' stopped answering (no heartbeat within the lease)' END ||
          CASE WHEN was = 'running'
-           THEN ' while it was running (attempt ' || attempts || ' on ' || coalesce(device, 'unknown device') || '); re-queued to run again'
-           ELSE '; re-queued' END
+           THEN ' while it was running (attempt ' || attempts || ' on ' || coalesce(device, 'unknown device') || ')'
+           ELSE '' END ||
+         CASE WHEN status = 'cancelled' THEN '; cancelled, as was asked'
+           WHEN was = 'running' THEN '; re-queued to run again' ELSE '; re-queued' END
        FROM moved
      )
-     SELECT task_id, node, was FROM moved`,
+     SELECT task_id, node, was FROM moved WHERE status = 'queued'`,
   );
   return rows;
 }

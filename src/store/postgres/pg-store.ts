@@ -118,6 +118,9 @@ export class PgStore implements Store {
       max: opts.poolSize ?? 10,
       types: TYPES,
       connectionTimeoutMillis: 5000,
+      // A query that hangs (a network dropping packets) fails instead of holding its caller.
+      query_timeout: 15_000,
+      keepAlive: true,
       idleTimeoutMillis: 30_000,
       application_name: 'rfuav',
     });
