@@ -32,6 +32,8 @@ export class ClusterNode {
   private agent: NodeAgent | null = null;
   private service: NodeService | null = null;
   private readonly wakeups: Wakeups;
+  /** The nodes as of the last heartbeat. */
+  private known: NodeRow[] = [];
 
   private constructor(
     readonly pg: PgStore,
@@ -97,6 +99,7 @@ export class ClusterNode {
       abandon: (ids, why) => service.abandon(ids, why),
       requeued: (ids) => this.wakeups.signal(CHANNELS.queue, ids),
       cancel: (ids) => service.cancelRequested(ids),
+      nodes: (nodes) => (this.known = nodes),
       logger: this.logger,
     });
     this.agent.start();
@@ -106,6 +109,18 @@ export class ClusterNode {
   /** The cluster's nodes, as GET /api/v2/nodes shows them. */
   nodes(): Promise<NodeRow[]> {
     return this.cluster.listNodes(this.config.node.leaseMs);
+  }
+
+  /** The cluster in figures, as of the last heartbeat (health reads it on every request). */
+  summary() {
+    const count = (state: string) => this.known.filter((n) => n.state === state).length;
+    return {
+      node: this.node.name,
+      node_id: this.node.id,
+      nodes_active: count('active'),
+      nodes_draining: count('draining'),
+      nodes_lost: count('lost'),
+    };
   }
 
   /** Asks the node running `taskId` to cancel it (flag + NOTIFY); false when none runs it. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { QueueSnapshot } from '../scheduler/queue.js';
-import type { NodeState, PgCluster } from '../store/postgres/cluster.js';
+import type { NodeRow, NodeState, PgCluster } from '../store/postgres/cluster.js';
 import type { ClusterQueue } from './cluster-queue.js';
 
 export interface NodeAgentOptions {
@@ -20,6 +20,8 @@ export interface NodeAgentOptions {
   requeued: (ids: string[]) => void;
   /** Cancel these tasks if they run here (asked on another node). */
   cancel: (ids: string[]) => void;
+  /** The cluster's nodes as of this heartbeat (for health, without a query per request). */
+  nodes?: (nodes: NodeRow[]) => void;
   logger: Logger;
 }
 
@@ -84,6 +86,7 @@ export class NodeAgent {
       for (const n of swept.lost)
         this.o.logger.warn({ node: n.name }, 'node lost (no heartbeat within the lease)');
       if (swept.requeued.length > 0) this.o.requeued(swept.requeued.map((t) => t.task_id));
+      this.o.nodes?.(await this.o.cluster.listNodes(this.o.leaseMs));
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message }, 'heartbeat failed');
       this.selfFenceIfDue();

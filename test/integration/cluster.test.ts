@@ -117,6 +117,26 @@ describe('a cluster of service processes on PostgreSQL', () => {
       nodes.nodes.map((n) => `${n.name}:${n.state}`),
       ['a:active', 'b:active'],
     );
+    // Health and resources say what the cluster is, from any node.
+    const health = (await (await fetch(`${b.url}/api/v1/health`)).json()) as {
+      store: string;
+      cluster: { node: string; nodes_active: number; nodes_lost: number };
+    };
+    assert.equal(health.store, 'postgresql');
+    assert.deepEqual(
+      [health.cluster.node, health.cluster.nodes_active, health.cluster.nodes_lost],
+      ['b', 2, 0],
+    );
+    const resources = (await (await fetch(`${a.url}/api/v2/resources`)).json()) as {
+      nodes: { name: string; this_node: boolean }[];
+    };
+    assert.deepEqual(
+      resources.nodes.map((n) => [n.name, n.this_node]),
+      [
+        ['a', true],
+        ['b', false],
+      ],
+    );
     a.child.kill('SIGTERM');
     b.child.kill('SIGTERM');
     await Promise.all([a.exited, b.exited]);

@@ -88,6 +88,11 @@ function overviewRoute(app: FastifyInstance, deps: AppDeps): void {
     async () => {
       const gpu_info = await gpuInfo(deps, 2000);
       const now = service.snapshot();
+      const cluster = deps.clusterNode;
+      // In a cluster: every node beside this one's figures (this_node marks it).
+      const nodes = cluster
+        ? (await cluster.nodes()).map((n) => ({ ...n, this_node: n.node_id === cluster.node.id }))
+        : undefined;
       const active: Record<string, { id: string; type: string }[]> = {};
       for (const [device, tasks] of Object.entries(now.runningOn)) {
         active[device] = tasks.map((t) => ({ id: t.id, type: t.cls }));
@@ -98,6 +103,7 @@ function overviewRoute(app: FastifyInstance, deps: AppDeps): void {
         limits: now.limits,
         gpu_info,
         queue: { length: now.waiting, by_kind: service.queueByKind(), by_class: now.waitingByClass },
+        ...(nodes ? { nodes } : {}),
       };
     },
   );

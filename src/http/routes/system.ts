@@ -66,6 +66,9 @@ function healthRoute(app: FastifyInstance, deps: AppDeps, streams: HttpShared['s
             inference_tasks: Type.Integer(),
             active_log_streams: Type.Integer(),
             resource_status: Type.Unknown(),
+            store: Type.String(),
+            // Several nodes on PostgreSQL: this node and how many others are up (last heartbeat).
+            cluster: Type.Optional(Type.Unknown()),
           }),
         },
       },
@@ -78,6 +81,8 @@ function healthRoute(app: FastifyInstance, deps: AppDeps, streams: HttpShared['s
       inference_tasks: service.countKind('inference'),
       active_log_streams: streams.size,
       resource_status: resourceStatus(),
+      store: deps.store.dialect,
+      ...(deps.clusterNode ? { cluster: deps.clusterNode.summary() } : {}),
     }),
   );
 }
