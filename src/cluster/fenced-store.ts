@@ -58,7 +58,7 @@ export class FencedStore implements Store {
     const done = this.queued(await this.pg.updateFenced(id, fence, patch, fromStatuses));
     // Undefined is also a compare-and-set that found another status (a cancel won): only a
     // changed owner or epoch means the claim is gone.
-    if (!done && !(await this.stillOurs(id, fence))) this.onFencedOut(id);
+    if (!done && !(await this.pg.isOwner(id, fence))) this.onFencedOut(id);
     return done;
   }
 
@@ -134,9 +134,5 @@ export class FencedStore implements Store {
   private fencedOut(taskId: string): never {
     this.onFencedOut(taskId);
     throw new FencedOutError(taskId);
-  }
-
-  private async stillOurs(id: string, fence: Fence): Promise<boolean> {
-    return this.pg.isOwner(id, fence);
   }
 }
