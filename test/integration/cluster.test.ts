@@ -365,10 +365,12 @@ interface Node {
 async function runningOnOneOfTwo(db: string): Promise<{ id: string; victim: Node; other: Node }> {
   const [a, b] = await Promise.all([startNode(db, 'a'), startNode(db, 'b')]);
   const id = await submit(a.url, 8000);
+  // Running, and its start logged (a kill -9 between the two would take the line with it).
   const running = await waitFor(
     async () => {
       const row = await statusOf(db, id);
-      return row?.status === 'running' && row.node_name;
+      const started = (await messages(db, id)).some((m) => m.startsWith('Started on'));
+      return row?.status === 'running' && started && row.node_name;
     },
     15_000,
     'the task to run',
