@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RESOURCE_CLASSES, type ResourceClass } from './domain/task.js';
+import { NODE_NAME_PATTERN, RESOURCE_CLASSES, type ResourceClass } from './domain/task.js';
 
 export const VERSION = '0.1.0';
 
@@ -216,9 +216,11 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
 function nodeSettings(env: Env, name: string | undefined): NodeSettings {
   const heartbeatMs = num(env, 'RFUAV_HEARTBEAT_S', 5, 0.05, 3600) * 1000;
   const leaseMs = num(env, 'RFUAV_LEASE_S', 30, 0.2, 86400) * 1000;
-  if (leaseMs < 3 * heartbeatMs) {
+  // A node stops its own work two heartbeats before its lease ends, so at least one heartbeat
+  // may fail without that (node-agent.ts).
+  if (leaseMs < 4 * heartbeatMs) {
     throw new ConfigError(
-      `RFUAV_LEASE_S (${leaseMs / 1000}) must be at least three heartbeats (RFUAV_HEARTBEAT_S ${heartbeatMs / 1000})`,
+      `RFUAV_LEASE_S (${leaseMs / 1000}) must be at least four heartbeats (RFUAV_HEARTBEAT_S ${heartbeatMs / 1000})`,
     );
   }
   const given = name ?? env.RFUAV_NODE_NAME;
@@ -231,7 +233,7 @@ function nodeSettings(env: Env, name: string | undefined): NodeSettings {
       .replace(/^[^A-Za-z0-9]+/, '')
       .slice(0, 63) ||
     'node';
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(nodeName)) {
+  if (!new RegExp(NODE_NAME_PATTERN).test(nodeName)) {
     throw new ConfigError(`the node name '${nodeName}' must be 1-63 letters, digits, '.', '_' or '-'`);
   }
   return { name: nodeName, heartbeatMs, leaseMs, pollMs: num(env, 'RFUAV_POLL_S', 2, 0.05, 3600) * 1000 };

@@ -172,6 +172,8 @@ function createTaskService(core: Core, devices: DeviceManager, opts: ServiceOpti
     now: opts.now,
     queue,
     remoteCancel: cluster ? (id) => cluster.requestCancel(id) : undefined,
+    keepAlive: cluster?.keepAlive,
+    clusterDevices: cluster?.devices,
   });
 }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { DeviceInfo } from '../domain/devices.js';
 import type { ResourceClass } from '../domain/task.js';
+import type { RunnerKeepAlive } from '../engines/torch/runner.js';
 import type { QueueSnapshot } from '../scheduler/queue.js';
 import type { NodeRow, PgCluster } from '../store/postgres/cluster.js';
 import { PgStore } from '../store/postgres/pg-store.js';
@@ -34,6 +35,16 @@ export class ClusterNode {
   private readonly wakeups: Wakeups;
   /** The nodes as of the last heartbeat. */
   private known: NodeRow[] = [];
+  /** Registering counts as the first renewal of the lease. */
+  private readonly registeredAt = Date.now();
+  /**
+   * What keeps this node's PyTorch runners going: a newline on their stdin while the lease holds
+   * for longer than their timeout. A runner stops itself when it hears none for that long, half
+   * the time between a renewal and the node stopping its own work, so a node that is frozen
+   * (SIGSTOP, a hung VM) or cut off cannot leave a runner going after another node has claimed
+   * its task: the others wait the whole lease.
+   */
+  readonly keepAlive: RunnerKeepAlive;
 
   private constructor(
     readonly pg: PgStore,
@@ -43,6 +54,15 @@ export class ClusterNode {
     private readonly logger: Logger,
   ) {
     this.node = node;
+    const fenceAfterMs = config.node.leaseMs - 2 * config.node.heartbeatMs;
+    const timeoutMs = fenceAfterMs / 2;
+    this.keepAlive = {
+      timeoutMs,
+      ok: () =>
+        this.agent
+          ? this.agent.leaseHolds(timeoutMs)
+          : Date.now() - this.registeredAt + timeoutMs <= fenceAfterMs,
+    };
     this.wakeups = new Wakeups(
       config.databaseUrl as string,
       (channel, payload) => cluster.notify(channel, payload),
@@ -78,6 +98,7 @@ export class ClusterNode {
       cudaFallback: this.config.cudaFallback,
       leaseMs: this.config.node.leaseMs,
       onGivenBack: (ids) => this.wakeups.signal(CHANNELS.queue, ids),
+      nodes: () => this.known,
     });
     return this.queue;
   }
@@ -104,6 +125,39 @@ export class ClusterNode {
     });
     this.agent.start();
     void this.wakeups.start();
+  }
+
+  /**
+   * What requests are checked against (ClusterDevices in service/device-request.ts): the GPUs of
+   * a live node by name, and what any live node has. Read from the last heartbeat's list, asked
+   * again when a name is not in it (a node that joined since).
+   */
+  readonly devices = {
+    gpusOf: async (name: string) => {
+      let node = this.live().find((n) => n.name === name);
+      if (!node) {
+        this.known = await this.nodes();
+        node = this.live().find((n) => n.name === name);
+      }
+      return node ? gpusIn(name === this.node.name ? this.ownDevices() : node.devices) : null;
+    },
+    anyNode: () => {
+      const best = new Map<number, number>();
+      for (const devices of [this.ownDevices(), ...this.live().map((n) => n.devices)])
+        for (const g of gpusIn(devices)) best.set(g.index, Math.max(best.get(g.index) ?? 0, g.totalMemoryGb));
+      return [...best]
+        .sort((x, y) => x[0] - y[0])
+        .map(([index, totalMemoryGb]) => ({ index, totalMemoryGb }));
+    },
+    names: () => this.live().map((n) => n.name),
+  };
+
+  private live(): NodeRow[] {
+    return this.known.filter((n) => n.state === 'active' || n.state === 'draining');
+  }
+
+  private ownDevices(): DeviceInfo[] {
+    return this.queue?.devices() ?? [];
   }
 
   /** The cluster's nodes, as GET /api/v2/nodes shows them. */
@@ -165,4 +219,11 @@ export class ClusterNode {
       throw err;
     }
   }
+}
+
+/** The GPUs among a node's devices, by index, as a request is checked against them. */
+function gpusIn(devices: readonly DeviceInfo[]): { index: number; totalMemoryGb: number }[] {
+  return devices
+    .filter((d) => d.kind === 'gpu' && d.index !== null)
+    .map((d) => ({ index: d.index as number, totalMemoryGb: d.totalMemoryGb ?? 0 }));
 }

@@ -4,7 +4,15 @@ import { SchedulerCore } from '../scheduler/core.js';
 import { RecentMap } from '../util/recent.js';
 import { coreSnapshot, type QueueSnapshot, type TaskQueue, type WaitingInfo } from '../scheduler/queue.js';
 import type { Limits, Placement, QueueEntry } from '../scheduler/types.js';
-import type { ClaimLane, ClaimedTask, Fence, PgCluster, WaitingTask } from '../store/postgres/cluster.js';
+import type {
+  ClaimLane,
+  ClaimedTask,
+  Fence,
+  NodeRow,
+  PgCluster,
+  WaitingTask,
+} from '../store/postgres/cluster.js';
+import { clusterPendingReason } from './pending-reason.js';
 
 export interface ClusterQueueOptions {
   cluster: PgCluster;
@@ -20,6 +28,8 @@ export interface ClusterQueueOptions {
   onGivenBack?: (ids: string[]) => void;
   /** A node whose heartbeat is older than this claims nothing (it may have been declared lost). */
   leaseMs: number;
+  /** The cluster's nodes as of the last heartbeat (what pending reasons are worked out from). */
+  nodes?: () => readonly NodeRow[];
 }
 
 /**
@@ -147,6 +157,11 @@ export class ClusterQueue implements TaskQueue {
     this.core.setDevices(devices);
   }
 
+  /** This node's devices, as the scheduler places on them. */
+  devices(): DeviceInfo[] {
+    return this.core.getDevices();
+  }
+
   setLimits(limits: Limits): void {
     this.core.setLimits(limits);
   }
@@ -174,9 +189,15 @@ export class ClusterQueue implements TaskQueue {
     const gained = aging > 0 ? Math.floor((now - Date.parse(w.task.enqueued_at)) / aging) : 0;
     return {
       position: w.position,
-      reason: this.draining
-        ? 'waiting for a slot on another node (this one is draining)'
-        : 'waiting for a free slot on any node of the cluster',
+      reason: clusterPendingReason(
+        {
+          cls: this.classOf.get(w.task.task_type) ?? 'preprocessing',
+          request: w.task.device_request ?? 'cpu',
+          memGb: w.task.gpu_memory_gb,
+          pin: w.task.pin_node,
+        },
+        this.opts.nodes?.() ?? [],
+      ),
       effectivePriority: Math.max(1, w.task.priority - gained),
     };
   }

@@ -93,6 +93,19 @@ export class NodeAgent {
     }
   }
 
+  /**
+   * Whether this node may still act as the owner of its tasks for `forMs` more: it has not fenced
+   * itself, and it would not have to before then (the runners' keep-alive asks this).
+   */
+  leaseHolds(forMs: number): boolean {
+    return !this.fenced && Date.now() - this.lastRenewed + forMs <= this.fenceAfterMs();
+  }
+
+  /** How long after a renewal this node stops its own work if no other renewal came. */
+  private fenceAfterMs(): number {
+    return this.o.leaseMs - 2 * this.o.heartbeatMs;
+  }
+
   /** Stops claiming; running work finishes (or is re-queued at shutdown). */
   async drain(): Promise<void> {
     this.o.queue.setDraining(true);
@@ -126,7 +139,7 @@ export class NodeAgent {
    */
   private selfFenceIfDue(): void {
     if (this.fenced || this.stopping) return;
-    if (Date.now() - this.lastRenewed < this.o.leaseMs - 2 * this.o.heartbeatMs) return;
+    if (Date.now() - this.lastRenewed < this.fenceAfterMs()) return;
     this.fenced = true;
     this.o.queue.setDraining(true);
     const ids = this.o.queue.claimedIds();

@@ -69,6 +69,8 @@ export interface TaskRecord {
   /** In a cluster: the name of the node that runs (or ran) the task, and its node id. */
   node?: string | null;
   node_id?: string | null;
+  /** In a cluster: the node the task was pinned to at submission (its `node` field), if any. */
+  pinned_node?: string | null;
 }
 
 export type NewTask = Pick<
@@ -92,6 +94,8 @@ export type NewTask = Pick<
    * queue where acceptance and queueing happen on different nodes.
    */
   status?: 'pending' | 'queued';
+  /** In a cluster: only the node of this name may claim it. */
+  pin_node?: string | null;
 };
 
 export type TaskPatch = Partial<
@@ -115,6 +119,9 @@ export type TaskPatch = Partial<
 >;
 
 export const TASK_ID_PATTERN = '^[A-Za-z0-9_.-]{1,64}$';
+
+/** A cluster node's name (RFUAV_NODE_NAME), as a task's `node` field names it. */
+export const NODE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$';
 
 /** Task log levels, spelled as the reference writes them (Python logging's level names). */
 export const LOG_LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR'] as const;

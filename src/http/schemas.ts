@@ -1,5 +1,5 @@
 import { Type, type TObject, type TProperties } from '@sinclair/typebox';
-import { TASK_ID_PATTERN, TASK_STATUSES } from '../domain/task.js';
+import { NODE_NAME_PATTERN, TASK_ID_PATTERN, TASK_STATUSES } from '../domain/task.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -35,6 +35,13 @@ export const CommonTaskFields = {
   priority: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, description: '1 is most urgent' })),
   name: Type.Optional(Nullable(Type.String({ maxLength: 200 }))),
   description: Type.Optional(Nullable(Type.String({ maxLength: 2000 }))),
+  node: Type.Optional(
+    Type.String({
+      pattern: NODE_NAME_PATTERN,
+      description:
+        'In a cluster: run only on the node of this name (cuda:N then means that node’s GPU N). 422 when no such node is registered.',
+    }),
+  ),
 };
 
 /** Fields of kinds that run on GPUs or CPUs. */
@@ -72,6 +79,7 @@ export const TaskSchema = Type.Object(
     // In a cluster: the name of the node that runs or ran the task, and its id.
     node: Type.Optional(Maybe.string()),
     node_id: Type.Optional(Maybe.string()),
+    pinned_node: Type.Optional(Maybe.string()),
     attempts: Type.Integer(),
     gpu_memory_gb: Maybe.number(),
     current_epoch: Maybe.integer(),

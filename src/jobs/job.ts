@@ -1,5 +1,6 @@
 import type { Static, TObject } from '@sinclair/typebox';
 import type { EpochMetrics, LogExtra, LogLevel, ResourceClass, TaskRecord } from '../domain/task.js';
+import type { RunnerKeepAlive } from '../engines/torch/runner.js';
 import type { PathSandbox } from '../util/sandbox.js';
 
 /** What a job's `validate` may consult: fast, local checks only. */
@@ -24,6 +25,11 @@ export interface RunContext {
   signal: AbortSignal;
   device: string;
   paths: PathSandbox;
+  /**
+   * In a cluster: whether this node still holds its tasks. A child process that can outlive a
+   * frozen node (the PyTorch runner) is kept going by it and stops by itself without it.
+   */
+  keepAlive?: RunnerKeepAlive;
   log(message: string, level?: LogLevel, extra?: Omit<LogExtra, 'progress'>): void;
   /** Percent 0–100; the service throttles what it writes. */
   progress(percent: number, message?: string): void;

@@ -60,6 +60,7 @@ export async function runTorchForTask(o: TorchRunOptions): Promise<Record<string
     env: placed.env,
     silenceTimeoutMs: o.torch.silenceTimeoutMs,
     killGraceMs: o.torch.killGraceMs,
+    keepAlive: ctx.keepAlive,
     onSpawn: (pid) =>
       ctx.log(
         `Runner started: ${o.torch.python} -m rfuav_torch ${o.command} (pid ${pid}, device ${placed.device}, ` +

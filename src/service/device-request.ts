@@ -14,6 +14,49 @@ export interface NodeGpus {
   gpus: readonly { index: number; totalMemoryGb: number }[];
   /** What `cuda` means on a node without GPUs: run on the CPU (noted), or refuse. */
   cudaFallback: 'cpu' | 'reject';
+  /** Who has these GPUs, for messages: "this node" unless said. */
+  where?: string;
+}
+
+type Gpus = NodeGpus['gpus'];
+
+/**
+ * In a cluster, a request is checked against the nodes rather than the one that happens to
+ * receive it (behind a balancer, that is any of them). Implemented by the cluster node.
+ */
+export interface ClusterDevices {
+  /** The GPUs of the live node of this name; null when no live node has it. */
+  gpusOf(node: string): Promise<Gpus | null>;
+  /** What any live node has: at each GPU index, the largest memory a node's GPU there has. */
+  anyNode(): Gpus;
+  /** The names of the live nodes, for the message when a name is unknown. */
+  names(): string[];
+}
+
+/**
+ * The GPUs a request is checked against: this node's alone; in a cluster, those of the node the
+ * request pins it to (422 when no live node has that name), or else of any node.
+ */
+export async function gpusForRequest(
+  node: string | undefined,
+  own: NodeGpus,
+  cluster: ClusterDevices | undefined,
+): Promise<NodeGpus> {
+  if (!cluster) {
+    if (node !== undefined)
+      throw invalidField('node', `there is no node '${node}': this service runs alone (no DATABASE_URL)`);
+    return own;
+  }
+  if (node === undefined) return { ...own, gpus: cluster.anyNode(), where: 'no node' };
+  const gpus = await cluster.gpusOf(node);
+  if (!gpus) {
+    const names = cluster.names();
+    throw invalidField(
+      'node',
+      `no node named '${node}' is registered (live nodes: ${names.length ? names.join(', ') : 'none'})`,
+    );
+  }
+  return { ...own, gpus, where: `node ${node}` };
 }
 
 /**
@@ -47,15 +90,23 @@ export function resolveDeviceRequest(
   return { request, memGb };
 }
 
-function resolveDevice(want: string, { gpus, cudaFallback }: NodeGpus, notes: string[]): string {
+function resolveDevice(want: string, { gpus, cudaFallback, where }: NodeGpus, notes: string[]): string {
+  // "this node has no GPU"; in a cluster "no node has …" or "node x has no GPU".
+  const who = where ?? 'this node';
+  const has = who === 'no node' ? 'a node has at most' : `${who} has`;
   if (want === 'cpu') return 'cpu';
   if (want === 'auto') return gpus.length > 0 ? 'auto' : 'cpu';
   if (want === 'cuda') {
     if (gpus.length > 0) return 'cuda';
     if (cudaFallback === 'reject') {
-      throw invalidField('device', "'cuda' was requested but this node has no GPU");
+      throw invalidField(
+        'device',
+        `'cuda' was requested but ${who === 'no node' ? 'no node has a' : `${who} has no`} GPU`,
+      );
     }
-    notes.push("Device 'cuda' was requested but this node has no GPU: the task will run on cpu");
+    notes.push(
+      `Device 'cuda' was requested but ${who === 'no node' ? 'no node has a' : `${who} has no`} GPU: the task will run on cpu`,
+    );
     return 'cpu';
   }
   const m = /^cuda:(\d+)$/.exec(want);
@@ -63,7 +114,7 @@ function resolveDevice(want: string, { gpus, cudaFallback }: NodeGpus, notes: st
   if (Number(m[1]) >= gpus.length) {
     throw invalidField(
       'device',
-      `${want} is out of range: this node has ${gpus.length} GPU${gpus.length === 1 ? '' : 's'}`,
+      `${want} is out of range: ${has} ${gpus.length} GPU${gpus.length === 1 ? '' : 's'}`,
     );
   }
   return want;

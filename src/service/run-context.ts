@@ -1,4 +1,5 @@
 import type { LogExtra, LogLevel, TaskPatch, TaskRecord } from '../domain/task.js';
+import type { RunnerKeepAlive } from '../engines/torch/runner.js';
 import type { RunContext } from '../jobs/job.js';
 import type { Store } from '../store/store.js';
 import type { PathSandbox } from '../util/sandbox.js';
@@ -22,6 +23,7 @@ export function createRunContext(o: {
   paths: PathSandbox;
   log: TaskLogger;
   now: () => number;
+  keepAlive?: RunnerKeepAlive;
 }): { ctx: RunContext; settled: () => Promise<unknown> } {
   const { store, paths } = o;
   const id = o.task.task_id;
@@ -39,6 +41,7 @@ export function createRunContext(o: {
     signal: o.signal,
     device: o.device,
     paths,
+    keepAlive: o.keepAlive,
     log: (message, level = 'INFO', extra = {}) => o.log(id, paths.scrub(message), level, extra),
     progress: (percent, message) => {
       const pct = Math.max(0, Math.min(100, Math.floor(percent)));

@@ -3,7 +3,13 @@ import { AppError, invalidField } from '../domain/errors.js';
 import type { JobDefinition, JobRegistry, PreparedTask } from '../jobs/job.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import { createValidators } from '../util/validators.js';
-import { resolveDeviceRequest, type NodeGpus, type ResolvedRequest } from './device-request.js';
+import {
+  gpusForRequest,
+  resolveDeviceRequest,
+  type ClusterDevices,
+  type NodeGpus,
+  type ResolvedRequest,
+} from './device-request.js';
 
 /** Fields every task-creating request may carry besides its kind's own. */
 export interface CommonFields {
@@ -13,6 +19,8 @@ export interface CommonFields {
   description?: string | null;
   device?: string;
   gpu_memory_gb?: number;
+  /** In a cluster: the name of the only node that may run it. */
+  node?: string;
 }
 
 export type SubmittedBody = Record<string, unknown> & CommonFields;
@@ -38,7 +46,14 @@ export class SubmissionChecks {
   private readonly validators = createValidators('body');
   private readonly checkers = new WeakMap<object, ValidateFunction>();
 
-  constructor(private readonly deps: { registry: JobRegistry; paths: PathSandbox; node: () => NodeGpus }) {}
+  constructor(
+    private readonly deps: {
+      registry: JobRegistry;
+      paths: PathSandbox;
+      node: () => NodeGpus;
+      cluster?: ClusterDevices;
+    },
+  ) {}
 
   async check(kind: string, body: SubmittedBody): Promise<CheckedRequest> {
     const def = this.deps.registry.get(kind);
@@ -48,7 +63,7 @@ export class SubmissionChecks {
       def.resourceClass,
       body.device,
       body.gpu_memory_gb ?? null,
-      this.deps.node(),
+      await gpusForRequest(body.node, this.deps.node(), this.deps.cluster),
       notes,
     );
     // A job sees only the fields its own schema declares; the common ones (task_id, priority,

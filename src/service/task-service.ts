@@ -20,6 +20,7 @@ import {
   type TaskStatus,
 } from '../domain/task.js';
 import type { DeviceManager } from '../devices/manager.js';
+import type { RunnerKeepAlive } from '../engines/torch/runner.js';
 import { JobFailure, type JobDefinition, type JobRegistry } from '../jobs/job.js';
 import type { LogBus } from '../logbus/logbus.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
@@ -29,7 +30,7 @@ import type { Placement } from '../scheduler/types.js';
 import type { Store } from '../store/store.js';
 import { newTaskId } from '../util/ids.js';
 import type { PathSandbox } from '../util/sandbox.js';
-import type { NodeGpus } from './device-request.js';
+import type { ClusterDevices, NodeGpus } from './device-request.js';
 import { recoverUnfinished } from './recovery.js';
 import { createRunContext } from './run-context.js';
 import { SubmissionChecks, type CheckedRequest, type SubmittedBody } from './submission.js';
@@ -74,6 +75,10 @@ export interface TaskServiceDeps {
    * cancel of a task running elsewhere goes through here.
    */
   remoteCancel?: (id: string) => Promise<boolean>;
+  /** In a cluster: the node's lease, which keeps its runners going (RunContext.keepAlive). */
+  keepAlive?: RunnerKeepAlive;
+  /** In a cluster: the nodes' devices, which requests are checked against (and `node` pins to). */
+  clusterDevices?: ClusterDevices;
 }
 
 /**
@@ -109,6 +114,7 @@ export class TaskService {
       registry: deps.registry,
       paths: deps.paths,
       node: () => this.node(),
+      cluster: deps.clusterDevices,
     });
   }
 
@@ -182,7 +188,7 @@ export class TaskService {
     const firstLog: NewLogEntry[] = [
       {
         level: 'INFO',
-        message: `Task accepted: ${kind}, priority ${priority}, device ${placement.request}${placement.memGb ? `, needs ${placement.memGb} GB of GPU memory` : ''}`,
+        message: `Task accepted: ${kind}, priority ${priority}, device ${placement.request}${placement.memGb ? `, needs ${placement.memGb} GB of GPU memory` : ''}${body.node ? `, only on node ${body.node}` : ''}`,
       },
       ...c.notes.map((message) => ({ level: 'WARNING' as const, message })),
     ];
@@ -207,6 +213,7 @@ export class TaskService {
         total_epochs: prepared.total_epochs ?? null,
         message: 'waiting for a slot',
         status: 'queued',
+        pin_node: body.node ?? null,
       },
       firstLog,
     );
@@ -327,6 +334,7 @@ export class TaskService {
     if (t.node !== undefined) {
       v.node = t.node;
       v.node_id = t.node_id ?? null;
+      v.pinned_node = t.pinned_node ?? null;
     }
     if (t.status === 'pending' || t.status === 'queued') {
       const w = this.queue.waitingInfo(t.task_id, this.now());
@@ -591,6 +599,7 @@ export class TaskService {
       paths: this.deps.paths,
       log: (taskId, message, level, extra) => this.log(taskId, message, level, extra),
       now: this.now,
+      keepAlive: this.deps.keepAlive,
     });
     let patch: TaskPatch;
     let level: LogLevel = 'INFO';

@@ -320,6 +320,19 @@ describe('HTTP API', async () => {
     await waitDone('same-id');
   });
 
+  it('refuses a node pin without a cluster, and a node name that is not one, naming the field', async () => {
+    const alone = await post('/api/v2/preprocessing/gate', { label: 'x', node: 'gpu-1' });
+    assert.equal(alone.statusCode, 422, alone.body);
+    assert.equal(json(alone).field, 'node');
+    assert.match(
+      json(alone).message,
+      /there is no node 'gpu-1': this service runs alone \(no DATABASE_URL\)/,
+    );
+    const bad = await post('/api/v2/preprocessing/gate', { label: 'x', node: '../etc' });
+    assert.equal(bad.statusCode, 422, bad.body);
+    assert.equal(json(bad).field, 'node');
+  });
+
   it('ignores unknown body fields consistently and notes them in the task log', async () => {
     const r = await post('/api/v2/preprocessing/gate', {
       task_id: 'extra-fields',

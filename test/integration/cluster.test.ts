@@ -6,10 +6,17 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
-import { tmpDir, waitFor } from '../helpers.js';
+import {
+  messages,
+  runningOnOneOfTwo as twoNodesRunning,
+  sql,
+  startNode as startClusterNode,
+  statusOf,
+  submitSleep,
+} from '../cluster-nodes.js';
+import { writeImageFolder } from '../fixtures/images.js';
+import { fakeNvidiaSmi, tmpDir, waitFor } from '../helpers.js';
 import { startPostgres, type TestPostgres } from '../postgres.js';
-import { spawnServer, type ServerProcess } from '../process.js';
 
 let server: TestPostgres;
 before(async () => {
@@ -20,58 +27,9 @@ after(async () => {
 });
 
 const dataRoot = path.join(tmpDir(), 'data');
-
-function startNode(db: string, name: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  return spawnServer({
-    DATABASE_URL: db,
-    RFUAV_NODE_NAME: name,
-    RFUAV_HOME: path.join(tmpDir(), name),
-    RFUAV_DATA_ROOT: dataRoot,
-    RFUAV_HEARTBEAT_S: '0.25',
-    RFUAV_LEASE_S: '3',
-    RFUAV_POLL_S: '0.2',
-    RFUAV_LIMITS: '{"cpu":{"preprocessing":2}}',
-    ...env,
-  });
-}
-
-async function sql<T extends pg.QueryResultRow>(
-  db: string,
-  text: string,
-  values: unknown[] = [],
-): Promise<T[]> {
-  const c = new pg.Client({ connectionString: db });
-  await c.connect();
-  try {
-    return (await c.query<T>(text, values)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
-async function submit(url: string, ms: number): Promise<string> {
-  const res = await fetch(`${url}/api/v2/preprocessing/sleep`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ms }),
-  });
-  assert.equal(res.status, 200);
-  return ((await res.json()) as { task_id: string }).task_id;
-}
-
-const statusOf = async (db: string, id: string) =>
-  (
-    await sql<{ status: string; node_name: string | null; attempts: number }>(
-      db,
-      'SELECT status, node_name, attempts FROM tasks WHERE task_id = $1',
-      [id],
-    )
-  )[0];
-
-const messages = async (db: string, id: string) =>
-  (
-    await sql<{ message: string }>(db, 'SELECT message FROM task_logs WHERE task_id = $1 ORDER BY seq', [id])
-  ).map((r) => r.message);
+const startNode = (db: string, name: string, env: Record<string, string> = {}) =>
+  startClusterNode(db, name, dataRoot, env);
+const submit = submitSleep;
 
 describe('a cluster of service processes on PostgreSQL', () => {
   it('spreads tasks over the nodes and runs each once', async () => {
@@ -137,6 +95,85 @@ describe('a cluster of service processes on PostgreSQL', () => {
         ['b', false],
       ],
     );
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    await Promise.all([a.exited, b.exited]);
+  });
+
+  it('pins a task to a named node, checks cuda:N against that node, and refuses an unknown node', async () => {
+    const db = await server.createDatabase();
+    const gpus = fakeNvidiaSmi(tmpDir(), [{ totalMiB: 8192 }, { totalMiB: 16384 }]);
+    await writeImageFolder(path.join(dataRoot, 'pinset/train'), {
+      classes: 2,
+      perClass: 2,
+      size: 32,
+      seed: 1,
+    });
+    await writeImageFolder(path.join(dataRoot, 'pinset/val'), { classes: 2, perClass: 1, size: 32, seed: 2 });
+    const [a, b] = await Promise.all([
+      startNode(db, 'a', { RFUAV_NVIDIA_SMI: gpus.path }),
+      startNode(db, 'b', { RFUAV_NVIDIA_SMI: path.join(tmpDir(), 'none') }),
+    ]);
+    const post = (url: string, route: string, body: object) =>
+      fetch(`${url}/api/v2/${route}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await post(a.url, 'preprocessing/sleep', { ms: 100, node: 'b' });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.pinned_node, 'b');
+      ids.push(r.body.task_id as string);
+    }
+    for (const id of ids) {
+      await waitFor(async () => (await statusOf(db, id))?.status === 'completed', 15_000, `${id} to finish`);
+      assert.equal((await statusOf(db, id))?.node_name, 'b', 'a pinned task runs only on its node');
+    }
+    // b's two preprocessing slots taken by pinned tasks: a third waits, and any node says why.
+    const long: string[] = [];
+    for (let i = 0; i < 3; i++)
+      long.push((await post(a.url, 'preprocessing/sleep', { ms: 60_000, node: 'b' })).body.task_id as string);
+    const third = await waitFor(
+      async () => {
+        const t = (await (await fetch(`${a.url}/api/v2/tasks/${long[2]}`)).json()) as Record<string, unknown>;
+        return typeof t.pending_reason === 'string' && /busy/.test(t.pending_reason) ? t : null;
+      },
+      10_000,
+      'the third to wait for a busy b',
+    );
+    assert.equal(third.pending_reason, 'waiting for a cpu preprocessing slot on node b: 1 node, busy');
+    assert.equal(third.queue_position, 1);
+    for (const id of long) await fetch(`${a.url}/api/v2/tasks/${id}/cancel`, { method: 'POST' });
+    const unknown = await post(a.url, 'preprocessing/sleep', { ms: 100, node: 'zzz' });
+    assert.equal(unknown.status, 422);
+    assert.equal(unknown.body.field, 'node');
+    assert.match(String(unknown.body.message), /no node named 'zzz' is registered \(live nodes: a, b\)/);
+    const training = (device: string, node?: string) => ({
+      model: 'resnet18',
+      num_classes: 2,
+      train_path: 'pinset/train',
+      val_path: 'pinset/val',
+      save_path: `runs/pin-${device}-${node ?? 'any'}`,
+      device,
+      num_epochs: 1,
+      ...(node ? { node } : {}),
+    });
+    // b has no GPU: cuda:1 pinned to it is refused; pinned to a (two GPUs) or to any node, it is not.
+    const onB = await post(b.url, 'training/start', training('cuda:1', 'b'));
+    assert.equal(onB.status, 422, JSON.stringify(onB.body));
+    assert.equal(onB.body.field, 'device');
+    assert.match(String(onB.body.message), /cuda:1 is out of range: node b has 0 GPUs/);
+    const onA = await post(b.url, 'training/start', training('cuda:1', 'a'));
+    assert.equal(onA.status, 200, JSON.stringify(onA.body));
+    const anywhere = await post(b.url, 'training/start', training('cuda:1'));
+    assert.equal(anywhere.status, 200, JSON.stringify(anywhere.body));
+    const tooBig = await post(b.url, 'training/start', { ...training('cuda'), gpu_memory_gb: 20 });
+    assert.equal(tooBig.status, 422, JSON.stringify(tooBig.body));
+    assert.match(String(tooBig.body.message), /the largest eligible GPU has 16 GB/);
+    for (const id of [onA.body.task_id, anywhere.body.task_id])
+      await fetch(`${b.url}/api/v2/tasks/${id as string}/cancel`, { method: 'POST' });
     a.child.kill('SIGTERM');
     b.child.kill('SIGTERM');
     await Promise.all([a.exited, b.exited]);
@@ -353,28 +390,5 @@ describe('a cluster of service processes on PostgreSQL', () => {
   });
 });
 
-interface Node {
-  name: string;
-  proc: ServerProcess;
-}
-
-/**
- * Two nodes, both up before anything is submitted (starting one takes seconds here), and a task
- * long enough to be still running when the test acts on the node that runs it.
- */
-async function runningOnOneOfTwo(db: string): Promise<{ id: string; victim: Node; other: Node }> {
-  const [a, b] = await Promise.all([startNode(db, 'a'), startNode(db, 'b')]);
-  const id = await submit(a.url, 8000);
-  // Running, and its start logged (a kill -9 between the two would take the line with it).
-  const running = await waitFor(
-    async () => {
-      const row = await statusOf(db, id);
-      const started = (await messages(db, id)).some((m) => m.startsWith('Started on'));
-      return row?.status === 'running' && started && row.node_name;
-    },
-    15_000,
-    'the task to run',
-  );
-  const nodes = { a: { name: 'a', proc: a }, b: { name: 'b', proc: b } };
-  return running === 'a' ? { id, victim: nodes.a, other: nodes.b } : { id, victim: nodes.b, other: nodes.a };
-}
+/** Two nodes and an 8 s sleep task running on one of them. */
+const runningOnOneOfTwo = (db: string) => twoNodesRunning(db, dataRoot, (url) => submit(url, 8000));

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { runTorch, RunnerError } from '../../src/engines/torch/runner.js';
 import { writeImageFolder } from '../fixtures/images.js';
 import { EPOCH_METRICS, PERCENT_METRICS, tmpDir, writePickleBomb } from '../helpers.js';
 
@@ -232,5 +233,40 @@ describe('PyTorch runner', async () => {
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     assert.equal(code, 3);
     assert.ok(Date.now() - closedAt < 5000, `took ${Date.now() - closedAt} ms to exit`);
+  });
+
+  it('keeps running while its keep-alive comes, and stops itself and its group once it stops coming', async () => {
+    let progressAt = 0;
+    let okUntil = Number.POSITIVE_INFINITY;
+    let pid = 0;
+    const stderr: string[] = [];
+    const run = runTorch({
+      python: PYTHON,
+      command: 'train',
+      request: { ...base, num_epochs: 500, resume: false, output_dir: path.join(dir, 'kept') },
+      silenceTimeoutMs: 60_000,
+      killGraceMs: 1000,
+      keepAlive: { timeoutMs: 1000, ok: () => Date.now() < okUntil },
+      onSpawn: (p) => (pid = p),
+      onStderr: (line) => stderr.push(line),
+      onEvent: (e) => {
+        if (e.event === 'progress' && !progressAt) {
+          progressAt = Date.now();
+          // Three timeouts' worth of keep-alives first: the runner must not stop while they come.
+          okUntil = progressAt + 3000;
+        }
+      },
+    });
+    const failure = await run.then(
+      () => assert.fail('a 500-epoch run cannot finish here'),
+      (err: unknown) => err,
+    );
+    const stoppedAt = Date.now();
+    assert.ok(failure instanceof RunnerError && failure.reason === 'exit', String(failure));
+    assert.ok(progressAt > 0, 'the run started');
+    assert.ok(stoppedAt >= okUntil + 900, `stopped ${stoppedAt - okUntil} ms after the keep-alive ended`);
+    assert.ok(stoppedAt < okUntil + 5000, `stopped ${stoppedAt - okUntil} ms after the keep-alive ended`);
+    assert.match(stderr.join('\n'), /nothing heard from the service for 1 s/);
+    assert.throws(() => process.kill(-pid, 0), 'the process group is gone');
   });
 });

@@ -1,6 +1,8 @@
 /**
  * Runs the PyTorch runner (python/rfuav_torch) as a child process in its own process group:
- * request as one JSON line on stdin (kept open: its EOF tells the runner the service is gone),
+ * request as one JSON line on stdin (kept open: its EOF tells the runner the service is gone;
+ * with a keep-alive, a newline at least every few seconds says the service still holds the task,
+ * and a runner that hears none for the keep-alive's timeout stops by itself),
  * newline-delimited JSON events on stdout, stderr kept for the task log. Cancelling terminates
  * the whole group (SIGTERM, then SIGKILL after a grace period) and settles only after the exit,
  * so a slot is never freed while the process still runs. Crashes, silence past a timeout and
@@ -35,6 +37,18 @@ export interface RunnerOptions {
   onStderr?(line: string): void;
   /** The child's pid (also its process group id), once started. */
   onSpawn?(pid: number): void;
+  keepAlive?: RunnerKeepAlive;
+}
+
+/**
+ * Who may keep the runner going. While `ok()` holds, the runner is sent a newline several times
+ * per `timeoutMs`; a runner that hears nothing for `timeoutMs` kills itself and its process
+ * group. A cluster node says ok only while its lease outlasts that timeout, so a node that is
+ * frozen or cut off cannot leave a runner writing after another node has taken the task.
+ */
+export interface RunnerKeepAlive {
+  timeoutMs: number;
+  ok(): boolean;
 }
 
 export class RunnerError extends Error {
@@ -87,6 +101,7 @@ export function runTorch(opts: RunnerOptions): Promise<Record<string, unknown>> 
     );
     child.stdin.on('error', () => undefined); // EPIPE when the runner has exited
     child.stdin.write(`${JSON.stringify(opts.request)}\n`);
+    const keepAlive = opts.keepAlive ? keepAliveWriter(child, opts.keepAlive) : null;
 
     child.on('error', (err) => {
       run.failure ??= new RunnerError(`could not start ${opts.python}: ${err.message}`, 'spawn');
@@ -94,6 +109,7 @@ export function runTorch(opts: RunnerOptions): Promise<Record<string, unknown>> 
     child.on('close', (code, sig) => {
       silence.clear();
       killer.clear();
+      if (keepAlive) clearInterval(keepAlive);
       opts.signal?.removeEventListener('abort', onAbort);
       child.stdin.destroy();
       // Whatever else the group started goes too.
@@ -118,6 +134,9 @@ interface RunState {
 /** The interpreter on the runner package, in a process group of its own. */
 function spawnRunner(opts: RunnerOptions): ChildProcessWithoutNullStreams {
   const args = Array.isArray(opts.command) ? opts.command : ['-m', 'rfuav_torch', opts.command];
+  const keepAliveEnv: Record<string, string> = opts.keepAlive
+    ? { RFUAV_KEEPALIVE_MS: String(Math.round(opts.keepAlive.timeoutMs)) }
+    : {};
   return spawn(opts.python, args, {
     cwd: PYTHON_ROOT,
     env: {
@@ -125,10 +144,26 @@ function spawnRunner(opts: RunnerOptions): ChildProcessWithoutNullStreams {
       PYTHONPATH: PYTHON_ROOT,
       PYTHONUNBUFFERED: '1',
       ...opts.env,
+      ...keepAliveEnv,
     },
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true, // its own process group, so a cancel reaches every process it starts
   });
+}
+
+/**
+ * A newline to the runner four times per timeout (at most once a second) while `ok()` holds; when
+ * it does not, nothing is sent, and the runner stops itself once the timeout has passed.
+ */
+function keepAliveWriter(child: ChildProcessWithoutNullStreams, k: RunnerKeepAlive): NodeJS.Timeout {
+  const timer = setInterval(
+    () => {
+      if (k.ok() && child.stdin.writable) child.stdin.write('\n');
+    },
+    Math.max(20, Math.min(1000, k.timeoutMs / 4)),
+  );
+  timer.unref();
+  return timer;
 }
 
 /** Sends `sig` to the child's whole process group; nothing when it is already gone. */

@@ -64,6 +64,9 @@ export interface WaitingTask {
   task_type: string;
   priority: number;
   enqueued_at: string;
+  device_request: string | null;
+  gpu_memory_gb: number | null;
+  pin_node: string | null;
 }
 
 export interface SweepResult {
@@ -233,7 +236,7 @@ export class PgCluster {
   async waitingTasks(limit: number): Promise<{ tasks: WaitingTask[]; total: number }> {
     const [order, count] = await Promise.all([
       this.pool.query<WaitingTask>(
-        `SELECT task_id, task_type, priority, enqueued_at FROM tasks
+        `SELECT task_id, task_type, priority, enqueued_at, device_request, gpu_memory_gb, pin_node FROM tasks
          WHERE status = 'queued' AND owner_node IS NULL ORDER BY queue_key, seq LIMIT $1`,
         [limit],
       ),

@@ -65,8 +65,8 @@ const CREATE_TASK = `
   WITH t AS (
     INSERT INTO tasks (task_id, task_type, status, priority, device_request, gpu_memory_gb, name,
       description, message, params, input_path, output_path, total_epochs, created_at, updated_at,
-      enqueued_at, log_seq, queue_key)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14, $15, $23)
+      enqueued_at, log_seq, queue_key, pin_node)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14, $15, $23, $24)
     RETURNING *
   ), l AS (
     INSERT INTO task_logs (task_id, seq, timestamp, level, message, metrics, step, stage, progress)
@@ -216,6 +216,7 @@ export class PgStore implements Store {
         col('stage'),
         col('progress'),
         this.queueKey(Date.parse(now), task.priority),
+        task.pin_node ?? null,
       ]);
       return rowToTask(row as TaskRow);
     } catch (err) {
