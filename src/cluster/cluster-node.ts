@@ -9,6 +9,7 @@ import { PgStore } from '../store/postgres/pg-store.js';
 import { ClusterQueue } from './cluster-queue.js';
 import { FencedStore } from './fenced-store.js';
 import { NodeAgent } from './node-agent.js';
+import { SharedRootCheck } from './shared-root.js';
 import { CHANNELS, Wakeups } from './wakeups.js';
 
 /** What the node needs of the service it serves (structural: no import of the service layer). */
@@ -45,6 +46,10 @@ export class ClusterNode {
    * its task: the others wait the whole lease.
    */
   readonly keepAlive: RunnerKeepAlive;
+  /** Whether the other nodes' marker files are visible in the data root (shared storage). */
+  private readonly sharedRoot: SharedRootCheck;
+  /** The node id whose marker is in the data root. */
+  private markedId = '';
 
   private constructor(
     readonly pg: PgStore,
@@ -54,6 +59,8 @@ export class ClusterNode {
     private readonly logger: Logger,
   ) {
     this.node = node;
+    this.sharedRoot = new SharedRootCheck(config.dataRoot, logger);
+    this.markDataRoot();
     const fenceAfterMs = config.node.leaseMs - 2 * config.node.heartbeatMs;
     const timeoutMs = fenceAfterMs / 2;
     this.keepAlive = {
@@ -120,7 +127,11 @@ export class ClusterNode {
       abandon: (ids, why) => service.abandon(ids, why),
       requeued: (ids) => this.wakeups.signal(CHANNELS.queue, ids),
       cancel: (ids) => service.cancelRequested(ids),
-      nodes: (nodes) => (this.known = nodes),
+      nodes: (nodes) => {
+        this.known = nodes;
+        this.markDataRoot();
+        this.sharedRoot.check(nodes, this.node.id);
+      },
       logger: this.logger,
     });
     this.agent.start();
@@ -152,6 +163,13 @@ export class ClusterNode {
     names: () => this.live().map((n) => n.name),
   };
 
+  /** Leaves this node's marker in the data root, again once it has a new id (rejoin). */
+  private markDataRoot(): void {
+    if (this.markedId === this.node.id) return;
+    this.sharedRoot.mark(this.node);
+    this.markedId = this.node.id;
+  }
+
   private live(): NodeRow[] {
     return this.known.filter((n) => n.state === 'active' || n.state === 'draining');
   }
@@ -174,6 +192,8 @@ export class ClusterNode {
       nodes_active: count('active'),
       nodes_draining: count('draining'),
       nodes_lost: count('lost'),
+      // Live nodes whose marker file this node cannot see: the data root is not shared with them.
+      data_root_unseen_nodes: this.sharedRoot.unseenNodes(),
     };
   }
 

@@ -5,6 +5,8 @@ export interface MetricsSources {
   queueLength(): number;
   slots(): { device: string; cls: string; used: number; limit: number }[];
   logStreams(): number;
+  /** In a cluster: the nodes by state, as of this node's last heartbeat. */
+  clusterNodes?(): { state: string; n: number }[];
 }
 
 /**
@@ -87,9 +89,24 @@ export class ServiceMetrics {
         this.set(sources()?.logStreams() ?? 0);
       },
     });
+    new Gauge({
+      name: 'rfuav_cluster_nodes',
+      help: 'Cluster nodes by state (active, draining, lost), as this node last saw them',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of sources()?.clusterNodes?.() ?? []) this.set({ state: c.state }, c.n);
+      },
+    });
   }
 
-  attach(sources: MetricsSources): void {
+  /**
+   * Reads the figures from `sources`; in a cluster, every series also gets a `node` label (this
+   * node's name), so one Prometheus scraping every node behind the balancer tells them apart.
+   */
+  attach(sources: MetricsSources, node?: string): void {
     this.sources = sources;
+    if (node) this.registry.setDefaultLabels({ node });
   }
 }

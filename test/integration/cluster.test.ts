@@ -78,12 +78,17 @@ describe('a cluster of service processes on PostgreSQL', () => {
     // Health and resources say what the cluster is, from any node.
     const health = (await (await fetch(`${b.url}/api/v1/health`)).json()) as {
       store: string;
-      cluster: { node: string; nodes_active: number; nodes_lost: number };
+      cluster: { node: string; nodes_active: number; nodes_lost: number; data_root_unseen_nodes: string[] };
     };
     assert.equal(health.store, 'postgresql');
     assert.deepEqual(
       [health.cluster.node, health.cluster.nodes_active, health.cluster.nodes_lost],
       ['b', 2, 0],
+    );
+    assert.deepEqual(
+      health.cluster.data_root_unseen_nodes,
+      [],
+      'both see each other in the shared data root',
     );
     const resources = (await (await fetch(`${a.url}/api/v2/resources`)).json()) as {
       nodes: { name: string; this_node: boolean }[];
@@ -95,6 +100,11 @@ describe('a cluster of service processes on PostgreSQL', () => {
         ['b', false],
       ],
     );
+    // Every series of a node's /metrics names it; the cluster's nodes are counted by state.
+    const scrape = await (await fetch(`${b.url}/metrics`)).text();
+    assert.match(scrape, /^rfuav_queue_length\{node="b"\} 0$/m);
+    assert.match(scrape, /^rfuav_cluster_nodes\{state="active",node="b"\} 2$/m);
+    assert.match(scrape, /^rfuav_slot_limit\{device="cpu",class="preprocessing",node="b"\} 2$/m);
     a.child.kill('SIGTERM');
     b.child.kill('SIGTERM');
     await Promise.all([a.exited, b.exited]);
@@ -174,6 +184,25 @@ describe('a cluster of service processes on PostgreSQL', () => {
     assert.match(String(tooBig.body.message), /the largest eligible GPU has 16 GB/);
     for (const id of [onA.body.task_id, anywhere.body.task_id])
       await fetch(`${b.url}/api/v2/tasks/${id as string}/cancel`, { method: 'POST' });
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    await Promise.all([a.exited, b.exited]);
+  });
+
+  it('warns loudly, and says in health, when the data root is not shared between nodes', async () => {
+    const db = await server.createDatabase();
+    const elsewhere = path.join(tmpDir(), 'other-data');
+    const [a, b] = await Promise.all([startNode(db, 'a'), startClusterNode(db, 'b', elsewhere)]);
+    const unseen = async (url: string) =>
+      (
+        (await (await fetch(`${url}/api/v1/health`)).json()) as {
+          cluster: { data_root_unseen_nodes: string[] };
+        }
+      ).cluster.data_root_unseen_nodes;
+    await waitFor(async () => (await unseen(a.url)).includes('b'), 10_000, 'a to miss b’s marker');
+    await waitFor(async () => (await unseen(b.url)).includes('a'), 10_000, 'b to miss a’s marker');
+    assert.match(a.output(), /THE DATA ROOT IS NOT SHARED with node b/);
+    assert.match(b.output(), /THE DATA ROOT IS NOT SHARED with node a/);
     a.child.kill('SIGTERM');
     b.child.kill('SIGTERM');
     await Promise.all([a.exited, b.exited]);

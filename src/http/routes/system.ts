@@ -21,21 +21,35 @@ export function systemRoutes(deps: AppDeps, { streams }: HttpShared) {
 /** What /metrics reads at each scrape: counts, the queue, slots and open log streams. */
 function attachGauges(deps: AppDeps, streams: HttpShared['streams']): void {
   const { service, metrics } = deps;
-  metrics.attach({
-    taskCounts: () => service.countsByKindAndStatus(),
-    queueLength: () => service.waitingCount,
-    slots: () => {
-      const { usage, limits } = service.snapshot();
-      const out: { device: string; cls: string; used: number; limit: number }[] = [];
-      for (const [device, lim] of Object.entries(limits)) {
-        for (const [cls, limit] of Object.entries(lim)) {
-          out.push({ device, cls, used: usage[device]?.[cls as 'training'] ?? 0, limit });
+  const cluster = deps.clusterNode;
+  metrics.attach(
+    {
+      taskCounts: () => service.countsByKindAndStatus(),
+      queueLength: () => service.waitingCount,
+      slots: () => {
+        const { usage, limits } = service.snapshot();
+        const out: { device: string; cls: string; used: number; limit: number }[] = [];
+        for (const [device, lim] of Object.entries(limits)) {
+          for (const [cls, limit] of Object.entries(lim)) {
+            out.push({ device, cls, used: usage[device]?.[cls as 'training'] ?? 0, limit });
+          }
         }
-      }
-      return out;
+        return out;
+      },
+      logStreams: () => streams.size,
+      clusterNodes: cluster
+        ? () => {
+            const s = cluster.summary();
+            return [
+              { state: 'active', n: s.nodes_active },
+              { state: 'draining', n: s.nodes_draining },
+              { state: 'lost', n: s.nodes_lost },
+            ];
+          }
+        : undefined,
     },
-    logStreams: () => streams.size,
-  });
+    cluster?.node.name,
+  );
 }
 
 /** Health reads only in-memory counters: its cost does not grow with the number of stored tasks. */
