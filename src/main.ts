@@ -171,9 +171,13 @@ function createTaskService(core: Core, devices: DeviceManager, opts: ServiceOpti
     logger,
     now: opts.now,
     queue,
-    remoteCancel: cluster ? (id) => cluster.requestCancel(id) : undefined,
-    keepAlive: cluster?.keepAlive,
-    clusterDevices: cluster?.devices,
+    cluster: cluster
+      ? {
+          remoteCancel: (id) => cluster.requestCancel(id),
+          keepAlive: cluster.keepAlive,
+          devices: cluster.devices,
+        }
+      : undefined,
   });
 }
 

@@ -7,11 +7,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { aptInstall, isRoot } from './apt.js';
+import { freePort } from './helpers.js';
 
 /** The newest PostgreSQL installed under /usr/lib/postgresql (RFUAV_PG_BIN overrides). */
 function pgBin(): string | null {
@@ -36,17 +36,6 @@ function ensurePostgres(): string {
   throw new Error(
     'PostgreSQL is missing: run (as root) apt-get install -y postgresql, or point RFUAV_PG_BIN at its bin folder',
   );
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export interface TestPostgres {

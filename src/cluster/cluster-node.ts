@@ -19,6 +19,7 @@ export interface NodeService {
   cancelRequested(ids: readonly string[]): void;
   abandon(ids: readonly string[], why: string): void;
   snapshot(): QueueSnapshot;
+  refreshCounts(): Promise<void>;
 }
 
 /**
@@ -131,6 +132,8 @@ export class ClusterNode {
         this.known = nodes;
         this.markDataRoot();
         this.sharedRoot.check(nodes, this.node.id);
+        // Other nodes change tasks too: health's and /metrics' counts are read again.
+        void service.refreshCounts().catch(() => undefined);
       },
       logger: this.logger,
     });

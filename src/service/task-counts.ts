@@ -7,7 +7,9 @@ import type { TaskStatus } from '../domain/task.js';
 export class TaskCounts {
   private readonly counts = new Map<string, number>();
 
+  /** Replaces every count with the stored ones. */
   load(rows: readonly { task_type: string; status: string; n: number }[]): void {
+    this.counts.clear();
     for (const c of rows) this.counts.set(key(c.task_type, c.status), c.n);
   }
 

@@ -70,15 +70,18 @@ export interface TaskServiceDeps {
   queue?: TaskQueue;
   /** Milliseconds since the epoch; injectable so tests can fake time. */
   now?: () => number;
-  /**
-   * In a cluster: asks the node running a task to cancel it (false when no node runs it). The
-   * cancel of a task running elsewhere goes through here.
-   */
-  remoteCancel?: (id: string) => Promise<boolean>;
-  /** In a cluster: the node's lease, which keeps its runners going (RunContext.keepAlive). */
-  keepAlive?: RunnerKeepAlive;
-  /** In a cluster: the nodes' devices, which requests are checked against (and `node` pins to). */
-  clusterDevices?: ClusterDevices;
+  /** This process as a node of a cluster (the store and the queue are shared with other nodes). */
+  cluster?: ClusterSeams;
+}
+
+/** What the service needs of its cluster node (cluster/cluster-node.ts provides it). */
+export interface ClusterSeams {
+  /** Asks the node running a task to cancel it (false when no node runs it). */
+  remoteCancel(id: string): Promise<boolean>;
+  /** The node's lease, which keeps its runners going (RunContext.keepAlive). */
+  keepAlive: RunnerKeepAlive;
+  /** The nodes' devices, which requests are checked against (and `node` pins to). */
+  devices: ClusterDevices;
 }
 
 /**
@@ -114,7 +117,7 @@ export class TaskService {
       registry: deps.registry,
       paths: deps.paths,
       node: () => this.node(),
-      cluster: deps.clusterDevices,
+      cluster: deps.cluster?.devices,
     });
   }
 
@@ -263,6 +266,20 @@ export class TaskService {
     return this.view(t);
   }
 
+  private async storedCounts(): Promise<TaskCounts> {
+    const counts = new TaskCounts();
+    counts.load(await this.deps.store.countByKindAndStatus());
+    return counts;
+  }
+
+  /**
+   * In a cluster: the counts health and /metrics show come from the store again (other nodes
+   * change tasks too); the cluster node calls this at each heartbeat.
+   */
+  async refreshCounts(): Promise<void> {
+    this.counts.load(await this.deps.store.countByKindAndStatus());
+  }
+
   async getRecord(id: string): Promise<TaskRecord> {
     const t = await this.deps.store.getTask(id);
     if (!t) throw notFound(`task '${id}' not found`);
@@ -285,7 +302,9 @@ export class TaskService {
               limit: filter.limit,
             })
           ).map((t) => this.view(t));
-    const total = (kinds: string[]) => this.counts.total(kinds, filter.status);
+    // Other nodes change tasks too: in a cluster the totals are counted, not kept.
+    const counts = this.deps.cluster ? await this.storedCounts() : this.counts;
+    const total = (kinds: string[]) => counts.total(kinds, filter.status);
     const [training, inference, other] = await Promise.all([
       fetch(groups.training),
       fetch(groups.inference),
@@ -424,7 +443,7 @@ export class TaskService {
     id: string,
     waitMs: number,
   ): Promise<{ status: 'success'; message: string; task_id: string }> {
-    if (!this.deps.remoteCancel || !(await this.deps.remoteCancel(id))) {
+    if (!this.deps.cluster || !(await this.deps.cluster.remoteCancel(id))) {
       const again = await this.deps.store.getTask(id);
       throw conflict(`task '${id}' is ${again?.status ?? 'gone'} and not running on this node`);
     }
@@ -599,7 +618,7 @@ export class TaskService {
       paths: this.deps.paths,
       log: (taskId, message, level, extra) => this.log(taskId, message, level, extra),
       now: this.now,
-      keepAlive: this.deps.keepAlive,
+      keepAlive: this.deps.cluster?.keepAlive,
     });
     let patch: TaskPatch;
     let level: LogLevel = 'INFO';
