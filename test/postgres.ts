@@ -5,7 +5,7 @@
  * refuses to run as root, so as root it runs as the `postgres` user (`runuser`). Stopped by
  * `stop()`, and at the latest when the test process exits.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,8 +44,11 @@ export interface TestPostgres {
   port: number;
   /** A new, empty database on this server; its URL. */
   createDatabase(name?: string): Promise<string>;
-  /** Stops the server (fast shutdown: connections are cut) and starts it again on the same port. */
-  restart(): Promise<void>;
+  /**
+   * Stops the server (fast shutdown: connections are cut), leaves it down for `downMs`, and starts
+   * it again on the same port, without blocking this process meanwhile.
+   */
+  restart(downMs?: number): Promise<void>;
   stopServer(): void;
   startServer(): void;
   /** Stops the server and removes its folder. */
@@ -64,6 +67,14 @@ export async function startPostgres(): Promise<TestPostgres> {
     isRoot
       ? execFileSync('runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args], { stdio: 'pipe' })
       : execFileSync(path.join(bin, cmd), args, { stdio: 'pipe' });
+  /** The same, without blocking this process (its servers and clients go on meanwhile). */
+  const runAsync = (cmd: string, args: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      const [file, argv] = isRoot
+        ? ['runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args]]
+        : [path.join(bin, cmd), args];
+      execFile(file as string, argv as string[], (err) => (err ? reject(err) : resolve()));
+    });
   run('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
   const port = await freePort();
   const options = [
@@ -76,13 +87,26 @@ export async function startPostgres(): Promise<TestPostgres> {
     '-c max_connections=200',
   ].join(' ');
   let running = false;
+  const startArgs = [
+    '-D',
+    data,
+    '-o',
+    options,
+    '-l',
+    path.join(dir, 'server.log'),
+    '-w',
+    '-t',
+    '60',
+    'start',
+  ];
+  const stopArgs = ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop'];
   const startServer = () => {
-    run('pg_ctl', ['-D', data, '-o', options, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+    run('pg_ctl', startArgs);
     running = true;
   };
   const stopServer = () => {
     if (!running) return;
-    run('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop']);
+    run('pg_ctl', stopArgs);
     running = false;
   };
   startServer();
@@ -109,9 +133,12 @@ export async function startPostgres(): Promise<TestPostgres> {
       }
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
     },
-    async restart() {
-      stopServer();
-      startServer();
+    async restart(downMs = 0) {
+      await runAsync('pg_ctl', stopArgs);
+      running = false;
+      await new Promise((r) => setTimeout(r, downMs));
+      await runAsync('pg_ctl', startArgs);
+      running = true;
     },
     stopServer,
     startServer,

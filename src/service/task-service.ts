@@ -27,7 +27,7 @@ import type { ServiceMetrics } from '../metrics/metrics.js';
 import { effectiveLimits, mergeSpecs } from '../scheduler/limits.js';
 import { LocalQueue, type QueueSnapshot, type TaskQueue } from '../scheduler/queue.js';
 import type { Placement } from '../scheduler/types.js';
-import type { Store } from '../store/store.js';
+import { isStoreUnavailable, type Store } from '../store/store.js';
 import { newTaskId } from '../util/ids.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import type { ClusterDevices, NodeGpus } from './device-request.js';
@@ -658,9 +658,9 @@ export class TaskService {
       return;
     }
     try {
-      // Retried: the slot is about to be freed, and a lost final write would leave the task
-      // "running" in the store until the next restart re-queues it.
-      const saved = await retry(() => this.deps.store.updateTask(id, patch, ['running']), 3, 500);
+      // Retried, through an outage of the store too: the slot and the claim are about to be
+      // given up, and a lost final write would leave the task "running" in the store.
+      const saved = await retryEndWrite(() => this.deps.store.updateTask(id, patch, ['running']), job);
       if (saved) this.counts.bump(saved.task_type, 'running', saved.status);
       this.log(id, line, level, patch.status === 'completed' ? { stage: 'completed' } : {});
       if (saved && isTerminal(saved.status)) {
@@ -734,13 +734,23 @@ export class TaskService {
   }
 }
 
-async function retry<T>(fn: () => Promise<T>, attempts: number, delayMs: number): Promise<T> {
+/** How long the write of a task's end is retried while the store is unavailable. */
+const END_WRITE_PATIENCE_MS = 120_000;
+
+/**
+ * Retries the write of a task's end: three times for an ordinary error, and for as long as
+ * END_WRITE_PATIENCE_MS while the store is unavailable (PostgreSQL restarting, a full disk),
+ * backing off to 5 s, unless the node loses the task meanwhile (then the write is not its own).
+ */
+async function retryEndWrite<T>(write: () => Promise<T>, job: { stopReason?: string | null }): Promise<T> {
+  const deadline = Date.now() + END_WRITE_PATIENCE_MS;
   for (let i = 1; ; i++) {
     try {
-      return await fn();
+      return await write();
     } catch (err) {
-      if (i >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, delayMs * i));
+      const waitOut = isStoreUnavailable(err) && Date.now() < deadline;
+      if (job.stopReason === 'lost' || (i >= 3 && !waitOut)) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** i, 5000)));
     }
   }
 }

@@ -1,0 +1,101 @@
+/**
+ * PostgreSQL restarted under a creation storm: two nodes take submissions as fast as two clients
+ * send them while the database goes down for two seconds and comes back. Every answer is a 200 or
+ * a 503 (never a 500, never a dropped connection), every accepted task is stored and runs to its
+ * end, and both nodes recover by themselves.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { sql, startNode } from '../cluster-nodes.js';
+import { tmpDir, waitFor } from '../helpers.js';
+import { startPostgres, type TestPostgres } from '../postgres.js';
+
+let server: TestPostgres;
+before(async () => {
+  server = await startPostgres();
+});
+after(async () => {
+  await server?.stop();
+});
+
+describe('a cluster when PostgreSQL restarts', () => {
+  it('loses no accepted task under a creation storm, answers 503 meanwhile, and recovers by itself', async () => {
+    const db = await server.createDatabase();
+    const dataRoot = path.join(tmpDir(), 'data');
+    const nodes = await Promise.all([startNode(db, 'a', dataRoot), startNode(db, 'b', dataRoot)]);
+    const accepted: string[] = [];
+    const answers: Record<string, number> = {};
+    let storming = true;
+    const client = async (url: string) => {
+      while (storming) {
+        let status: string;
+        try {
+          const res = await fetch(`${url}/api/v2/preprocessing/sleep`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ ms: 5 }),
+            signal: AbortSignal.timeout(20_000),
+          });
+          status = String(res.status);
+          const body = (await res.json()) as { task_id?: string };
+          if (res.status === 200 && body.task_id) accepted.push(body.task_id);
+        } catch (err) {
+          status = `error: ${(err as Error).message}`;
+        }
+        answers[status] = (answers[status] ?? 0) + 1;
+        if (status !== '200') await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const clients = nodes.map((n) => client(n.url));
+    await waitFor(() => accepted.length >= 200, 30_000, 'the storm to get going');
+    const before = accepted.length;
+    await server.restart(2000);
+    await waitFor(() => accepted.length >= before + 200, 60_000, 'acceptance to resume');
+    storming = false;
+    await Promise.all(clients);
+    const unexpected = Object.keys(answers).filter((s) => s !== '200' && s !== '503');
+    assert.deepEqual(unexpected, [], JSON.stringify(answers));
+    assert.ok((answers['503'] ?? 0) > 0, `the outage was seen: ${JSON.stringify(answers)}`);
+    // Every accepted task is stored, and every one of them runs to its end.
+    await waitFor(
+      async () => {
+        const rows = await sql<{ n: number }>(
+          db,
+          "SELECT count(*)::int AS n FROM tasks WHERE task_id = ANY($1) AND status = 'completed'",
+          [accepted],
+        );
+        return rows[0]?.n === accepted.length;
+      },
+      120_000,
+      'every accepted task to complete',
+    ).catch(async (err: Error) => {
+      const by = await sql(
+        db,
+        'SELECT status, count(*)::int AS n FROM tasks WHERE task_id = ANY($1) GROUP BY 1',
+        [accepted],
+      );
+      throw new Error(`${err.message}: ${accepted.length} accepted, ${JSON.stringify(by)}`);
+    });
+    const stored = await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM tasks');
+    assert.equal(stored[0]?.n, accepted.length, 'nothing stored that was not answered as accepted, either');
+    // Both nodes are back: active, heartbeating, and healthy.
+    await waitFor(
+      async () => {
+        const states = await sql<{ name: string; state: string }>(
+          db,
+          "SELECT name, state FROM nodes WHERE state = 'active' ORDER BY name",
+        );
+        return states.map((s) => s.name).join() === 'a,b';
+      },
+      15_000,
+      'both nodes to be active',
+    );
+    for (const n of nodes) {
+      const health = (await (await fetch(`${n.url}/api/v1/health`)).json()) as { status: string };
+      assert.equal(health.status, 'healthy');
+      n.child.kill('SIGTERM');
+    }
+    await Promise.all(nodes.map((n) => n.exited));
+  });
+});
