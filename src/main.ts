@@ -20,7 +20,6 @@ import { ServiceMetrics } from './metrics/metrics.js';
 import type { DeviceInfo } from './domain/devices.js';
 import type { TaskQueue } from './scheduler/queue.js';
 import { TaskService } from './service/task-service.js';
-import { ClusterLogBus } from './cluster/cluster-log-bus.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
@@ -129,7 +128,7 @@ async function createCore(opts: ServiceOptions) {
   const clusterNode = !opts.store && config.databaseUrl ? await ClusterNode.open(config, logger) : null;
   const store = opts.store ?? clusterNode?.store ?? new SqliteStore({ file: config.dbFile });
   // A cluster node's followers also see what other nodes write to a task's log.
-  const bus = clusterNode ? new ClusterLogBus(store, 250) : new LogBus(store);
+  const bus = clusterNode ? clusterNode.logBus : new LogBus(store);
   const paths = new PathSandbox(config.dataRoot);
   const metrics = new ServiceMetrics();
   const workers = new WorkerPool();

@@ -1,9 +1,33 @@
-import { isTerminal, type LogEntry } from '../domain/task.js';
-import { LogBus, type LogSubscriber } from '../logbus/logbus.js';
+import { isTerminal, type LogEntry, type NewLogEntry } from '../domain/task.js';
+import { LogBus, type FinalStatus, type LogSubscriber } from '../logbus/logbus.js';
 import type { Store } from '../store/store.js';
 
 /** Entries read per poll of a followed task. */
 const PAGE = 500;
+/** A batch is written early once it holds this many entries. */
+const BATCH_MAX = 200;
+
+/** A store that takes several log entries of one task in one write (FencedStore). */
+export interface BatchLogStore extends Store {
+  appendLogs(taskId: string, entries: readonly NewLogEntry[]): Promise<LogEntry[]>;
+}
+
+export interface ClusterLogBusOptions {
+  /** How long entries of one task gather before they are written together. */
+  batchMs: number;
+  /** How often a followed task's log is read for what other nodes wrote (a backstop for poke). */
+  pollMs: number;
+  /** Entries of the task were written (tell the other nodes), or its log has ended (`ended`). */
+  written?(taskId: string, ended: boolean): void;
+}
+
+/** Entries waiting to be written together, with the callers waiting for them. */
+interface Batch {
+  items: { entry: NewLogEntry; resolve(e: LogEntry): void; reject(err: unknown): void }[];
+  /** Ends the wait: write now (a flush, the task's end, a full batch). */
+  kick(): void;
+  kicked: Promise<void>;
+}
 
 interface Follow {
   /** The last entry handed to the task's followers. */
@@ -13,23 +37,95 @@ interface Follow {
   pending: boolean;
   /** The task was seen ended at the previous catch-up (its last lines may still be on the way). */
   endedAt: { status: string; message: string | null } | null;
+  /** The node that ran the task said its log is complete: an end seen needs no second look. */
+  complete: boolean;
 }
 
 /**
- * The log bus of a cluster node: a task's log may be written by any node (the one running it, a
- * sweep that re-queued it, a cancel), so followers here also get what the store has beyond what
- * they were handed — read every `pollMs` while anyone follows the task, and whenever an entry
+ * The log bus of a cluster node. Writing: a task's entries gather for `batchMs` and go to the
+ * store in one statement (a training run logs many lines a second; one commit, and one
+ * notification to the other nodes, per batch), in the task's chain, so followers still see them
+ * in order and the final status after the last of them. Reading: a task's log may be written by
+ * any node (the one running it, a sweep that re-queued it, a cancel), so followers here also get
+ * what the store has beyond what they were handed — read when another node says it wrote some
+ * (`poke`, from its NOTIFY), every `pollMs` in case a notification was lost, and whenever an entry
  * arrives out of turn. Entries reach followers once each and in sequence order, with no gap; when
  * the task has ended (on whichever node), followers get its final status.
  */
 export class ClusterLogBus extends LogBus {
   private readonly follows = new Map<string, Follow>();
+  private readonly batches = new Map<string, Batch>();
 
   constructor(
-    private readonly logs: Store,
-    private readonly pollMs: number,
+    private readonly logs: BatchLogStore,
+    private readonly opts: ClusterLogBusOptions,
   ) {
     super(logs);
+  }
+
+  override append(taskId: string, entry: NewLogEntry): Promise<LogEntry> {
+    let batch = this.batches.get(taskId);
+    if (!batch) {
+      const fresh = newBatch();
+      this.batches.set(taskId, fresh);
+      void this.enqueue(taskId, () => this.writeBatch(taskId, fresh)).catch(() => undefined);
+      batch = fresh;
+    }
+    const b = batch;
+    const saved = new Promise<LogEntry>((resolve, reject) => b.items.push({ entry, resolve, reject }));
+    if (b.items.length >= BATCH_MAX) b.kick();
+    return saved;
+  }
+
+  /** After the last entry is written (at once, not at the end of the batch's wait). */
+  override async finish(taskId: string, final: FinalStatus): Promise<void> {
+    this.batches.get(taskId)?.kick();
+    await super.finish(taskId, final);
+    this.opts.written?.(taskId, true);
+  }
+
+  override settled(taskId: string): Promise<void> {
+    this.batches.get(taskId)?.kick();
+    return super.settled(taskId);
+  }
+
+  override flush(): Promise<void> {
+    for (const b of this.batches.values()) b.kick();
+    return super.flush();
+  }
+
+  /**
+   * Another node wrote entries of these tasks (`ended`: their logs are complete): followers here
+   * get them now rather than at the next poll.
+   */
+  poke(taskIds: readonly string[], ended: boolean): void {
+    for (const id of taskIds) {
+      const f = this.follows.get(id);
+      if (!f) continue;
+      if (ended) f.complete = true;
+      this.tick(id);
+    }
+  }
+
+  private async writeBatch(taskId: string, batch: Batch): Promise<void> {
+    await Promise.race([batch.kicked, new Promise((r) => setTimeout(r, this.opts.batchMs))]);
+    // Entries appended from now on gather in the next batch, written after this one.
+    if (this.batches.get(taskId) === batch) this.batches.delete(taskId);
+    let saved: LogEntry[];
+    try {
+      saved = await this.logs.appendLogs(
+        taskId,
+        batch.items.map((i) => i.entry),
+      );
+    } catch (err) {
+      for (const i of batch.items) i.reject(err);
+      return;
+    }
+    this.opts.written?.(taskId, false);
+    for (const [n, e] of saved.entries()) {
+      await this.deliver(taskId, e);
+      batch.items[n]?.resolve(e);
+    }
   }
 
   override subscribe(taskId: string, sub: LogSubscriber, after = 0): () => void {
@@ -37,9 +133,9 @@ export class ClusterLogBus extends LogBus {
     const f = this.follows.get(taskId);
     if (f) f.seen = Math.min(f.seen, after);
     else {
-      const timer = setInterval(() => this.tick(taskId), this.pollMs);
+      const timer = setInterval(() => this.tick(taskId), this.opts.pollMs);
       timer.unref();
-      this.follows.set(taskId, { seen: after, timer, pending: false, endedAt: null });
+      this.follows.set(taskId, { seen: after, timer, pending: false, endedAt: null, complete: false });
     }
     return () => {
       unsubscribe();
@@ -71,9 +167,9 @@ export class ClusterLogBus extends LogBus {
   }
 
   /**
-   * Hands on what the store has after `seen`. A task seen ended gets its final status one
-   * catch-up later, with nothing new read in between: the node that ran it writes its last log
-   * line just after the final status.
+   * Hands on what the store has after `seen`. A task seen ended gets its final status once its
+   * node said its log is complete, or else one catch-up later with nothing new read in between:
+   * the node that ran it writes its last log line just after the final status.
    */
   private async catchUp(taskId: string): Promise<void> {
     const f = this.follows.get(taskId);
@@ -95,10 +191,16 @@ export class ClusterLogBus extends LogBus {
         : isTerminal(task.status)
           ? { status: task.status, message: task.error ?? task.message }
           : null;
-      if (ended && f.endedAt && fresh === 0) this.publishFinish(taskId, ended);
+      if (ended && (f.complete || (f.endedAt && fresh === 0))) this.publishFinish(taskId, ended);
       f.endedAt = ended;
     } catch {
       // The store is unreachable: the next poll tries again.
     }
   }
+}
+
+function newBatch(): Batch {
+  let kick = () => {};
+  const kicked = new Promise<void>((r) => (kick = r));
+  return { items: [], kick, kicked };
 }

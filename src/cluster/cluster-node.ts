@@ -6,11 +6,15 @@ import type { RunnerKeepAlive } from '../engines/torch/runner.js';
 import type { QueueSnapshot } from '../scheduler/queue.js';
 import type { NodeRow, PgCluster } from '../store/postgres/cluster.js';
 import { PgStore } from '../store/postgres/pg-store.js';
+import { ClusterLogBus } from './cluster-log-bus.js';
 import { ClusterQueue } from './cluster-queue.js';
 import { FencedStore } from './fenced-store.js';
 import { NodeAgent } from './node-agent.js';
 import { SharedRootCheck } from './shared-root.js';
 import { CHANNELS, Wakeups } from './wakeups.js';
+
+/** How long a task's log entries gather before they are written together (and notified). */
+const LOG_BATCH_MS = 250;
 
 /** What the node needs of the service it serves (structural: no import of the service layer). */
 export interface NodeService {
@@ -30,6 +34,8 @@ export interface NodeService {
  */
 export class ClusterNode {
   readonly store: FencedStore;
+  /** The node's log bus: batched writes, and followers of what any node writes. */
+  readonly logBus: ClusterLogBus;
   readonly node: { id: string; name: string };
   private queue: ClusterQueue | null = null;
   private agent: NodeAgent | null = null;
@@ -77,6 +83,8 @@ export class ClusterNode {
       {
         [CHANNELS.queue]: () => this.service?.requestDispatch(),
         [CHANNELS.cancel]: (ids) => this.service?.cancelRequested(ids),
+        [CHANNELS.logs]: (ids) => this.logBus.poke(ids, false),
+        [CHANNELS.logEnd]: (ids) => this.logBus.poke(ids, true),
         [CHANNELS.limits]: () =>
           void this.service
             ?.reloadLimits()
@@ -94,6 +102,11 @@ export class ClusterNode {
       (id) => this.service?.abandon([id], 'another node holds this task now'),
       (what, ids) => this.wakeups.signal(CHANNELS[what], ids),
     );
+    this.logBus = new ClusterLogBus(this.store, {
+      batchMs: LOG_BATCH_MS,
+      pollMs: Math.max(LOG_BATCH_MS, config.node.pollMs),
+      written: (id, ended) => this.wakeups.signal(ended ? CHANNELS.logEnd : CHANNELS.logs, [id]),
+    });
   }
 
   makeQueue(devices: DeviceInfo[], kindsOf: Record<ResourceClass, readonly string[]>): ClusterQueue {

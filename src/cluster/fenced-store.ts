@@ -88,6 +88,16 @@ export class FencedStore implements Store {
     throw new FencedOutError(taskId);
   }
 
+  /** Several entries of one task in one write (ClusterLogBus batches them). */
+  async appendLogs(taskId: string, entries: readonly NewLogEntry[]): Promise<LogEntry[]> {
+    const fence = this.fenceOf(taskId);
+    if (!fence) return this.pg.appendLogs(taskId, entries);
+    const out = await this.pg.appendLogsFenced(taskId, fence, entries);
+    if (out) return out;
+    this.onFencedOut(taskId);
+    throw new FencedOutError(taskId);
+  }
+
   readLogs(taskId: string, afterSeq: number, limit: number): Promise<LogEntry[]> {
     return this.pg.readLogs(taskId, afterSeq, limit);
   }

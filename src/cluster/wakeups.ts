@@ -9,6 +9,10 @@ export const CHANNELS = {
   limits: 'rfuav_limits',
   /** A cancel for these task ids (comma-separated): their owner stops them. */
   cancel: 'rfuav_cancel',
+  /** Log entries of these tasks were written: nodes with followers read them. */
+  logs: 'rfuav_logs',
+  /** The logs of these tasks are complete (the task ended): followers get the final status. */
+  logEnd: 'rfuav_log_end',
 } as const;
 
 export type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];

@@ -267,6 +267,40 @@ describe('a cluster of service processes on PostgreSQL', () => {
     assert.equal((await statusOf(db, id))?.node_name, 'a');
     const took = Date.now() - submitted;
     assert.ok(took < 8000, `done ${took} ms after submission: well before a's next poll (30 s)`);
+    // Logs too: b follows a task that runs on a, live, though b reads the store only every 30 s.
+    const followed = await submit(b.url, 1500);
+    const stream = await fetch(`${b.url}/api/v2/tasks/${followed}/logs`);
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    let firstTickAt = 0;
+    let endAt = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      if (!firstTickAt && /"message":"tick 0"/.test(text)) firstTickAt = Date.now();
+      if (!endAt && /"status":"completed"/.test(text)) endAt = Date.now();
+    }
+    const ticks = [...text.matchAll(/"message":"tick (\d+)"/g)].map((m) => Number(m[1]));
+    assert.ok(ticks.length >= 10, text);
+    assert.deepEqual(
+      ticks,
+      ticks.map((_, i) => i),
+      'every line once, in order',
+    );
+    assert.equal((await statusOf(db, followed))?.node_name, 'a');
+    assert.ok(
+      endAt - firstTickAt > 800,
+      `lines came live: the first ${endAt - firstTickAt} ms before the end`,
+    );
+    const [row] = await sql<{ finished: Date }>(
+      db,
+      'SELECT finished_at AS finished FROM tasks WHERE task_id = $1',
+      [followed],
+    );
+    const late = endAt - new Date(row!.finished).getTime();
+    assert.ok(late < 3000, `the end reached b ${late} ms after the task ended (b's poll: 30 s)`);
     // A limit change on b reaches a at once: a stops taking preprocessing work.
     const res = await fetch(`${b.url}/api/v2/resources/config`, {
       method: 'POST',

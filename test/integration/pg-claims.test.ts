@@ -105,6 +105,8 @@ describe('claims on PostgreSQL', () => {
       const fence = { node: lost.id, epoch: c.lease_epoch };
       if (await lost.store.updateFenced(c.task_id, fence, { status: 'completed', progress: 100 })) landed++;
       if (await lost.store.appendLogFenced(c.task_id, fence, { level: 'INFO', message: 'late' })) landed++;
+      const batch = [1, 2, 3].map((n) => ({ level: 'INFO' as const, message: `late ${n}` }));
+      if (await lost.store.appendLogsFenced(c.task_id, fence, batch)) landed++;
     }
     assert.equal(landed, 0);
     const afterRows = await sql(

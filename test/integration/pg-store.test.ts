@@ -51,6 +51,38 @@ describe('PostgreSQL store', () => {
     for (const s of stores) await s.close();
   });
 
+  it('appends a batch of log entries in one write, numbered in order among single appends', async () => {
+    const s = await PgStore.open({ url: await server.createDatabase() });
+    await s.createTask(newTask('batched'));
+    const line = (message: string) => ({ level: 'INFO' as const, message });
+    // Batches and single appends at once: every entry gets its own number, a batch's in order.
+    const [one, batch, two, other] = await Promise.all([
+      s.appendLog('batched', line('single 1')),
+      s.appendLogs('batched', [line('b1'), { ...line('b2'), progress: 40, step: 2 }, line('b3')]),
+      s.appendLog('batched', line('single 2')),
+      s.appendLogs('batched', [line('c1'), line('c2')]),
+    ]);
+    const seqs = [one.seq, ...batch.map((e) => e.seq), two.seq, ...other.map((e) => e.seq)];
+    assert.deepEqual(
+      [...seqs].sort((x, y) => x - y),
+      [1, 2, 3, 4, 5, 6, 7],
+    );
+    assert.deepEqual(
+      batch.map((e) => e.seq - (batch[0]?.seq ?? 0)),
+      [0, 1, 2],
+    );
+    const stored = await s.readLogs('batched', 0, 100);
+    assert.deepEqual(
+      stored.map((e) => e.seq),
+      [1, 2, 3, 4, 5, 6, 7],
+    );
+    const b2 = stored.find((e) => e.message === 'b2');
+    assert.deepEqual([b2?.seq, b2?.progress, b2?.step], [batch[1]?.seq, 40, 2]);
+    assert.deepEqual(await s.appendLogs('batched', []), []);
+    await assert.rejects(s.appendLogs('missing', [line('x')]), /task 'missing' not found/);
+    await s.close();
+  });
+
   it('answers "unavailable" while the server is down and recovers by itself', async () => {
     const url = await server.createDatabase();
     const errors: Error[] = [];

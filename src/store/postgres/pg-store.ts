@@ -89,6 +89,23 @@ function appendLogSql(fence: string, first: number): string {
   RETURNING seq`;
 }
 const APPEND_LOG = appendLogSql('', 2);
+
+/**
+ * Several entries of one task in one statement: their numbers are drawn together under the task
+ * row's lock ($2 of them), then the rows go in from arrays. `fence` as in appendLogSql.
+ */
+function appendLogsSql(fence: string, first: number): string {
+  const p = (i: number) => `$${first + i}`;
+  return `
+  WITH s AS (UPDATE tasks SET log_seq = log_seq + $2 WHERE task_id = $1${fence} RETURNING log_seq)
+  INSERT INTO task_logs (task_id, seq, timestamp, level, message, metrics, step, stage, progress)
+  SELECT $1, s.log_seq - $2 + e.n, e.ts, e.level, e.message, e.metrics::json, e.step, e.stage, e.progress
+  FROM s, unnest(${p(0)}::timestamptz[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::int[],
+    ${p(5)}::text[], ${p(6)}::int[]) WITH ORDINALITY AS e(ts, level, message, metrics, step, stage, progress, n)
+  RETURNING seq`;
+}
+const APPEND_LOGS = appendLogsSql('', 3);
+const APPEND_LOGS_FENCED = appendLogsSql(' AND owner_node = $3 AND lease_epoch = $4', 5);
 const PUT_METRICS = `INSERT INTO task_metrics (task_id, epoch, metrics) VALUES ($1, $2, $3)
   ON CONFLICT (task_id, epoch) DO UPDATE SET metrics = excluded.metrics`;
 const PUT_METRICS_FENCED = `INSERT INTO task_metrics (task_id, epoch, metrics)
@@ -337,6 +354,46 @@ export class PgStore implements Store {
   /** appendLog by the task's claimant: undefined (nothing written) once `fence` no longer matches. */
   async appendLogFenced(taskId: string, fence: Fence, entry: NewLogEntry): Promise<LogEntry | undefined> {
     return this.append(APPEND_LOG_FENCED, [taskId, fence.node, fence.epoch], entry);
+  }
+
+  /** Appends several entries to one task's log in one statement, numbered in the order given. */
+  async appendLogs(taskId: string, entries: readonly NewLogEntry[]): Promise<LogEntry[]> {
+    const out = await this.appendMany(APPEND_LOGS, [taskId, entries.length], entries);
+    if (!out) throw notFound(`task '${taskId}' not found`);
+    return out;
+  }
+
+  /** appendLogs by the task's claimant: undefined (nothing written) once `fence` no longer matches. */
+  appendLogsFenced(
+    taskId: string,
+    fence: Fence,
+    entries: readonly NewLogEntry[],
+  ): Promise<LogEntry[] | undefined> {
+    return this.appendMany(APPEND_LOGS_FENCED, [taskId, entries.length, fence.node, fence.epoch], entries);
+  }
+
+  private async appendMany(
+    sql: string,
+    head: unknown[],
+    entries: readonly NewLogEntry[],
+  ): Promise<LogEntry[] | undefined> {
+    if (entries.length === 0) return [];
+    const now = this.now().toISOString();
+    const stamps = entries.map((e) => e.timestamp ?? now);
+    const col = <K extends keyof NewLogEntry>(k: K) => entries.map((e) => e[k] ?? null);
+    const rows = await this.q<{ seq: number }>(sql, [
+      ...head,
+      stamps,
+      col('level'),
+      col('message'),
+      entries.map((e) => (e.metrics == null ? null : JSON.stringify(e.metrics))),
+      col('step'),
+      col('stage'),
+      col('progress'),
+    ]);
+    if (rows.length === 0) return undefined;
+    const first = Math.min(...rows.map((r) => Number(r.seq)));
+    return entries.map((e, i) => appendedLog(first + i, stamps[i] as string, e));
   }
 
   private async append(sql: string, head: unknown[], entry: NewLogEntry): Promise<LogEntry | undefined> {
