@@ -68,7 +68,7 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] as number;
 }
 
-const SECTION_ORDER = ['http', 'dispatch', 'queue-depth'];
+const SECTION_ORDER = ['http', 'dispatch', 'queue-depth', 'cluster'];
 const start = (id: string) => `<!-- bench:${id}:start -->`;
 const end = (id: string) => `<!-- bench:${id}:end -->`;
 

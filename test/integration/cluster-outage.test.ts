@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sql, startNode } from '../cluster-nodes.js';
+import { sql, startNode, statusOf } from '../cluster-nodes.js';
 import { tmpDir, waitFor } from '../helpers.js';
 import { startPostgres, type TestPostgres } from '../postgres.js';
 
@@ -47,6 +47,20 @@ describe('a cluster when PostgreSQL restarts', () => {
         if (status !== '200') await new Promise((r) => setTimeout(r, 20));
       }
     };
+    // A long task followed over SSE on the node that does not run it, across the restart.
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const followed = await (
+      await fetch(`${a.url}/api/v2/preprocessing/sleep`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ms: 8000 }),
+      })
+    ).json();
+    const followedId = (followed as { task_id: string }).task_id;
+    await waitFor(async () => (await statusOf(db, followedId))?.status === 'running', 10_000, 'it to run');
+    const runsOn = (await statusOf(db, followedId))?.node_name;
+    const follower = runsOn === 'a' ? b : a;
+    const streamText = fetch(`${follower.url}/api/v2/tasks/${followedId}/logs`).then((r) => r.text());
     const clients = nodes.map((n) => client(n.url));
     await waitFor(() => accepted.length >= 200, 30_000, 'the storm to get going');
     const before = accepted.length;
@@ -78,7 +92,21 @@ describe('a cluster when PostgreSQL restarts', () => {
       throw new Error(`${err.message}: ${accepted.length} accepted, ${JSON.stringify(by)}`);
     });
     const stored = await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM tasks');
-    assert.equal(stored[0]?.n, accepted.length, 'nothing stored that was not answered as accepted, either');
+    assert.equal(
+      stored[0]?.n,
+      accepted.length + 1,
+      'nothing stored that was not answered as accepted, either',
+    );
+    // The follower got every stored line of the followed task once, in order, then its end.
+    const text = await streamText;
+    const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    const seqs = (
+      await sql<{ seq: number }>(db, 'SELECT seq FROM task_logs WHERE task_id = $1 ORDER BY seq', [
+        followedId,
+      ])
+    ).map((r) => r.seq);
+    assert.deepEqual(ids, seqs, 'the stream has exactly the stored lines, across the outage');
+    assert.match(text, /"status":"completed"/);
     // Both nodes are back: active, heartbeating, and healthy.
     await waitFor(
       async () => {
