@@ -44,6 +44,11 @@ export interface Config {
   /** Task creations allowed per client per rate window; 0 disables the limit. */
   rateLimitMax: number;
   rateLimitWindowMs: number;
+  /**
+   * Proxies whose X-Forwarded-For is believed (RFUAV_TRUST_PROXY: addresses, CIDR ranges or
+   * 'loopback', comma-separated), so a client behind nginx is limited as itself. Empty: none.
+   */
+  trustProxy: string[];
   sseHeartbeatMs: number;
   /** How long running work may take to stop on shutdown before it is killed and re-queued. */
   shutdownGraceMs: number;
@@ -64,6 +69,8 @@ export interface NodeSettings {
   leaseMs: number;
   /** Backstop poll for work submitted on other nodes (RFUAV_POLL_S). */
   pollMs: number;
+  /** How long another node's marker may be missing before the data root counts as not shared. */
+  sharedRootGraceMs: number;
 }
 
 export interface TorchSettings {
@@ -187,6 +194,10 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
     bodyLimitBytes: num(env, 'RFUAV_BODY_LIMIT_BYTES', 1024 * 1024, 1024, 1024 ** 3),
     rateLimitMax: num(env, 'RFUAV_RATE_LIMIT', 600, 0),
     rateLimitWindowMs: num(env, 'RFUAV_RATE_WINDOW_S', 60, 1, 86400) * 1000,
+    trustProxy: (env.RFUAV_TRUST_PROXY ?? '')
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
     sseHeartbeatMs: num(env, 'RFUAV_SSE_HEARTBEAT_S', 15, 0.05, 3600) * 1000,
     shutdownGraceMs: num(env, 'RFUAV_SHUTDOWN_GRACE_S', 10, 0, 3600) * 1000,
     logLevel: env.RFUAV_LOG_LEVEL ?? 'info',
@@ -216,11 +227,12 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
 function nodeSettings(env: Env, name: string | undefined): NodeSettings {
   const heartbeatMs = num(env, 'RFUAV_HEARTBEAT_S', 5, 0.05, 3600) * 1000;
   const leaseMs = num(env, 'RFUAV_LEASE_S', 30, 0.2, 86400) * 1000;
-  // A node stops its own work two heartbeats before its lease ends, so at least one heartbeat
-  // may fail without that (node-agent.ts).
-  if (leaseMs < 4 * heartbeatMs) {
+  // A node stops its own work two heartbeats before its lease ends, and its runners stop two
+  // heartbeats before that unless it renews it (cluster-node.ts): six heartbeats let two
+  // renewals fail or come late without stopping anything.
+  if (leaseMs < 6 * heartbeatMs) {
     throw new ConfigError(
-      `RFUAV_LEASE_S (${leaseMs / 1000}) must be at least four heartbeats (RFUAV_HEARTBEAT_S ${heartbeatMs / 1000})`,
+      `RFUAV_LEASE_S (${leaseMs / 1000}) must be at least six heartbeats (RFUAV_HEARTBEAT_S ${heartbeatMs / 1000})`,
     );
   }
   const given = name ?? env.RFUAV_NODE_NAME;
@@ -236,7 +248,13 @@ function nodeSettings(env: Env, name: string | undefined): NodeSettings {
   if (!new RegExp(NODE_NAME_PATTERN).test(nodeName)) {
     throw new ConfigError(`the node name '${nodeName}' must be 1-63 letters, digits, '.', '_' or '-'`);
   }
-  return { name: nodeName, heartbeatMs, leaseMs, pollMs: num(env, 'RFUAV_POLL_S', 2, 0.05, 3600) * 1000 };
+  return {
+    name: nodeName,
+    heartbeatMs,
+    leaseMs,
+    pollMs: num(env, 'RFUAV_POLL_S', 2, 0.05, 3600) * 1000,
+    sharedRootGraceMs: num(env, 'RFUAV_SHARED_ROOT_GRACE_S', 120, 0, 86400) * 1000,
+  };
 }
 
 /** DATABASE_URL: unset or empty = the embedded SQLite store; else a postgres:// URL. */

@@ -1,6 +1,7 @@
 """Entry point: ``python -m rfuav_torch <command>``, request JSON as the first line of stdin."""
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import json
 import os
@@ -8,6 +9,7 @@ import select
 import signal
 import sys
 import threading
+import time
 import traceback
 from types import ModuleType
 
@@ -25,6 +27,11 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: Where faulthandler's watchdog writes its traceback dump: nowhere (a full stderr pipe must not
+#: hold up the exit).
+_DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - open for the process's life
+
+
 def command_module(name: str) -> ModuleType:
     if name not in COMMANDS:
         raise ValueError(f"unknown command '{name}' (known: {', '.join(COMMANDS)})")
@@ -34,31 +41,65 @@ def command_module(name: str) -> ModuleType:
 def _exit_when_orphaned(keepalive_s: float | None) -> None:
     """The service keeps our stdin open; EOF means it is gone, so we go too (within moments).
 
-    With ``RFUAV_KEEPALIVE_MS`` set, the service also sends a newline every few seconds while it
-    holds the task (a cluster node: while its lease holds). Hearing nothing for that long means
-    the node is frozen or cut off and another node may take the task over, so this runner stops
-    itself and every process it started, before anything of two runs can mix.
+    With ``RFUAV_KEEPALIVE_MS`` set, the service also sends, every few seconds while it holds the
+    task (a cluster node: while its lease holds), a deadline on the monotonic clock to go on
+    until. When it passes, the node is frozen or cut off and another node may take the task
+    over, so this runner stops itself and every process it started, before anything of two runs
+    can mix. faulthandler's watchdog, which needs no GIL, backs this thread up in case it cannot
+    run in time (a long call holding the GIL).
     """
     fd = sys.stdin.fileno()
+    deadline = time.monotonic() + keepalive_s if keepalive_s else None
+    pending = b""
     try:
         while True:
-            ready, _, _ = select.select([fd], [], [], keepalive_s)
+            wait = None
+            if deadline is not None:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    _stop_group(keepalive_s)
+                faulthandler.dump_traceback_later(wait + 1.0, exit=True, file=_DEVNULL)
+            ready, _, _ = select.select([fd], [], [], wait)
             if not ready:
-                print(
-                    f"rfuav_torch: nothing heard from the service for {keepalive_s:g} s "
-                    "(its lease may have run out); stopping",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                _stop_group()
-            if not os.read(fd, 65536):
+                continue
+            data = os.read(fd, 65536)
+            if not data:
                 break
+            if deadline is None:
+                continue
+            lines = (pending + data).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                deadline = max(deadline, _deadline_of(line, keepalive_s))
     finally:
         os._exit(3)
 
 
-def _stop_group() -> None:
-    """Kills this runner's process group (data-loader workers included) when it leads one."""
+def _deadline_of(line: bytes, keepalive_s: float) -> float:
+    """The deadline a keep-alive line gives (monotonic seconds); an empty or odd one: the timeout from now."""
+    now = time.monotonic()
+    try:
+        given = float(line) / 1000
+    except ValueError:
+        return now + keepalive_s
+    # A clock that is not ours (it never is, on one machine): the timeout from now, no more.
+    return given if given <= now + keepalive_s + 1 else now + keepalive_s
+
+
+def _stop_group(keepalive_s: float | None) -> None:
+    """Kills this runner's process group (data-loader workers included) when it leads one.
+
+    The reason goes to stderr without blocking (a frozen service drains no pipes) before the kill.
+    """
+    message = (
+        f"rfuav_torch: no keep-alive from the service for {keepalive_s:g} s "
+        "(its lease may have run out); stopping\n"
+    ).encode()
+    try:
+        os.set_blocking(2, False)
+        os.write(2, message)
+    except OSError:
+        pass
     if os.getpgrp() == os.getpid():
         os.killpg(os.getpid(), signal.SIGKILL)
     os._exit(4)

@@ -291,8 +291,10 @@ def _resume(req: TrainRequest, fit: Fit, log: TrainLog) -> tuple[int, float]:
             kept = [line for line in f if line.strip() and json.loads(line)["epoch"] < start_epoch]
     with open(metrics_path, "w", encoding="utf-8") as f:
         f.writelines(kept)
-    # Tells the service which epochs count, so its stored history matches this run exactly.
-    events.emit("history", epochs_done=start_epoch - 1)
+    # Tells the service which epochs count, and what they measured, so its stored history matches
+    # this run exactly, even for an epoch whose metrics event never reached it (the run before
+    # was cut off between the checkpoint and the event, or its node froze).
+    events.emit("history", epochs_done=start_epoch - 1, epochs=[json.loads(line) for line in kept])
     return start_epoch, best_acc
 
 

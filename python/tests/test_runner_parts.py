@@ -101,3 +101,31 @@ class WeightsOnlyTest(unittest.TestCase):
 
 if __name__ == "__main__":
     sys.exit(unittest.main())
+
+
+class KeepAliveTest(unittest.TestCase):
+    """The deadlines the service's keep-alive lines give (python/rfuav_torch/__main__.py)."""
+
+    def setUp(self) -> None:
+        from rfuav_torch import __main__ as entry
+
+        self.deadline_of = entry._deadline_of
+
+    def test_a_line_is_a_deadline_on_the_monotonic_clock(self) -> None:
+        import time
+
+        soon = time.monotonic() + 0.5
+        self.assertAlmostEqual(self.deadline_of(f"{soon * 1000:.0f}".encode(), 10.0), soon, delta=0.01)
+
+    def test_a_stale_line_stretches_nothing(self) -> None:
+        import time
+
+        past = time.monotonic() - 5
+        self.assertLess(self.deadline_of(f"{past * 1000:.0f}".encode(), 10.0), time.monotonic())
+
+    def test_an_empty_or_far_line_gives_the_timeout_from_now(self) -> None:
+        import time
+
+        now = time.monotonic()
+        for line in (b"", b"garbage", f"{(now + 3600) * 1000:.0f}".encode()):
+            self.assertAlmostEqual(self.deadline_of(line, 10.0), now + 10.0, delta=0.05)

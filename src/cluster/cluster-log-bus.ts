@@ -39,6 +39,8 @@ interface Follow {
   endedAt: { status: string; message: string | null } | null;
   /** The node that ran the task said its log is complete: an end seen needs no second look. */
   complete: boolean;
+  /** Asked again while a catch-up was under way: run another after it. */
+  again: boolean;
 }
 
 /**
@@ -73,7 +75,11 @@ export class ClusterLogBus extends LogBus {
     }
     const b = batch;
     const saved = new Promise<LogEntry>((resolve, reject) => b.items.push({ entry, resolve, reject }));
-    if (b.items.length >= BATCH_MAX) b.kick();
+    if (b.items.length >= BATCH_MAX) {
+      // Full: written as soon as its turn comes, and later entries begin the next batch.
+      b.kick();
+      if (this.batches.get(taskId) === b) this.batches.delete(taskId);
+    }
     return saved;
   }
 
@@ -135,7 +141,14 @@ export class ClusterLogBus extends LogBus {
     else {
       const timer = setInterval(() => this.tick(taskId), this.opts.pollMs);
       timer.unref();
-      this.follows.set(taskId, { seen: after, timer, pending: false, endedAt: null, complete: false });
+      this.follows.set(taskId, {
+        seen: after,
+        timer,
+        pending: false,
+        endedAt: null,
+        complete: false,
+        again: false,
+      });
     }
     return () => {
       unsubscribe();
@@ -161,9 +174,20 @@ export class ClusterLogBus extends LogBus {
 
   private tick(taskId: string): void {
     const f = this.follows.get(taskId);
-    if (!f || f.pending) return;
+    if (!f) return;
+    // A catch-up is under way: one more runs after it (what it read may predate this call).
+    if (f.pending) {
+      f.again = true;
+      return;
+    }
     f.pending = true;
-    void this.enqueue(taskId, () => this.catchUp(taskId)).finally(() => (f.pending = false));
+    void this.enqueue(taskId, () => this.catchUp(taskId)).finally(() => {
+      f.pending = false;
+      if (f.again) {
+        f.again = false;
+        this.tick(taskId);
+      }
+    });
   }
 
   /**
@@ -174,6 +198,8 @@ export class ClusterLogBus extends LogBus {
   private async catchUp(taskId: string): Promise<void> {
     const f = this.follows.get(taskId);
     if (!f) return;
+    // Taken before the reads: a "complete" that arrives during them may describe lines they missed.
+    const complete = f.complete;
     try {
       const task = await this.logs.getTask(taskId);
       let fresh = 0;
@@ -191,7 +217,7 @@ export class ClusterLogBus extends LogBus {
         : isTerminal(task.status)
           ? { status: task.status, message: task.error ?? task.message }
           : null;
-      if (ended && (f.complete || (f.endedAt && fresh === 0))) this.publishFinish(taskId, ended);
+      if (ended && (complete || (f.endedAt && fresh === 0))) this.publishFinish(taskId, ended);
       f.endedAt = ended;
     } catch {
       // The store is unreachable: the next poll tries again.

@@ -46,11 +46,12 @@ export class ClusterNode {
   /** Registering counts as the first renewal of the lease. */
   private readonly registeredAt = Date.now();
   /**
-   * What keeps this node's PyTorch runners going: a newline on their stdin while the lease holds
-   * for longer than their timeout. A runner stops itself when it hears none for that long, half
-   * the time between a renewal and the node stopping its own work, so a node that is frozen
-   * (SIGSTOP, a hung VM) or cut off cannot leave a runner going after another node has claimed
-   * its task: the others wait the whole lease.
+   * What keeps this node's PyTorch runners going: a deadline on their stdin, `timeoutMs` ahead,
+   * sent only while the lease holds beyond it. The timeout is the time between a renewal and the
+   * node stopping its own work, less two heartbeats (10 s of the default 30 s lease), so two
+   * renewals may come late without stopping anything, and a node that is frozen (SIGSTOP, a hung
+   * VM) or cut off cannot leave a runner going after another node has claimed its task: the
+   * others wait the whole lease.
    */
   readonly keepAlive: RunnerKeepAlive;
   /** Whether the other nodes' marker files are visible in the data root (shared storage). */
@@ -66,10 +67,10 @@ export class ClusterNode {
     private readonly logger: Logger,
   ) {
     this.node = node;
-    this.sharedRoot = new SharedRootCheck(config.dataRoot, logger);
+    this.sharedRoot = new SharedRootCheck(config.dataRoot, logger, config.node.sharedRootGraceMs);
     this.markDataRoot();
     const fenceAfterMs = config.node.leaseMs - 2 * config.node.heartbeatMs;
-    const timeoutMs = fenceAfterMs / 2;
+    const timeoutMs = fenceAfterMs - 2 * config.node.heartbeatMs;
     this.keepAlive = {
       timeoutMs,
       ok: () =>
@@ -182,7 +183,7 @@ export class ClusterNode {
   /** Leaves this node's marker in the data root, again once it has a new id (rejoin). */
   private markDataRoot(): void {
     if (this.markedId === this.node.id) return;
-    this.sharedRoot.mark(this.node);
+    void this.sharedRoot.mark(this.node);
     this.markedId = this.node.id;
   }
 

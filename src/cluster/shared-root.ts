@@ -1,4 +1,4 @@
-import fs from 'node:fs';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { NodeRow } from '../store/postgres/cluster.js';
@@ -6,36 +6,38 @@ import type { NodeRow } from '../store/postgres/cluster.js';
 /** Where nodes leave their marker files, inside the data root (hidden from every listing). */
 export const MARKER_DIR = '.rfuav-nodes';
 
-/** Heartbeats a live node's marker may be missing before the data root counts as not shared. */
-const MISSES_BEFORE_WARNING = 3;
-
 /**
  * The check that the data root is shared storage (NFS or similar) mounted at the same path on
  * every node, which failover needs: a task taken over elsewhere resumes from the model folder
  * its first node wrote. Each node writes `<data root>/.rfuav-nodes/<name>` holding its current
- * id, and looks for every other live node's. A node whose marker this node cannot see (after a
- * few heartbeats, so one that has just joined has time to write it) is reported loudly, once.
+ * id, and looks for every other live node's. A node whose marker this node has not seen for
+ * `graceMs` (a node that has just joined needs time to write it, and NFS caches a missing name
+ * for up to a minute) is reported loudly, once. Every file call is asynchronous and at most one
+ * check runs at a time, so a hung mount holds up nothing but the check.
  */
 export class SharedRootCheck {
   private readonly dir: string;
-  private readonly misses = new Map<string, number>();
+  /** When a live node's marker was first missed (its id → ms), until it is seen. */
+  private readonly missingSince = new Map<string, number>();
   private readonly unseen = new Set<string>();
   private readonly warned = new Set<string>();
+  private checking = false;
 
   constructor(
     dataRoot: string,
     private readonly logger: Logger,
+    private readonly graceMs: number,
   ) {
     this.dir = path.join(dataRoot, MARKER_DIR);
   }
 
   /** Leaves this node's marker (again when it rejoins under a new id). */
-  mark(node: { id: string; name: string }): void {
+  async mark(node: { id: string; name: string }): Promise<void> {
     try {
-      fs.mkdirSync(this.dir, { recursive: true });
+      await fs.mkdir(this.dir, { recursive: true });
       const tmp = path.join(this.dir, `.${node.name}.${process.pid}.tmp`);
-      fs.writeFileSync(tmp, `${node.id}\n`);
-      fs.renameSync(tmp, path.join(this.dir, node.name));
+      await fs.writeFile(tmp, `${node.id}\n`);
+      await fs.rename(tmp, path.join(this.dir, node.name));
     } catch (err) {
       this.logger.error(
         { err: (err as Error).message, dir: this.dir },
@@ -44,18 +46,24 @@ export class SharedRootCheck {
     }
   }
 
-  /** Looks for the markers of the other live nodes (run at each heartbeat; cheap: a read each). */
+  /** Looks for the markers of the other live nodes (at each heartbeat; skipped while one runs). */
   check(nodes: readonly NodeRow[], self: string): void {
+    if (this.checking) return;
+    this.checking = true;
+    void this.checkNow(nodes, self).finally(() => (this.checking = false));
+  }
+
+  private async checkNow(nodes: readonly NodeRow[], self: string): Promise<void> {
     const live = nodes.filter((n) => n.node_id !== self && (n.state === 'active' || n.state === 'draining'));
     for (const n of live) {
-      if (this.sees(n)) {
-        this.misses.delete(n.node_id);
+      if (await this.sees(n)) {
+        this.missingSince.delete(n.node_id);
         this.unseen.delete(n.name);
         continue;
       }
-      const missed = (this.misses.get(n.node_id) ?? 0) + 1;
-      this.misses.set(n.node_id, missed);
-      if (missed < MISSES_BEFORE_WARNING) continue;
+      const since = this.missingSince.get(n.node_id) ?? Date.now();
+      this.missingSince.set(n.node_id, since);
+      if (Date.now() - since < this.graceMs) continue;
       this.unseen.add(n.name);
       if (this.warned.has(n.node_id)) continue;
       this.warned.add(n.node_id);
@@ -75,9 +83,9 @@ export class SharedRootCheck {
     return [...this.unseen].sort();
   }
 
-  private sees(n: NodeRow): boolean {
+  private async sees(n: NodeRow): Promise<boolean> {
     try {
-      return fs.readFileSync(path.join(this.dir, n.name), 'utf8').trim() === n.node_id;
+      return (await fs.readFile(path.join(this.dir, n.name), 'utf8')).trim() === n.node_id;
     } catch {
       return false;
     }

@@ -55,6 +55,17 @@ export class CancelledError extends Error {
   }
 }
 
+/**
+ * A job's work stopped for a reason that is not the task's own (e.g. its runner stopped itself
+ * because the node's lease could not be renewed in time): the task is re-queued to run again.
+ */
+export class InterruptedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InterruptedError';
+  }
+}
+
 /** Why a running job's signal was aborted: the service is stopping (the task is re-queued). */
 export class ShutdownError extends Error {
   constructor() {

@@ -36,6 +36,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
     // A trailing slash answers as without it, as the reference (FastAPI redirects) does.
     routerOptions: { maxParamLength: 200, ignoreTrailingSlash: true },
+    // Behind nginx: the client's address from X-Forwarded-For, when the proxy is trusted.
+    ...(config.trustProxy.length > 0 ? { trustProxy: config.trustProxy } : {}),
   });
 
   const bodyAjv = createValidators('body');

@@ -5,7 +5,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { TorchSettings } from '../config.js';
 import { toLogLevel, type LogExtra } from '../domain/task.js';
-import { runTorch, type RunnerEvent } from '../engines/torch/runner.js';
+import { InterruptedError } from '../domain/errors.js';
+import { RunnerError, runTorch, type RunnerEvent } from '../engines/torch/runner.js';
 import type { RunContext } from './job.js';
 
 /**
@@ -47,8 +48,20 @@ export interface TorchRunOptions {
   onEvent?(event: RunnerEvent): void;
 }
 
-/** Runs the command; resolves with the runner's result, rejects with the reason it failed. */
+/**
+ * Runs the command; resolves with the runner's result, rejects with the reason it failed (an
+ * InterruptedError when the runner stopped itself for want of its keep-alive: not the task's fault).
+ */
 export async function runTorchForTask(o: TorchRunOptions): Promise<Record<string, unknown>> {
+  try {
+    return await runTorchCommand(o);
+  } catch (err) {
+    if (err instanceof RunnerError && err.reason === 'keepalive') throw new InterruptedError(err.message);
+    throw err;
+  }
+}
+
+async function runTorchCommand(o: TorchRunOptions): Promise<Record<string, unknown>> {
   const { ctx } = o;
   const placed = runnerDevice(ctx.device);
   const added: Static<typeof RunnerFields> = { device: placed.device, threads: o.torch.threads };

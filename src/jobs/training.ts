@@ -282,7 +282,16 @@ function epochHistory(
     onEvent(event) {
       if (event.event === 'history') {
         const done = Number(event.epochs_done) || 0;
-        write(() => ctx.truncateMetrics(done));
+        // The epochs done, from metrics.jsonl: stored again, so none the last run did not report
+        // is missing.
+        const kept = (Array.isArray(event.epochs) ? event.epochs : []).filter(
+          (e): e is Record<string, unknown> =>
+            typeof e === 'object' && e !== null && Number((e as { epoch?: unknown }).epoch) <= done,
+        );
+        write(async () => {
+          await ctx.truncateMetrics(done);
+          for (const e of kept) await ctx.epochMetrics({ ...e, epoch: Number(e.epoch) });
+        });
       } else if (event.event === 'metrics') {
         const values = { ...(event.values as Record<string, unknown>), epoch: Number(event.epoch) };
         write(() => ctx.epochMetrics(values));

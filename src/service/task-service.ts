@@ -4,6 +4,7 @@ import {
   AppError,
   CancelledError,
   conflict,
+  InterruptedError,
   notFound,
   ShutdownError,
   unavailable,
@@ -100,6 +101,8 @@ export class TaskService {
   private readonly counts = new TaskCounts();
   private readonly running = new Map<string, RunningJob>();
   private limitOverrides: LimitSpec = {};
+  /** In a cluster: the last read of the stored counts (list totals). */
+  private countsRead: { at: number; counts: Promise<TaskCounts> } | null = null;
   private dispatchScheduled = false;
   private dispatchTriggeredAt = 0;
   /** A claim is in flight; a wake-up meanwhile runs another pass after it. */
@@ -266,10 +269,19 @@ export class TaskService {
     return this.view(t);
   }
 
-  private async storedCounts(): Promise<TaskCounts> {
-    const counts = new TaskCounts();
-    counts.load(await this.deps.store.countByKindAndStatus());
-    return counts;
+  /** The counts as stored, read at most once a second (each read counts the whole table). */
+  private storedCounts(): Promise<TaskCounts> {
+    const now = Date.now();
+    if (!this.countsRead || now - this.countsRead.at > STORED_COUNTS_MS) {
+      const read = this.deps.store.countByKindAndStatus().then((rows) => {
+        const counts = new TaskCounts();
+        counts.load(rows);
+        return counts;
+      });
+      this.countsRead = { at: now, counts: read };
+      read.catch(() => (this.countsRead = null));
+    }
+    return this.countsRead.counts;
   }
 
   /**
@@ -643,6 +655,11 @@ export class TaskService {
       } else if (job.stopReason === 'cancel') {
         patch = { status: 'cancelled', message: 'cancelled while running', finished_at: this.iso() };
         line = 'Cancelled; the work has stopped';
+      } else if (err instanceof InterruptedError) {
+        const why = this.deps.paths.scrub(err.message);
+        patch = { status: 'queued', message: `interrupted (${why}); it will run again`, device: null };
+        line = `Interrupted: ${why}; re-queued to run again`;
+        level = 'WARNING';
       } else {
         const msg = this.deps.paths.scrub(err instanceof Error ? err.message : String(err));
         patch = { status: 'failed', message: 'failed', error: msg, finished_at: this.iso() };
@@ -660,7 +677,19 @@ export class TaskService {
     try {
       // Retried, through an outage of the store too: the slot and the claim are about to be
       // given up, and a lost final write would leave the task "running" in the store.
-      const saved = await retryEndWrite(() => this.deps.store.updateTask(id, patch, ['running']), job);
+      let failedOnce = false;
+      const saved = await retryEndWrite(async () => {
+        try {
+          const done = await this.deps.store.updateTask(id, patch, ['running']);
+          if (done || !failedOnce) return done;
+          // An earlier try may have landed after all, its answer lost with the connection.
+          const now = await this.deps.store.getTask(id);
+          return now && now.status === patch.status ? now : undefined;
+        } catch (err) {
+          failedOnce = true;
+          throw err;
+        }
+      }, job);
       if (saved) this.counts.bump(saved.task_type, 'running', saved.status);
       this.log(id, line, level, patch.status === 'completed' ? { stage: 'completed' } : {});
       if (saved && isTerminal(saved.status)) {
@@ -733,6 +762,9 @@ export class TaskService {
     return new Date(this.now()).toISOString();
   }
 }
+
+/** In a cluster, list totals are counted in the store at most this often. */
+const STORED_COUNTS_MS = 1000;
 
 /** How long the write of a task's end is retried while the store is unavailable. */
 const END_WRITE_PATIENCE_MS = 120_000;

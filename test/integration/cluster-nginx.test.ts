@@ -53,7 +53,9 @@ describe('three nodes behind nginx (deploy/nginx.conf)', async () => {
   db = await server.createDatabase();
   const dataRoot = path.join(tmpDir(), 'data');
   nodes = await Promise.all(
-    ['a', 'b', 'c'].map((name) => startNode(db, name, dataRoot, { RFUAV_API_TOKENS: TOKEN })),
+    ['a', 'b', 'c'].map((name) =>
+      startNode(db, name, dataRoot, { RFUAV_API_TOKENS: TOKEN, RFUAV_TRUST_PROXY: 'loopback' }),
+    ),
   );
   lb = await startNginx(nodes.map((n) => new URL(n.url).host));
   after(async () => {

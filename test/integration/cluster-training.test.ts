@@ -31,7 +31,7 @@ describe('training on a cluster survives the loss of the node that runs it', asy
   await writeImageFolder(path.join(dataRoot, 'set/val'), { classes: 2, perClass: 4, size: 64, seed: 7 });
 
   /** A training run on one of two nodes, into its third epoch (two are checkpointed). */
-  async function trainingOnOneOfTwo(db: string, save: string) {
+  async function trainingOnOneOfTwo(db: string, save: string, nodeEnv: Record<string, string> = {}) {
     return runningOnOneOfTwo(
       db,
       dataRoot,
@@ -57,7 +57,7 @@ describe('training on a cluster survives the loss of the node that runs it', asy
         assert.equal(res.status, 200, await res.clone().text());
         return ((await res.json()) as { task_id: string }).task_id;
       },
-      env,
+      { ...env, ...nodeEnv },
       (log) => log.some((m) => /^Epoch 3 /.test(m)),
     );
   }
@@ -141,6 +141,40 @@ describe('training on a cluster survives the loss of the node that runs it', asy
       victim.proc.child.kill('SIGCONT');
     }
     await finishedOnceEach(db, id, other, save);
+    victim.proc.child.kill('SIGTERM');
+    other.proc.child.kill('SIGTERM');
+    await Promise.all([victim.proc.exited, other.proc.exited]);
+  });
+
+  it('a node frozen for less than its lease: its runner stops itself, and the task runs again', async () => {
+    const db = await server.createDatabase();
+    const save = 'runs/paused';
+    // Heartbeats every second, a 6 s lease: runners go on for 2 s past the last keep-alive, and
+    // the node would stop its own work 4 s after its last renewal. A 2.5 s freeze falls between.
+    const { id, victim, other } = await trainingOnOneOfTwo(db, save, {
+      RFUAV_HEARTBEAT_S: '1',
+      RFUAV_LEASE_S: '6',
+    });
+    const pid = await runnerPid(db, id);
+    victim.proc.child.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.ok(processEnded(pid), 'the runner stopped itself while its node was frozen');
+    victim.proc.child.kill('SIGCONT');
+    await waitFor(
+      async () => ['completed', 'failed', 'cancelled'].includes((await statusOf(db, id))?.status ?? ''),
+      180_000,
+      'the task to finish',
+    );
+    const row = await statusOf(db, id);
+    assert.equal(row?.status, 'completed', victim.proc.output());
+    assert.equal(row?.attempts, 2);
+    const log = (await replayedLog(other.proc.url, `/api/v2/tasks/${id}/logs`)).map((e) => String(e.message));
+    assert.ok(
+      log.some((m) =>
+        /^Interrupted: the runner stopped itself: no keep-alive .* re-queued to run again$/.test(m),
+      ),
+      log.join('\n'),
+    );
     victim.proc.child.kill('SIGTERM');
     other.proc.child.kill('SIGTERM');
     await Promise.all([victim.proc.exited, other.proc.exited]);

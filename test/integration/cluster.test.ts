@@ -192,7 +192,11 @@ describe('a cluster of service processes on PostgreSQL', () => {
   it('warns loudly, and says in health, when the data root is not shared between nodes', async () => {
     const db = await server.createDatabase();
     const elsewhere = path.join(tmpDir(), 'other-data');
-    const [a, b] = await Promise.all([startNode(db, 'a'), startClusterNode(db, 'b', elsewhere)]);
+    const grace = { RFUAV_SHARED_ROOT_GRACE_S: '1' };
+    const [a, b] = await Promise.all([
+      startNode(db, 'a', grace),
+      startClusterNode(db, 'b', elsewhere, grace),
+    ]);
     const unseen = async (url: string) =>
       (
         (await (await fetch(`${url}/api/v1/health`)).json()) as {

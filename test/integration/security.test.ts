@@ -102,6 +102,39 @@ describe('security', () => {
     );
   });
 
+  it('behind a trusted proxy, limits each forwarded client as itself; untrusted, the header is ignored', async () => {
+    const gates = new Gates();
+    const create = (svc: Awaited<ReturnType<typeof startService>>, client: string) =>
+      svc.app
+        .inject({
+          method: 'POST',
+          url: '/api/v2/preprocessing/gate',
+          payload: {},
+          headers: { 'x-forwarded-for': client },
+        })
+        .then((r) => r.statusCode);
+    const env = { RFUAV_RATE_LIMIT: '2', RFUAV_RATE_WINDOW_S: '60' };
+    const behind = await startService(tmpDir(), {
+      env: { ...env, RFUAV_TRUST_PROXY: 'loopback' },
+      extraJobs: [gates.job('gate', 'preprocessing', 'gate')],
+    });
+    const trusted = [];
+    for (const client of ['10.0.0.1', '10.0.0.1', '10.0.0.1', '10.0.0.2', '10.0.0.2'])
+      trusted.push(await create(behind, client));
+    assert.deepEqual(
+      trusted,
+      [200, 200, 429, 200, 200],
+      'each client behind the proxy has its own allowance',
+    );
+    const open = await startService(tmpDir(), {
+      env,
+      extraJobs: [gates.job('gate', 'preprocessing', 'gate')],
+    });
+    const untrusted = [];
+    for (const client of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) untrusted.push(await create(open, client));
+    assert.deepEqual(untrusted, [200, 200, 429], 'a forged X-Forwarded-For buys nothing');
+  });
+
   it('answers 503 (not 500) while the store is unreachable; health stays up, readiness fails', async () => {
     const svc = await startService(tmpDir());
     await svc.store.close();

@@ -1,8 +1,8 @@
 /**
  * Runs the PyTorch runner (python/rfuav_torch) as a child process in its own process group:
  * request as one JSON line on stdin (kept open: its EOF tells the runner the service is gone;
- * with a keep-alive, a newline at least every few seconds says the service still holds the task,
- * and a runner that hears none for the keep-alive's timeout stops by itself),
+ * with a keep-alive, a line every few seconds gives it a deadline to go on until, and a runner
+ * whose deadline passes stops by itself),
  * newline-delimited JSON events on stdout, stderr kept for the task log. Cancelling terminates
  * the whole group (SIGTERM, then SIGKILL after a grace period) and settles only after the exit,
  * so a slot is never freed while the process still runs. Crashes, silence past a timeout and
@@ -54,7 +54,7 @@ export interface RunnerKeepAlive {
 export class RunnerError extends Error {
   constructor(
     message: string,
-    readonly reason: 'error-event' | 'exit' | 'silence' | 'garbage' | 'spawn' | 'aborted',
+    readonly reason: 'error-event' | 'exit' | 'silence' | 'garbage' | 'spawn' | 'aborted' | 'keepalive',
   ) {
     super(message);
     this.name = 'RunnerError';
@@ -101,7 +101,7 @@ export function runTorch(opts: RunnerOptions): Promise<Record<string, unknown>> 
     );
     child.stdin.on('error', () => undefined); // EPIPE when the runner has exited
     child.stdin.write(`${JSON.stringify(opts.request)}\n`);
-    const keepAlive = opts.keepAlive ? keepAliveWriter(child, opts.keepAlive) : null;
+    const keepAlive = opts.keepAlive ? keepAliveWriter(child, opts.keepAlive, opts.signal) : null;
 
     child.on('error', (err) => {
       run.failure ??= new RunnerError(`could not start ${opts.python}: ${err.message}`, 'spawn');
@@ -109,13 +109,21 @@ export function runTorch(opts: RunnerOptions): Promise<Record<string, unknown>> 
     child.on('close', (code, sig) => {
       silence.clear();
       killer.clear();
-      if (keepAlive) clearInterval(keepAlive);
+      keepAlive?.stop();
       opts.signal?.removeEventListener('abort', onAbort);
       child.stdin.destroy();
       // Whatever else the group started goes too.
       signalGroup(child, 'SIGKILL');
       if (run.failure) return reject(run.failure);
       if (code === 0 && run.result) return resolve(run.result);
+      // Its keep-alive was held back (the lease was in doubt): it stopped itself, as it must.
+      if (keepAlive?.heldBack())
+        return reject(
+          new RunnerError(
+            `the runner stopped itself: no keep-alive for ${(opts.keepAlive as RunnerKeepAlive).timeoutMs / 1000} s (the node's lease could not be renewed in time)`,
+            'keepalive',
+          ),
+        );
       reject(exitError(code, sig, run));
     });
   });
@@ -134,36 +142,58 @@ interface RunState {
 /** The interpreter on the runner package, in a process group of its own. */
 function spawnRunner(opts: RunnerOptions): ChildProcessWithoutNullStreams {
   const args = Array.isArray(opts.command) ? opts.command : ['-m', 'rfuav_torch', opts.command];
-  const keepAliveEnv: Record<string, string> = opts.keepAlive
-    ? { RFUAV_KEEPALIVE_MS: String(Math.round(opts.keepAlive.timeoutMs)) }
-    : {};
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PYTHONPATH: PYTHON_ROOT,
+    PYTHONUNBUFFERED: '1',
+    ...opts.env,
+  };
+  // Only a runner that is sent keep-alives may wait for them (never one inherited from our env).
+  if (opts.keepAlive) env.RFUAV_KEEPALIVE_MS = String(Math.round(opts.keepAlive.timeoutMs));
+  else delete env.RFUAV_KEEPALIVE_MS;
   return spawn(opts.python, args, {
     cwd: PYTHON_ROOT,
-    env: {
-      ...process.env,
-      PYTHONPATH: PYTHON_ROOT,
-      PYTHONUNBUFFERED: '1',
-      ...opts.env,
-      ...keepAliveEnv,
-    },
+    env,
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true, // its own process group, so a cancel reaches every process it starts
   });
 }
 
 /**
- * A newline to the runner four times per timeout (at most once a second) while `ok()` holds; when
- * it does not, nothing is sent, and the runner stops itself once the timeout has passed.
+ * Four times per timeout (at most once a second), while `ok()` holds and the run is not being
+ * stopped, tells the runner how long it may go on: a deadline on the monotonic clock, which a
+ * child on the same machine reads as Python's time.monotonic(), so a keep-alive that sat in the
+ * pipe never stretches it. `heldBack` says whether one was withheld lately.
  */
-function keepAliveWriter(child: ChildProcessWithoutNullStreams, k: RunnerKeepAlive): NodeJS.Timeout {
+function keepAliveWriter(
+  child: ChildProcessWithoutNullStreams,
+  k: RunnerKeepAlive,
+  signal: AbortSignal | undefined,
+): { stop(): void; heldBack(): boolean } {
+  let heldBackAt = Number.NEGATIVE_INFINITY;
+  let lastTick = performance.now();
   const timer = setInterval(
     () => {
-      if (k.ok() && child.stdin.writable) child.stdin.write('\n');
+      const now = performance.now();
+      // This process itself was frozen past the deadline: nothing could be sent meanwhile.
+      if (now - lastTick > k.timeoutMs) heldBackAt = now;
+      lastTick = now;
+      if (!k.ok() || signal?.aborted) {
+        heldBackAt = now;
+        return;
+      }
+      if (!child.stdin.writable) return;
+      const nowMs = Number(process.hrtime.bigint() / 1_000_000n);
+      child.stdin.write(`${nowMs + Math.round(k.timeoutMs)}\n`);
     },
     Math.max(20, Math.min(1000, k.timeoutMs / 4)),
   );
   timer.unref();
-  return timer;
+  return {
+    stop: () => clearInterval(timer),
+    // Recently enough that the runner's deadline can have passed for want of one.
+    heldBack: () => performance.now() - heldBackAt < k.timeoutMs + 2000,
+  };
 }
 
 /** Sends `sig` to the child's whole process group; nothing when it is already gone. */

@@ -392,7 +392,8 @@ export class PgStore implements Store {
       col('progress'),
     ]);
     if (rows.length === 0) return undefined;
-    const first = Math.min(...rows.map((r) => Number(r.seq)));
+    let first = Number.POSITIVE_INFINITY;
+    for (const r of rows) first = Math.min(first, Number(r.seq));
     return entries.map((e, i) => appendedLog(first + i, stamps[i] as string, e));
   }
 
