@@ -124,8 +124,7 @@ describe('PyTorch runner', async () => {
     );
     // It first says which epochs count, with what the first run measured for them.
     const said = second.events.find((e) => e.event === 'history') as
-      | { epochs_done: number; epochs: { epoch: number; val_acc: number }[] }
-      | undefined;
+      { epochs_done: number; epochs: { epoch: number; val_acc: number }[] } | undefined;
     const firstRun = first.events.filter((e) => e.event === 'metrics').map((m) => m.values);
     assert.equal(said?.epochs_done, 2);
     assert.deepEqual(said?.epochs, firstRun);
