@@ -113,3 +113,26 @@ export function processEnded(pid: number): boolean {
     return true;
   }
 }
+
+/**
+ * A sleep task's live log read to its end: the stream's text, the tick numbers in the order they
+ * came (every one once, if all is well), and when the first tick and the final status arrived.
+ */
+export async function followSleep(
+  res: Response,
+): Promise<{ text: string; ticks: number[]; firstTickAt: number; endAt: number }> {
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let firstTickAt = 0;
+  let endAt = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+    if (!firstTickAt && /"message":"tick 0"/.test(text)) firstTickAt = Date.now();
+    if (!endAt && /"status":"completed"/.test(text)) endAt = Date.now();
+  }
+  const ticks = [...text.matchAll(/"message":"tick (\d+)"/g)].map((m) => Number(m[1]));
+  return { text, ticks, firstTickAt, endAt };
+}

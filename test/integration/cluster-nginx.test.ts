@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { sql, startNode, statusOf } from '../cluster-nodes.js';
+import { followSleep, sql, startNode, statusOf } from '../cluster-nodes.js';
 import { tmpDir, waitFor } from '../helpers.js';
 import { startNginx, type TestNginx } from '../nginx.js';
 import { startPostgres, type TestPostgres } from '../postgres.js';
@@ -106,20 +106,8 @@ describe('three nodes behind nginx (deploy/nginx.conf)', async () => {
     const res = await fetch(`${lb.url}/api/v2/tasks/${id}/logs`, { headers: auth });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-    const decoder = new TextDecoder();
-    let text = '';
-    let firstTickAt = 0;
-    let finishedAt = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      if (!firstTickAt && /"message":"tick 0"/.test(text)) firstTickAt = Date.now();
-      if (!finishedAt && /"status":"completed"/.test(text)) finishedAt = Date.now();
-    }
+    const { ticks: ns, firstTickAt, endAt: finishedAt } = await followSleep(res);
     assert.ok(finishedAt > 0, 'the stream ends with the final status');
-    const ns = [...text.matchAll(/"message":"tick (\d+)"/g)].map((m) => Number(m[1]));
     assert.ok(ns.length >= 10, `${ns.length} ticks`);
     assert.deepEqual(
       ns,

@@ -62,6 +62,17 @@ describe('training on a cluster survives the loss of the node that runs it', asy
     );
   }
 
+  /** Waits for the task to end (however it ends); its row. */
+  const finished = (db: string, id: string) =>
+    waitFor(
+      async () => {
+        const row = await statusOf(db, id);
+        return row && ['completed', 'failed', 'cancelled'].includes(row.status) ? row : null;
+      },
+      180_000,
+      'the task to finish',
+    );
+
   /** The runner's pid, from the line the node logged when it started it. */
   async function runnerPid(db: string, id: string): Promise<number> {
     const rows = await sql<{ message: string }>(
@@ -74,12 +85,7 @@ describe('training on a cluster survives the loss of the node that runs it', asy
 
   /** Waits for the task to complete on `other`, then checks every epoch ran to its end once. */
   async function finishedOnceEach(db: string, id: string, other: Node, save: string): Promise<void> {
-    await waitFor(
-      async () => ['completed', 'failed', 'cancelled'].includes((await statusOf(db, id))?.status ?? ''),
-      180_000,
-      'the task to finish',
-    );
-    const row = await statusOf(db, id);
+    const row = await finished(db, id);
     assert.equal(row?.status, 'completed', other.proc.output());
     assert.equal(row?.node_name, other.name);
     assert.equal(row?.attempts, 2);
@@ -160,12 +166,7 @@ describe('training on a cluster survives the loss of the node that runs it', asy
     await new Promise((r) => setTimeout(r, 2500));
     assert.ok(processEnded(pid), 'the runner stopped itself while its node was frozen');
     victim.proc.child.kill('SIGCONT');
-    await waitFor(
-      async () => ['completed', 'failed', 'cancelled'].includes((await statusOf(db, id))?.status ?? ''),
-      180_000,
-      'the task to finish',
-    );
-    const row = await statusOf(db, id);
+    const row = await finished(db, id);
     assert.equal(row?.status, 'completed', victim.proc.output());
     assert.equal(row?.attempts, 2);
     const log = (await replayedLog(other.proc.url, `/api/v2/tasks/${id}/logs`)).map((e) => String(e.message));

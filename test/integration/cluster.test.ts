@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  followSleep,
   messages,
   runningOnOneOfTwo as twoNodesRunning,
   sql,
@@ -274,19 +275,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
     // Logs too: b follows a task that runs on a, live, though b reads the store only every 30 s.
     const followed = await submit(b.url, 1500);
     const stream = await fetch(`${b.url}/api/v2/tasks/${followed}/logs`);
-    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
-    const decoder = new TextDecoder();
-    let text = '';
-    let firstTickAt = 0;
-    let endAt = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      if (!firstTickAt && /"message":"tick 0"/.test(text)) firstTickAt = Date.now();
-      if (!endAt && /"status":"completed"/.test(text)) endAt = Date.now();
-    }
-    const ticks = [...text.matchAll(/"message":"tick (\d+)"/g)].map((m) => Number(m[1]));
+    const { text, ticks, firstTickAt, endAt } = await followSleep(stream);
     assert.ok(ticks.length >= 10, text);
     assert.deepEqual(
       ticks,
