@@ -77,22 +77,9 @@ const CREATE_TASK = `
   SELECT * FROM t`;
 
 /**
- * The next number is drawn under the task row's lock: concurrent appends never share one. `fence`
- * is an extra condition on that row (the claimant's), placeholders after the entry's.
- */
-function appendLogSql(fence: string, first: number): string {
-  const p = (i: number) => `$${first + i}`;
-  return `
-  WITH s AS (UPDATE tasks SET log_seq = log_seq + 1 WHERE task_id = $1${fence} RETURNING log_seq)
-  INSERT INTO task_logs (task_id, seq, timestamp, level, message, metrics, step, stage, progress)
-  SELECT $1, s.log_seq, ${[0, 1, 2, 3, 4, 5, 6].map(p).join(', ')} FROM s
-  RETURNING seq`;
-}
-const APPEND_LOG = appendLogSql('', 2);
-
-/**
- * Several entries of one task in one statement: their numbers are drawn together under the task
- * row's lock ($2 of them), then the rows go in from arrays. `fence` as in appendLogSql.
+ * Entries of one task in one statement: their numbers are drawn together under the task row's
+ * lock ($2 of them; concurrent appends never share one), then the rows go in from the arrays of
+ * logArrays. `fence` is an extra condition on that row (the claimant's), placeholders after.
  */
 function appendLogsSql(fence: string, first: number): string {
   const p = (i: number) => `$${first + i}`;
@@ -106,12 +93,28 @@ function appendLogsSql(fence: string, first: number): string {
 }
 const APPEND_LOGS = appendLogsSql('', 3);
 const APPEND_LOGS_FENCED = appendLogsSql(' AND owner_node = $3 AND lease_epoch = $4', 5);
+
+/**
+ * Log entries as the parallel arrays CREATE_TASK and appendLogsSql unnest, in their column order
+ * (timestamp, level, message, metrics, step, stage, progress); `now` for entries without a time.
+ */
+function logArrays(entries: readonly NewLogEntry[], now: string): [string[], ...unknown[][]] {
+  const col = <K extends keyof NewLogEntry>(k: K) => entries.map((e) => e[k] ?? null);
+  return [
+    entries.map((e) => e.timestamp ?? now),
+    col('level'),
+    col('message'),
+    entries.map((e) => (e.metrics == null ? null : JSON.stringify(e.metrics))),
+    col('step'),
+    col('stage'),
+    col('progress'),
+  ];
+}
 const PUT_METRICS = `INSERT INTO task_metrics (task_id, epoch, metrics) VALUES ($1, $2, $3)
   ON CONFLICT (task_id, epoch) DO UPDATE SET metrics = excluded.metrics`;
 const PUT_METRICS_FENCED = `INSERT INTO task_metrics (task_id, epoch, metrics)
   SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM tasks WHERE task_id = $1 AND owner_node = $4 AND lease_epoch = $5)
   ON CONFLICT (task_id, epoch) DO UPDATE SET metrics = excluded.metrics`;
-const APPEND_LOG_FENCED = appendLogSql(' AND owner_node = $2 AND lease_epoch = $3', 4);
 
 /**
  * Store on PostgreSQL (node-postgres pool). Every method is one statement (or one transaction),
@@ -207,7 +210,6 @@ export class PgStore implements Store {
 
   async createTask(task: NewTask, firstLog: readonly NewLogEntry[] = []): Promise<TaskRecord> {
     const now = this.now().toISOString();
-    const col = <K extends keyof NewLogEntry>(k: K) => firstLog.map((e) => e[k] ?? null);
     try {
       const [row] = await this.q<TaskRow>(CREATE_TASK, [
         task.task_id,
@@ -225,13 +227,7 @@ export class PgStore implements Store {
         task.total_epochs,
         now,
         firstLog.length,
-        firstLog.map((e) => e.timestamp ?? now),
-        col('level'),
-        col('message'),
-        firstLog.map((e) => (e.metrics == null ? null : JSON.stringify(e.metrics))),
-        col('step'),
-        col('stage'),
-        col('progress'),
+        ...logArrays(firstLog, now),
         this.queueKey(Date.parse(now), task.priority),
         task.pin_node ?? null,
       ]);
@@ -346,14 +342,12 @@ export class PgStore implements Store {
   }
 
   async appendLog(taskId: string, entry: NewLogEntry): Promise<LogEntry> {
-    const out = await this.append(APPEND_LOG, [taskId], entry);
-    if (!out) throw notFound(`task '${taskId}' not found`);
-    return out;
+    return (await this.appendLogs(taskId, [entry]))[0] as LogEntry;
   }
 
   /** appendLog by the task's claimant: undefined (nothing written) once `fence` no longer matches. */
   async appendLogFenced(taskId: string, fence: Fence, entry: NewLogEntry): Promise<LogEntry | undefined> {
-    return this.append(APPEND_LOG_FENCED, [taskId, fence.node, fence.epoch], entry);
+    return (await this.appendLogsFenced(taskId, fence, [entry]))?.[0];
   }
 
   /** Appends several entries to one task's log in one statement, numbered in the order given. */
@@ -379,37 +373,13 @@ export class PgStore implements Store {
   ): Promise<LogEntry[] | undefined> {
     if (entries.length === 0) return [];
     const now = this.now().toISOString();
-    const stamps = entries.map((e) => e.timestamp ?? now);
-    const col = <K extends keyof NewLogEntry>(k: K) => entries.map((e) => e[k] ?? null);
-    const rows = await this.q<{ seq: number }>(sql, [
-      ...head,
-      stamps,
-      col('level'),
-      col('message'),
-      entries.map((e) => (e.metrics == null ? null : JSON.stringify(e.metrics))),
-      col('step'),
-      col('stage'),
-      col('progress'),
-    ]);
+    const arrays = logArrays(entries, now);
+    const rows = await this.q<{ seq: number }>(sql, [...head, ...arrays]);
     if (rows.length === 0) return undefined;
     let first = Number.POSITIVE_INFINITY;
     for (const r of rows) first = Math.min(first, Number(r.seq));
+    const stamps = arrays[0];
     return entries.map((e, i) => appendedLog(first + i, stamps[i] as string, e));
-  }
-
-  private async append(sql: string, head: unknown[], entry: NewLogEntry): Promise<LogEntry | undefined> {
-    const timestamp = entry.timestamp ?? this.now().toISOString();
-    const [row] = await this.q<{ seq: number }>(sql, [
-      ...head,
-      timestamp,
-      entry.level,
-      entry.message,
-      entry.metrics == null ? null : JSON.stringify(entry.metrics),
-      entry.step ?? null,
-      entry.stage ?? null,
-      entry.progress ?? null,
-    ]);
-    return row && appendedLog(row.seq, timestamp, entry);
   }
 
   async readLogs(taskId: string, afterSeq: number, limit: number): Promise<LogEntry[]> {
