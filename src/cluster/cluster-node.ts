@@ -4,12 +4,12 @@ import type { DeviceInfo } from '../domain/devices.js';
 import type { ResourceClass } from '../domain/task.js';
 import type { RunnerKeepAlive } from '../engines/torch/runner.js';
 import type { QueueSnapshot } from '../scheduler/queue.js';
-import type { NodeRow, PgCluster } from '../store/postgres/cluster.js';
+import { isLive, type NodeRow, type PgCluster } from '../store/postgres/cluster.js';
 import { PgStore } from '../store/postgres/pg-store.js';
 import { ClusterLogBus } from './cluster-log-bus.js';
 import { ClusterQueue } from './cluster-queue.js';
 import { FencedStore } from './fenced-store.js';
-import { NodeAgent } from './node-agent.js';
+import { fenceAfterMs, leaseHoldsFor, NodeAgent } from './node-agent.js';
 import { SharedRootCheck } from './shared-root.js';
 import { CHANNELS, Wakeups } from './wakeups.js';
 
@@ -69,14 +69,14 @@ export class ClusterNode {
     this.node = node;
     this.sharedRoot = new SharedRootCheck(config.dataRoot, logger, config.node.sharedRootGraceMs);
     this.markDataRoot();
-    const fenceAfterMs = config.node.leaseMs - 2 * config.node.heartbeatMs;
-    const timeoutMs = fenceAfterMs - 2 * config.node.heartbeatMs;
+    const timeoutMs = fenceAfterMs(config.node) - 2 * config.node.heartbeatMs;
     this.keepAlive = {
       timeoutMs,
+      // Before the agent starts, the registration is the last renewal.
       ok: () =>
         this.agent
           ? this.agent.leaseHolds(timeoutMs)
-          : Date.now() - this.registeredAt + timeoutMs <= fenceAfterMs,
+          : leaseHoldsFor(this.registeredAt, timeoutMs, config.node),
     };
     this.wakeups = new Wakeups(
       config.databaseUrl as string,
@@ -137,6 +137,7 @@ export class ClusterNode {
       heartbeatMs,
       leaseMs,
       pollMs,
+      renewedAt: this.registeredAt,
       snapshot: () => service.snapshot(),
       wake: () => service.requestDispatch(),
       abandon: (ids, why) => service.abandon(ids, why),
@@ -188,7 +189,7 @@ export class ClusterNode {
   }
 
   private live(): NodeRow[] {
-    return this.known.filter((n) => n.state === 'active' || n.state === 'draining');
+    return this.known.filter(isLive);
   }
 
   private ownDevices(): DeviceInfo[] {
@@ -223,7 +224,7 @@ export class ClusterNode {
 
   /** Drains a node (its id or name); false when no live node matches. */
   async drain(idOrName: string): Promise<NodeRow | null> {
-    const live = (await this.nodes()).filter((n) => n.state === 'active' || n.state === 'draining');
+    const live = (await this.nodes()).filter(isLive);
     const target = live.find((n) => n.node_id === idOrName) ?? live.find((n) => n.name === idOrName);
     if (!target) return null;
     if (target.node_id === this.node.id && this.agent) await this.agent.drain();

@@ -11,6 +11,8 @@ export interface NodeAgentOptions {
   heartbeatMs: number;
   leaseMs: number;
   pollMs: number;
+  /** When the lease was last renewed before the agent took over (the node's registration). */
+  renewedAt: number;
   snapshot: () => QueueSnapshot;
   /** Something may be claimable: run a dispatch pass. */
   wake: () => void;
@@ -36,13 +38,15 @@ export class NodeAgent {
   private pollTimer: NodeJS.Timeout | null = null;
   private deadlineTimer: NodeJS.Timeout | null = null;
   /** When the last heartbeat that renewed the lease was sent (the lease runs from then at best). */
-  private lastRenewed = Date.now();
+  private lastRenewed: number;
   private fenced = false;
   private beating: Promise<void> | null = null;
   private stopping = false;
   state: NodeState = 'active';
 
-  constructor(private readonly o: NodeAgentOptions) {}
+  constructor(private readonly o: NodeAgentOptions) {
+    this.lastRenewed = o.renewedAt;
+  }
 
   start(): void {
     this.heartbeatTimer = setInterval(() => void this.beat(), this.o.heartbeatMs);
@@ -98,12 +102,7 @@ export class NodeAgent {
    * itself, and it would not have to before then (the runners' keep-alive asks this).
    */
   leaseHolds(forMs: number): boolean {
-    return !this.fenced && Date.now() - this.lastRenewed + forMs <= this.fenceAfterMs();
-  }
-
-  /** How long after a renewal this node stops its own work if no other renewal came. */
-  private fenceAfterMs(): number {
-    return this.o.leaseMs - 2 * this.o.heartbeatMs;
+    return !this.fenced && leaseHoldsFor(this.lastRenewed, forMs, this.o);
   }
 
   /** Stops claiming; running work finishes (or is re-queued at shutdown). */
@@ -139,7 +138,7 @@ export class NodeAgent {
    */
   private selfFenceIfDue(): void {
     if (this.fenced || this.stopping) return;
-    if (Date.now() - this.lastRenewed < this.fenceAfterMs()) return;
+    if (Date.now() - this.lastRenewed < fenceAfterMs(this.o)) return;
     this.fenced = true;
     this.o.queue.setDraining(true);
     const ids = this.o.queue.claimedIds();
@@ -176,4 +175,18 @@ export class NodeAgent {
     this.state = 'active';
     this.o.queue.setDraining(false);
   }
+}
+
+/** How long after a renewal a node stops its own work if no other renewal came: two heartbeats before its lease ends. */
+export function fenceAfterMs(t: { leaseMs: number; heartbeatMs: number }): number {
+  return t.leaseMs - 2 * t.heartbeatMs;
+}
+
+/** Whether a lease renewed at `renewedAt` lets its node act for `forMs` more without fencing itself. */
+export function leaseHoldsFor(
+  renewedAt: number,
+  forMs: number,
+  t: { leaseMs: number; heartbeatMs: number },
+): boolean {
+  return Date.now() - renewedAt + forMs <= fenceAfterMs(t);
 }

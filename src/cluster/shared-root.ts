@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { NodeRow } from '../store/postgres/cluster.js';
+import { isLive, type NodeRow } from '../store/postgres/cluster.js';
 
 /** Where nodes leave their marker files, inside the data root (hidden from every listing). */
 export const MARKER_DIR = '.rfuav-nodes';
@@ -54,7 +54,7 @@ export class SharedRootCheck {
   }
 
   private async checkNow(nodes: readonly NodeRow[], self: string): Promise<void> {
-    const live = nodes.filter((n) => n.node_id !== self && (n.state === 'active' || n.state === 'draining'));
+    const live = nodes.filter((n) => n.node_id !== self && isLive(n));
     for (const n of live) {
       if (await this.sees(n)) {
         this.missingSince.delete(n.node_id);

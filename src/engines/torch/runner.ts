@@ -41,10 +41,10 @@ export interface RunnerOptions {
 }
 
 /**
- * Who may keep the runner going. While `ok()` holds, the runner is sent a newline several times
- * per `timeoutMs`; a runner that hears nothing for `timeoutMs` kills itself and its process
- * group. A cluster node says ok only while its lease outlasts that timeout, so a node that is
- * frozen or cut off cannot leave a runner writing after another node has taken the task.
+ * Who may keep the runner going. While `ok()` holds, the runner is sent, several times per
+ * `timeoutMs`, a deadline `timeoutMs` ahead; a runner whose deadline passes kills itself and its
+ * process group. A cluster node says ok only while its lease outlasts that timeout, so a node
+ * that is frozen or cut off cannot leave a runner writing after another node has taken the task.
  */
 export interface RunnerKeepAlive {
   timeoutMs: number;

@@ -11,6 +11,11 @@ export interface Fence {
 
 export type NodeState = 'active' | 'draining' | 'lost' | 'stopped';
 
+/** A node that is up: it runs what it holds (draining: it only claims nothing more). */
+export function isLive(n: { state: NodeState }): boolean {
+  return n.state === 'active' || n.state === 'draining';
+}
+
 export interface NodeRegistration {
   name: string;
   devices: DeviceInfo[];
