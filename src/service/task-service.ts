@@ -101,8 +101,8 @@ export class TaskService {
   private readonly counts = new TaskCounts();
   private readonly running = new Map<string, RunningJob>();
   private limitOverrides: LimitSpec = {};
-  /** In a cluster: the last read of the stored counts (list totals). */
-  private countsRead: { at: number; counts: Promise<TaskCounts> } | null = null;
+  /** In a cluster: the last read of the stored counts (refreshCounts). */
+  private countsRead: { at: number; done: Promise<void> } | null = null;
   private dispatchScheduled = false;
   private dispatchTriggeredAt = 0;
   /** A claim is in flight; a wake-up meanwhile runs another pass after it. */
@@ -269,27 +269,21 @@ export class TaskService {
     return this.view(t);
   }
 
-  /** The counts as stored, read at most once a second (each read counts the whole table). */
-  private storedCounts(): Promise<TaskCounts> {
+  /**
+   * In a cluster: other nodes change tasks too, so the counts (list totals, health, /metrics) are
+   * read from the store again — before a list, and at each heartbeat — at most once a second,
+   * since each read counts the whole table.
+   */
+  refreshCounts(): Promise<void> {
     const now = Date.now();
     if (!this.countsRead || now - this.countsRead.at > STORED_COUNTS_MS) {
-      const read = this.deps.store.countByKindAndStatus().then((rows) => {
-        const counts = new TaskCounts();
-        counts.load(rows);
-        return counts;
+      const done = this.deps.store.countByKindAndStatus().then((rows) => this.counts.load(rows));
+      this.countsRead = { at: now, done };
+      done.catch(() => {
+        if (this.countsRead?.done === done) this.countsRead = null;
       });
-      this.countsRead = { at: now, counts: read };
-      read.catch(() => (this.countsRead = null));
     }
-    return this.countsRead.counts;
-  }
-
-  /**
-   * In a cluster: the counts health and /metrics show come from the store again (other nodes
-   * change tasks too); the cluster node calls this at each heartbeat.
-   */
-  async refreshCounts(): Promise<void> {
-    this.counts.load(await this.deps.store.countByKindAndStatus());
+    return this.countsRead.done;
   }
 
   async getRecord(id: string): Promise<TaskRecord> {
@@ -314,9 +308,8 @@ export class TaskService {
               limit: filter.limit,
             })
           ).map((t) => this.view(t));
-    // Other nodes change tasks too: in a cluster the totals are counted, not kept.
-    const counts = this.deps.cluster ? await this.storedCounts() : this.counts;
-    const total = (kinds: string[]) => counts.total(kinds, filter.status);
+    if (this.deps.cluster) await this.refreshCounts();
+    const total = (kinds: string[]) => this.counts.total(kinds, filter.status);
     const [training, inference, other] = await Promise.all([
       fetch(groups.training),
       fetch(groups.inference),
@@ -675,21 +668,7 @@ export class TaskService {
       return;
     }
     try {
-      // Retried, through an outage of the store too: the slot and the claim are about to be
-      // given up, and a lost final write would leave the task "running" in the store.
-      let failedOnce = false;
-      const saved = await retryEndWrite(async () => {
-        try {
-          const done = await this.deps.store.updateTask(id, patch, ['running']);
-          if (done || !failedOnce) return done;
-          // An earlier try may have landed after all, its answer lost with the connection.
-          const now = await this.deps.store.getTask(id);
-          return now && now.status === patch.status ? now : undefined;
-        } catch (err) {
-          failedOnce = true;
-          throw err;
-        }
-      }, job);
+      const saved = await this.writeEnd(id, patch, job);
       if (saved) this.counts.bump(saved.task_type, 'running', saved.status);
       this.log(id, line, level, patch.status === 'completed' ? { stage: 'completed' } : {});
       if (saved && isTerminal(saved.status)) {
@@ -697,6 +676,30 @@ export class TaskService {
       }
     } catch (err) {
       this.deps.logger.error({ err, task: id }, 'could not record the end of a task');
+    }
+  }
+
+  /**
+   * Writes a task's end (from `running`). Retried, through an outage of the store too: the slot
+   * and the claim are about to be given up, and a lost end would leave the task "running" in the
+   * store. Three tries for an ordinary error; while the store is unavailable (PostgreSQL
+   * restarting, a full disk) for up to END_WRITE_PATIENCE_MS, backing off to 5 s, unless the node
+   * loses the task meanwhile. After a try whose answer was lost, the end may have landed: a task
+   * already in the status written counts as written.
+   */
+  private async writeEnd(id: string, patch: TaskPatch, job: RunningJob): Promise<TaskRecord | undefined> {
+    const deadline = Date.now() + END_WRITE_PATIENCE_MS;
+    for (let i = 1; ; i++) {
+      try {
+        const done = await this.deps.store.updateTask(id, patch, ['running']);
+        if (done || i === 1) return done;
+        const now = await this.deps.store.getTask(id);
+        return now && now.status === patch.status ? now : undefined;
+      } catch (err) {
+        const waitOut = isStoreUnavailable(err) && Date.now() < deadline;
+        if (job.stopReason === 'lost' || (i >= 3 && !waitOut)) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** i, 5000)));
+      }
     }
   }
 
@@ -768,21 +771,3 @@ const STORED_COUNTS_MS = 1000;
 
 /** How long the write of a task's end is retried while the store is unavailable. */
 const END_WRITE_PATIENCE_MS = 120_000;
-
-/**
- * Retries the write of a task's end: three times for an ordinary error, and for as long as
- * END_WRITE_PATIENCE_MS while the store is unavailable (PostgreSQL restarting, a full disk),
- * backing off to 5 s, unless the node loses the task meanwhile (then the write is not its own).
- */
-async function retryEndWrite<T>(write: () => Promise<T>, job: { stopReason?: string | null }): Promise<T> {
-  const deadline = Date.now() + END_WRITE_PATIENCE_MS;
-  for (let i = 1; ; i++) {
-    try {
-      return await write();
-    } catch (err) {
-      const waitOut = isStoreUnavailable(err) && Date.now() < deadline;
-      if (job.stopReason === 'lost' || (i >= 3 && !waitOut)) throw err;
-      await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** i, 5000)));
-    }
-  }
-}
