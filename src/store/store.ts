@@ -115,19 +115,22 @@ export function isStoreUnavailable(err: unknown): boolean {
   if (typeof code !== 'string') return false;
   return (
     /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|NOTADB|CORRUPT)/.test(code) ||
-    [
-      ...[
-        'ECONNREFUSED',
-        'ECONNRESET',
-        'ETIMEDOUT',
-        'EPIPE',
-        'ENOTFOUND',
-        'EAI_AGAIN',
-        'EHOSTUNREACH',
-        'ENETUNREACH',
-      ],
-      // PostgreSQL: shutting down, starting up, too many connections, connection failures.
-      ...['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006'],
-    ].includes(code)
+    UNAVAILABLE_CODES.has(code)
   );
 }
+
+/** Error codes that mean the store cannot be reached now, not that the request was wrong. */
+const UNAVAILABLE_CODES = new Set([
+  ...[
+    'ECONNREFUSED',
+    'ECONNRESET',
+    'ETIMEDOUT',
+    'EPIPE',
+    'ENOTFOUND',
+    'EAI_AGAIN',
+    'EHOSTUNREACH',
+    'ENETUNREACH',
+  ],
+  // PostgreSQL: shutting down, starting up, too many connections, connection failures.
+  ...['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006'],
+]);

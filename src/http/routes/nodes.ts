@@ -8,8 +8,8 @@ import { ErrorSchema } from '../schemas.js';
 
 const NodeParams = Type.Object({ node: Type.String({ minLength: 1, maxLength: 100 }) });
 
-/** A node as clients see it: the stored row, plus which one answered. */
-function view(n: NodeRow, self: string) {
+/** A node as clients see it: the stored row, plus which one answered (also in /resources). */
+export function nodeView(n: NodeRow, self: string) {
   return { ...n, this_node: n.node_id === self };
 }
 
@@ -33,7 +33,7 @@ function listRoute(app: FastifyInstance, deps: AppDeps): void {
     async () => {
       const cluster = deps.clusterNode;
       if (cluster) {
-        const nodes = (await cluster.nodes()).map((n) => view(n, cluster.node.id));
+        const nodes = (await cluster.nodes()).map((n) => nodeView(n, cluster.node.id));
         return { total: nodes.length, nodes };
       }
       // One node on SQLite: this process, always answering.
@@ -52,7 +52,7 @@ function listRoute(app: FastifyInstance, deps: AppDeps): void {
         heartbeat_at: now,
         heartbeat_age_s: 0,
       };
-      return { total: 1, nodes: [view(self, 'local')] };
+      return { total: 1, nodes: [nodeView(self, 'local')] };
     },
   );
 }
@@ -78,7 +78,7 @@ function drainRoute(app: FastifyInstance, deps: AppDeps): void {
       return {
         status: 'success',
         message: `node ${node.name} is draining`,
-        node: view(node, cluster.node.id),
+        node: nodeView(node, cluster.node.id),
       };
     },
   );

@@ -4,6 +4,7 @@ import type { LimitSpec } from '../../config.js';
 import { invalidField } from '../../domain/errors.js';
 import type { AppDeps } from '../deps.js';
 import { ErrorSchema } from '../schemas.js';
+import { nodeView } from './nodes.js';
 
 const ClassLimits = Type.Object(
   {
@@ -90,9 +91,7 @@ function overviewRoute(app: FastifyInstance, deps: AppDeps): void {
       const now = service.snapshot();
       const cluster = deps.clusterNode;
       // In a cluster: every node beside this one's figures (this_node marks it).
-      const nodes = cluster
-        ? (await cluster.nodes()).map((n) => ({ ...n, this_node: n.node_id === cluster.node.id }))
-        : undefined;
+      const nodes = cluster ? (await cluster.nodes()).map((n) => nodeView(n, cluster.node.id)) : undefined;
       const active: Record<string, { id: string; type: string }[]> = {};
       for (const [device, tasks] of Object.entries(now.runningOn)) {
         active[device] = tasks.map((t) => ({ id: t.id, type: t.cls }));
