@@ -136,3 +136,21 @@ export async function followSleep(
   const ticks = [...text.matchAll(/"message":"tick (\d+)"/g)].map((m) => Number(m[1]));
   return { text, ticks, firstTickAt, endAt };
 }
+
+/** Stops these nodes (SIGTERM: each hands its work back) and waits until they have exited. */
+export async function stopNodes(...procs: ServerProcess[]): Promise<void> {
+  for (const p of procs) p.child.kill('SIGTERM');
+  await Promise.all(procs.map((p) => p.exited));
+}
+
+/** Waits for these tasks to complete; the names of the nodes that ran them, in order. */
+export async function ranOn(db: string, ids: readonly string[]): Promise<string[]> {
+  for (const id of ids)
+    await waitFor(async () => (await statusOf(db, id))?.status === 'completed', 30_000, `${id} to finish`);
+  const rows = await sql<{ node_name: string }>(
+    db,
+    'SELECT DISTINCT node_name FROM tasks WHERE task_id = ANY($1) ORDER BY node_name',
+    [ids],
+  );
+  return rows.map((r) => r.node_name);
+}

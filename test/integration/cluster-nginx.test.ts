@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { followSleep, sql, startNode, statusOf } from '../cluster-nodes.js';
+import { followSleep, ranOn, startNode, statusOf, stopNodes } from '../cluster-nodes.js';
 import { tmpDir, waitFor } from '../helpers.js';
 import { startNginx, type TestNginx } from '../nginx.js';
 import { startPostgres, type TestPostgres } from '../postgres.js';
@@ -60,24 +60,13 @@ describe('three nodes behind nginx (deploy/nginx.conf)', async () => {
   lb = await startNginx(nodes.map((n) => new URL(n.url).host));
   after(async () => {
     lb.stop();
-    for (const n of nodes) n.child.kill('SIGTERM');
-    await Promise.all(nodes.map((n) => n.exited));
+    await stopNodes(...nodes);
   });
 
   it('spreads work over every node, and every route answers through the balancer', async () => {
     // Two preprocessing slots per node: twelve tasks at once need all three nodes.
     const ids = await Promise.all(Array.from({ length: 12 }, () => sleep(1500)));
-    for (const id of ids)
-      await waitFor(async () => (await statusOf(db, id))?.status === 'completed', 30_000, `${id} to finish`);
-    const byNode = await sql<{ node_name: string }>(
-      db,
-      'SELECT DISTINCT node_name FROM tasks WHERE task_id = ANY($1) ORDER BY node_name',
-      [ids],
-    );
-    assert.deepEqual(
-      byNode.map((r) => r.node_name),
-      ['a', 'b', 'c'],
-    );
+    assert.deepEqual(await ranOn(db, ids), ['a', 'b', 'c']);
     const one = await call<{ status: string; node: string }>(`/api/v2/tasks/${ids[0]}`);
     assert.equal(one.status, 200);
     assert.equal(one.body.status, 'completed');
@@ -135,16 +124,6 @@ describe('three nodes behind nginx (deploy/nginx.conf)', async () => {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.node.state, 'draining');
     const ids = await Promise.all(Array.from({ length: 6 }, () => sleep(300)));
-    for (const id of ids)
-      await waitFor(async () => (await statusOf(db, id))?.status === 'completed', 30_000, `${id} to finish`);
-    const ran = await sql<{ node_name: string }>(
-      db,
-      'SELECT DISTINCT node_name FROM tasks WHERE task_id = ANY($1) ORDER BY node_name',
-      [ids],
-    );
-    assert.deepEqual(
-      ran.map((x) => x.node_name),
-      ['b', 'c'],
-    );
+    assert.deepEqual(await ranOn(db, ids), ['b', 'c']);
   });
 });

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sql, startNode, statusOf } from '../cluster-nodes.js';
+import { sql, startNode, statusOf, stopNodes } from '../cluster-nodes.js';
 import { tmpDir, waitFor } from '../helpers.js';
 import { startPostgres, type TestPostgres } from '../postgres.js';
 
@@ -163,8 +163,7 @@ describe('a cluster when PostgreSQL restarts', () => {
     for (const n of nodes) {
       const health = (await (await fetch(`${n.url}/api/v1/health`)).json()) as { status: string };
       assert.equal(health.status, 'healthy');
-      n.child.kill('SIGTERM');
     }
-    await Promise.all(nodes.map((n) => n.exited));
+    await stopNodes(...nodes);
   });
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { processEnded, runningOnOneOfTwo, sql, statusOf, type Node } from '../cluster-nodes.js';
+import { processEnded, runningOnOneOfTwo, sql, statusOf, stopNodes, type Node } from '../cluster-nodes.js';
 import { writeImageFolder } from '../fixtures/images.js';
 import { replayedLog, tmpDir, waitFor } from '../helpers.js';
 import { startPostgres, type TestPostgres } from '../postgres.js';
@@ -125,8 +125,7 @@ describe('training on a cluster survives the loss of the node that runs it', asy
     await victim.proc.exited;
     await waitFor(() => processEnded(pid), 10_000, "the killed node's runner to exit on its own");
     await finishedOnceEach(db, id, other, save);
-    other.proc.child.kill('SIGTERM');
-    await other.proc.exited;
+    await stopNodes(other.proc);
   });
 
   it('a node frozen past its lease: its runner stops by itself first, the task resumes elsewhere', async () => {
@@ -147,9 +146,7 @@ describe('training on a cluster survives the loss of the node that runs it', asy
       victim.proc.child.kill('SIGCONT');
     }
     await finishedOnceEach(db, id, other, save);
-    victim.proc.child.kill('SIGTERM');
-    other.proc.child.kill('SIGTERM');
-    await Promise.all([victim.proc.exited, other.proc.exited]);
+    await stopNodes(victim.proc, other.proc);
   });
 
   it('a node frozen for less than its lease: its runner stops itself, and the task runs again', async () => {
@@ -176,8 +173,6 @@ describe('training on a cluster survives the loss of the node that runs it', asy
       ),
       log.join('\n'),
     );
-    victim.proc.child.kill('SIGTERM');
-    other.proc.child.kill('SIGTERM');
-    await Promise.all([victim.proc.exited, other.proc.exited]);
+    await stopNodes(victim.proc, other.proc);
   });
 });

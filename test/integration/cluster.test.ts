@@ -13,6 +13,7 @@ import {
   sql,
   startNode as startClusterNode,
   statusOf,
+  stopNodes,
   submitSleep,
 } from '../cluster-nodes.js';
 import { writeImageFolder } from '../fixtures/images.js';
@@ -106,9 +107,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
     assert.match(scrape, /^rfuav_queue_length\{node="b"\} 0$/m);
     assert.match(scrape, /^rfuav_cluster_nodes\{state="active",node="b"\} 2$/m);
     assert.match(scrape, /^rfuav_slot_limit\{device="cpu",class="preprocessing",node="b"\} 2$/m);
-    a.child.kill('SIGTERM');
-    b.child.kill('SIGTERM');
-    await Promise.all([a.exited, b.exited]);
+    await stopNodes(a, b);
   });
 
   it('pins a task to a named node, checks cuda:N against that node, and refuses an unknown node', async () => {
@@ -185,9 +184,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
     assert.match(String(tooBig.body.message), /the largest eligible GPU has 16 GB/);
     for (const id of [onA.body.task_id, anywhere.body.task_id])
       await fetch(`${b.url}/api/v2/tasks/${id as string}/cancel`, { method: 'POST' });
-    a.child.kill('SIGTERM');
-    b.child.kill('SIGTERM');
-    await Promise.all([a.exited, b.exited]);
+    await stopNodes(a, b);
   });
 
   it('warns loudly, and says in health, when the data root is not shared between nodes', async () => {
@@ -208,9 +205,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
     await waitFor(async () => (await unseen(b.url)).includes('a'), 10_000, 'b to miss a’s marker');
     assert.match(a.output(), /THE DATA ROOT IS NOT SHARED with node b/);
     assert.match(b.output(), /THE DATA ROOT IS NOT SHARED with node a/);
-    a.child.kill('SIGTERM');
-    b.child.kill('SIGTERM');
-    await Promise.all([a.exited, b.exited]);
+    await stopNodes(a, b);
   });
 
   it("any node streams a task's log live, with no gap or duplicate, and resumes from Last-Event-ID", async () => {
@@ -247,9 +242,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
     ).text();
     const again = [...resumed.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
     assert.deepEqual(again, [seqs.length - 1, seqs.length]);
-    a.child.kill('SIGTERM');
-    b.child.kill('SIGTERM');
-    await Promise.all([a.exited, b.exited]);
+    await stopNodes(a, b);
   });
 
   it('wakes other nodes by NOTIFY: a task submitted on one starts on another long before its poll', async () => {
@@ -312,9 +305,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
     const waits = await submit(b.url, 300);
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal((await statusOf(db, waits))?.status, 'queued', 'no node may run it now');
-    a.child.kill('SIGTERM');
-    b.child.kill('SIGTERM');
-    await Promise.all([a.exited, b.exited]);
+    await stopNodes(a, b);
   });
 
   it('cancel and delete on any node: a task running on another node stops within 2 s', async () => {
@@ -340,9 +331,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
     // Finished: any node deletes it.
     assert.equal((await fetch(`${b.url}/api/v2/tasks/${id}`, { method: 'DELETE' })).status, 200);
     assert.equal((await fetch(`${a.url}/api/v2/tasks/${id}`)).status, 404);
-    a.child.kill('SIGTERM');
-    b.child.kill('SIGTERM');
-    await Promise.all([a.exited, b.exited]);
+    await stopNodes(a, b);
   });
 
   it('kill -9 of a node mid-task: re-queued within the lease and finished on another node', async () => {
@@ -367,8 +356,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
     );
     assert.equal(log.filter((m) => m.startsWith('Started on')).length, 2);
     assert.ok(tookOver < 15_000, `took over after ${tookOver} ms`);
-    other.proc.child.kill('SIGTERM');
-    await other.proc.exited;
+    await stopNodes(other.proc);
   });
 
   it('SIGTERM of a node hands its running task back at once, to run on another', async () => {
@@ -395,8 +383,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
       !log.some((m) => /stopped answering|without handing/.test(m)),
       `handed back, not swept:\n${log.join('\n')}`,
     );
-    other.proc.child.kill('SIGTERM');
-    await other.proc.exited;
+    await stopNodes(other.proc);
   });
 
   it('a node frozen past its lease: its task runs elsewhere and none of its late writes land', async () => {
@@ -440,9 +427,7 @@ describe('a cluster of service processes on PostgreSQL', () => {
     assert.equal(row?.status, 'completed');
     assert.equal(row?.node_name, other.name);
     assert.equal(log.filter((m) => m.startsWith('Completed')).length, 1, 'completed once');
-    victim.proc.child.kill('SIGTERM');
-    other.proc.child.kill('SIGTERM');
-    await Promise.all([victim.proc.exited, other.proc.exited]);
+    await stopNodes(victim.proc, other.proc);
   });
 });
 
