@@ -80,22 +80,14 @@ export class FencedStore implements Store {
   }
 
   async appendLog(taskId: string, entry: NewLogEntry): Promise<LogEntry> {
-    const fence = this.fenceOf(taskId);
-    if (!fence) return this.pg.appendLog(taskId, entry);
-    const out = await this.pg.appendLogFenced(taskId, fence, entry);
-    if (out) return out;
-    this.onFencedOut(taskId);
-    throw new FencedOutError(taskId);
+    return (await this.appendLogs(taskId, [entry]))[0] as LogEntry;
   }
 
   /** Several entries of one task in one write (ClusterLogBus batches them). */
   async appendLogs(taskId: string, entries: readonly NewLogEntry[]): Promise<LogEntry[]> {
     const fence = this.fenceOf(taskId);
     if (!fence) return this.pg.appendLogs(taskId, entries);
-    const out = await this.pg.appendLogsFenced(taskId, fence, entries);
-    if (out) return out;
-    this.onFencedOut(taskId);
-    throw new FencedOutError(taskId);
+    return (await this.pg.appendLogsFenced(taskId, fence, entries)) ?? this.fencedOut(taskId);
   }
 
   readLogs(taskId: string, afterSeq: number, limit: number): Promise<LogEntry[]> {

@@ -104,7 +104,7 @@ describe('claims on PostgreSQL', () => {
     for (const c of lostTasks) {
       const fence = { node: lost.id, epoch: c.lease_epoch };
       if (await lost.store.updateFenced(c.task_id, fence, { status: 'completed', progress: 100 })) landed++;
-      if (await lost.store.appendLogFenced(c.task_id, fence, { level: 'INFO', message: 'late' })) landed++;
+      if (await lost.store.appendLogsFenced(c.task_id, fence, [{ level: 'INFO', message: 'late' }])) landed++;
       const batch = [1, 2, 3].map((n) => ({ level: 'INFO' as const, message: `late ${n}` }));
       if (await lost.store.appendLogsFenced(c.task_id, fence, batch)) landed++;
     }
@@ -136,12 +136,12 @@ describe('claims on PostgreSQL', () => {
     for (const c of again) {
       const old = lostTasks.find((l) => l.task_id === c.task_id)!;
       assert.ok(c.lease_epoch > old.lease_epoch);
-      const e = await alive[0]!.store.appendLogFenced(
+      const e = await alive[0]!.store.appendLogsFenced(
         c.task_id,
         { node: alive[0]!.id, epoch: c.lease_epoch },
-        { level: 'INFO', message: 'mine' },
+        [{ level: 'INFO', message: 'mine' }],
       );
-      assert.ok(e, 'the new owner writes');
+      assert.ok(e?.[0], 'the new owner writes');
     }
     for (const n of nodes) await n.store.close();
   });

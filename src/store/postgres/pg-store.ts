@@ -345,11 +345,6 @@ export class PgStore implements Store {
     return (await this.appendLogs(taskId, [entry]))[0] as LogEntry;
   }
 
-  /** appendLog by the task's claimant: undefined (nothing written) once `fence` no longer matches. */
-  async appendLogFenced(taskId: string, fence: Fence, entry: NewLogEntry): Promise<LogEntry | undefined> {
-    return (await this.appendLogsFenced(taskId, fence, [entry]))?.[0];
-  }
-
   /** Appends several entries to one task's log in one statement, numbered in the order given. */
   async appendLogs(taskId: string, entries: readonly NewLogEntry[]): Promise<LogEntry[]> {
     const out = await this.appendMany(APPEND_LOGS, [taskId, entries.length], entries);
