@@ -22,7 +22,7 @@ import { startNginx } from '../test/nginx.js';
 import { startPostgres, type TestPostgres } from '../test/postgres.js';
 import { runLoad, type LoadResult } from './load.js';
 import { QUICK, fmtInt, fmtMs, machineInfo, mdTable, percentile, writeSection } from './report.js';
-import { createBenchHome, getJson, postJson, startServer, type BenchServer } from './server.js';
+import { cpuSeconds, createBenchHome, getJson, postJson, startServer, type BenchServer } from './server.js';
 
 const LOAD_SEC = QUICK ? 2 : 5;
 const CONNECTIONS = 50;
@@ -38,17 +38,6 @@ interface Row {
 }
 
 type Part = 'service' | 'postgres' | 'nginx' | 'load';
-
-/** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
-function cpuOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-  } catch {
-    return 0;
-  }
-}
 
 /** Pids of every process whose command name is `comm` (postgres, nginx). */
 function pidsOf(comm: string): number[] {
@@ -67,7 +56,7 @@ function pidsOf(comm: string): number[] {
 
 /** CPU seconds so far of the service processes, PostgreSQL, nginx and this load generator. */
 function cpuNow(servicePids: number[]): Record<Part, number> {
-  const sum = (pids: number[]) => pids.reduce((a, p) => a + cpuOf(p), 0);
+  const sum = (pids: number[]) => pids.reduce((a, p) => a + (cpuSeconds(p) || 0), 0);
   const self = process.cpuUsage();
   return {
     service: sum(servicePids),

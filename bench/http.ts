@@ -29,7 +29,7 @@ import {
   verdict,
   writeSection,
 } from './report.js';
-import { health, listTasks, startServer } from './server.js';
+import { cpuSeconds, health, listTasks, startServer } from './server.js';
 
 const CONNECTIONS = 50;
 const DURATION_SEC = QUICK ? 1 : 5;
@@ -79,17 +79,6 @@ async function baseline(): Promise<LoadResult> {
     return await measure({ url: bare.url, connections: CONNECTIONS, path: '/' });
   } finally {
     await bare.stop();
-  }
-}
-
-/** User + system CPU seconds a process has used so far (Linux /proc), or NaN. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
-  } catch {
-    return NaN;
   }
 }
 

@@ -50,6 +50,17 @@ export interface MemoryReading {
   peakRssBytes: number;
 }
 
+/** User + system CPU seconds a process has used so far (Linux /proc), or NaN once it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+  } catch {
+    return NaN;
+  }
+}
+
 /** Reads a process's memory from /proc (Linux only; null elsewhere or once it has exited). */
 export function readMemory(pid: number): MemoryReading | null {
   let status: string;

@@ -12,11 +12,18 @@
  *   node --import tsx bench/training.ts          (BENCH_QUICK=1 for a smoke run)
  */
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { writeImageFolder } from '../test/fixtures/images.js';
 import { QUICK, machineInfo, mdTable, verdict, writeSection } from './report.js';
-import { REPO_ROOT, createBenchHome, getJson, postJson, startServer, type TaskView } from './server.js';
+import {
+  REPO_ROOT,
+  cpuSeconds,
+  createBenchHome,
+  getJson,
+  postJson,
+  startServer,
+  type TaskView,
+} from './server.js';
 
 const PYTHON = process.env.RFUAV_PYTHON ?? '/usr/bin/python3';
 const SIZE = QUICK ? 64 : 224;
@@ -114,12 +121,6 @@ async function runnerDirect(
   );
   await child;
   return { secs, firstEpochMs, wallMs: performance.now() - t0 };
-}
-
-/** utime + stime of a process, in seconds (Linux /proc; clock ticks are 100 Hz there). */
-function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function viaService(url: string, pid: number, round: number) {
