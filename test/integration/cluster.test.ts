@@ -391,11 +391,18 @@ describe('a cluster of service processes on PostgreSQL', () => {
     const { id, victim, other } = await runningOnOneOfTwo(db);
     victim.proc.child.kill('SIGSTOP');
     try {
+      // Generous: this waits out a 3 s lease on two shared cores that other test files load too.
       await waitFor(
         async () => (await statusOf(db, id))?.node_name === other.name,
-        15_000,
+        30_000,
         'the other node to take it',
-      );
+      ).catch(async (err: Error) => {
+        const nodes = await sql(db, 'SELECT name, state, now() - heartbeat_at AS age FROM nodes');
+        throw new Error(
+          `${err.message}\nnodes: ${JSON.stringify(nodes)}\n${(await messages(db, id)).join('\n')}\n` +
+            `--- ${other.name}:\n${other.proc.output()}`,
+        );
+      });
     } finally {
       victim.proc.child.kill('SIGCONT');
     }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { inTransaction, withClient } from '../../src/store/postgres/client.js';
 import { PgStore } from '../../src/store/postgres/pg-store.js';
 import pg from 'pg';
 import { PG_MIGRATIONS } from '../../src/store/postgres/migrations.js';
@@ -108,5 +109,26 @@ describe('PostgreSQL store', () => {
     await s.createTask(newTask('after'));
     assert.equal((await s.getTask('after'))?.status, 'pending');
     await s.close();
+  });
+
+  it('a connection cut between two statements of a transaction fails that call, not the process', async () => {
+    const url = await server.createDatabase();
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool.on('error', () => undefined);
+    const killer = new pg.Client({ connectionString: url });
+    await killer.connect();
+    // Cut while the client is lent and idle between statements: the server ending it emits an
+    // 'error' on the client, which ended the whole node before a listener was attached for the loan.
+    const cut = inTransaction(pool, async (client) => {
+      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await killer.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      await new Promise((r) => setTimeout(r, 200));
+      await client.query('SELECT 1');
+    });
+    await assert.rejects(cut);
+    // The broken connection was not lent again: the pool goes on with a fresh one.
+    assert.equal(await withClient(pool, async (c) => (await c.query('SELECT 2 AS n')).rows[0].n), 2);
+    await killer.end();
+    await pool.end();
   });
 });

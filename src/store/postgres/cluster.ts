@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type pg from 'pg';
 import type { DeviceInfo } from '../../domain/devices.js';
+import { inTransaction } from './client.js';
 
 /** Who may write to a claimed task: the claiming node and the epoch its claim set. */
 export interface Fence {
@@ -265,35 +266,29 @@ export class PgCluster {
   /**
    * Marks nodes past their lease as lost and puts every task held by no live node back in the
    * queue, each with a log line naming the node (its next start counts the next attempt). One sweeper at
-   * a time (a transaction-scoped advisory lock); the others return at once with nothing.
+   * a time (a transaction-scoped advisory lock); the others return at once with nothing. A sweeper
+   * stalled mid-transaction loses its session (and the lock) after a third of the lease.
    */
   async sweepLost(leaseMs: number): Promise<SweepResult> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
+      // A node frozen inside this transaction (SIGSTOP, a VM paused) would hold the lock, and so
+      // stop every sweep, for as long as it stays frozen: the server ends such a session instead.
+      await client.query(
+        `SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1000, Math.round(leaseMs / 3))}`,
+      );
       const { rows: lock } = await client.query<{ ok: boolean }>(
         'SELECT pg_try_advisory_xact_lock($1, $2) AS ok',
         [this.lockSpace, LOCK_SWEEP],
       );
-      if (!lock[0]?.ok) {
-        await client.query('ROLLBACK');
-        return { lost: [], requeued: [] };
-      }
+      if (!lock[0]?.ok) return { lost: [], requeued: [] };
       const { rows: lost } = await client.query<{ node_id: string; name: string }>(
         `UPDATE nodes SET state = 'lost'
          WHERE state IN ('active', 'draining') AND now() - heartbeat_at > $1 * interval '1 millisecond'
          RETURNING node_id, name`,
         [leaseMs],
       );
-      const requeued = await requeueOrphans(client);
-      await client.query('COMMIT');
-      return { lost, requeued };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+      return { lost, requeued: await requeueOrphans(client) };
+    });
   }
 }
 

@@ -17,6 +17,7 @@ import {
   type TaskFilter,
   type UnfinishedTask,
 } from '../store.js';
+import { inTransaction, withClient } from './client.js';
 import { PgCluster, type Fence } from './cluster.js';
 import { PG_MIGRATIONS } from './migrations.js';
 
@@ -163,36 +164,38 @@ export class PgStore implements Store {
 
   /** Applies the migrations this database lacks, each in its own transaction, under a lock. */
   private async migrate(): Promise<void> {
-    const client = await this.pool.connect();
-    try {
+    await withClient(this.pool, async (client) => {
       await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_SPACE, LOCK_MIGRATIONS]);
-      await client.query(
-        'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
-      );
-      const done = new Set(
-        (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
-          (r) => r.version,
-        ),
-      );
-      for (const m of PG_MIGRATIONS) {
-        if (done.has(m.version)) continue;
-        await client.query('BEGIN');
-        try {
-          await client.query(m.sql);
-          await client.query(
-            'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())',
-            [m.version, m.name],
-          );
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK');
-          throw err;
+      try {
+        await client.query(
+          'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
+        );
+        const done = new Set(
+          (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+            (r) => r.version,
+          ),
+        );
+        for (const m of PG_MIGRATIONS) {
+          if (done.has(m.version)) continue;
+          await client.query('BEGIN');
+          try {
+            await client.query(m.sql);
+            await client.query(
+              'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())',
+              [m.version, m.name],
+            );
+            await client.query('COMMIT');
+          } catch (err) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            throw err;
+          }
         }
+      } finally {
+        await client
+          .query('SELECT pg_advisory_unlock($1, $2)', [LOCK_SPACE, LOCK_MIGRATIONS])
+          .catch(() => {});
       }
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_SPACE, LOCK_MIGRATIONS]).catch(() => {});
-      client.release();
-    }
+    });
   }
 
   /**
@@ -321,7 +324,11 @@ export class PgStore implements Store {
     const args: unknown[] = [];
     if (filter.status) where.push(`status = $${args.push(filter.status)}`);
     if (filter.kinds) where.push(`task_type = ANY($${args.push(filter.kinds)})`);
-    const text = `SELECT * FROM tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${args.push(filter.limit)}`;
+    if (filter.idPrefix)
+      where.push(
+        `substr(task_id, 1, $${args.push(filter.idPrefix.length)}) = $${args.push(filter.idPrefix)}`,
+      );
+    const text = `SELECT * FROM tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${args.push(filter.limit)} OFFSET $${args.push(filter.offset ?? 0)}`;
     return (await this.q<TaskRow>(text, args)).map(rowToTask);
   }
 
@@ -438,21 +445,13 @@ export class PgStore implements Store {
     const entries = Object.entries(overrides).flatMap(([dev, classes]) =>
       Object.entries(classes).map(([cls, n]) => [dev, cls, n] as const),
     );
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       await client.query('DELETE FROM resource_limits');
       await client.query(
         'INSERT INTO resource_limits (device_key, resource_class, max_concurrent) SELECT * FROM unnest($1::text[], $2::text[], $3::int[])',
         [entries.map((e) => e[0]), entries.map((e) => e[1]), entries.map((e) => e[2])],
       );
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async ping(): Promise<void> {
