@@ -118,6 +118,21 @@ export function storeConformance(
         ['l4'],
       );
       assert.deepEqual(await s.listTasks({ limit: 10, kinds: [] }), []);
+      // Pages further down, and ids by their start (exact: case counts, % is no wildcard).
+      assert.deepEqual(
+        (await s.listTasks({ limit: 2, offset: 2 })).map((t) => t.task_id),
+        ['l3', 'l2'],
+      );
+      assert.deepEqual(
+        (await s.listTasks({ limit: 2, offset: 1, kinds: ['training'] })).map((t) => t.task_id),
+        ['l3', 'l1'],
+      );
+      assert.deepEqual(
+        (await s.listTasks({ limit: 10, idPrefix: 'l3' })).map((t) => t.task_id),
+        ['l3'],
+      );
+      assert.deepEqual(await s.listTasks({ limit: 10, idPrefix: 'L3' }), []);
+      assert.deepEqual(await s.listTasks({ limit: 10, idPrefix: 'l%' }), []);
       const counts = (await s.countByKindAndStatus()).sort((a, b) =>
         `${a.task_type}${a.status}`.localeCompare(`${b.task_type}${b.status}`),
       );

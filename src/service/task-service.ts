@@ -292,7 +292,13 @@ export class TaskService {
     return t;
   }
 
-  async list(filter: { status?: TaskStatus; task_type?: string; limit: number }) {
+  async list(filter: {
+    status?: TaskStatus;
+    task_type?: string;
+    limit: number;
+    offset?: number;
+    idPrefix?: string;
+  }) {
     const groups = { training: [] as string[], inference: [] as string[], other: [] as string[] };
     for (const kind of this.deps.registry.kinds()) {
       if (filter.task_type && kind !== filter.task_type) continue;
@@ -306,6 +312,8 @@ export class TaskService {
               status: filter.status,
               kinds,
               limit: filter.limit,
+              offset: filter.offset,
+              idPrefix: filter.idPrefix,
             })
           ).map((t) => this.view(t));
     if (this.deps.cluster) await this.refreshCounts();

@@ -25,7 +25,11 @@ export type UnfinishedTask = Pick<
 export interface TaskFilter {
   status?: TaskStatus;
   kinds?: readonly TaskKind[];
+  /** Only tasks whose id starts with this (exactly, case included). */
+  idPrefix?: string;
   limit: number;
+  /** Skips this many of the newest matches first (a page further down the list). */
+  offset?: number;
 }
 
 export interface KindStatusCount {

@@ -10,6 +10,13 @@ const ListQuery = Type.Object({
   status: Type.Optional(Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)))),
   task_type: Type.Optional(Type.String({ maxLength: 64 })),
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  offset: Type.Integer({
+    minimum: 0,
+    maximum: 10_000_000,
+    default: 0,
+    description: 'skip this many of the newest matches (each group)',
+  }),
+  q: Type.Optional(Type.String({ maxLength: 64, description: 'only task ids that start with this' })),
 });
 
 const errors = { 404: ErrorSchema, 409: ErrorSchema };
@@ -49,6 +56,8 @@ function listRoute(app: FastifyInstance, { service }: AppDeps): void {
         status: request.query.status as TaskStatus | undefined,
         task_type: request.query.task_type,
         limit: request.query.limit,
+        offset: request.query.offset,
+        idPrefix: request.query.q || undefined,
       }),
   );
 }

@@ -386,8 +386,14 @@ export class SqliteStore implements Store {
       where.push(`task_type IN (${filter.kinds.map(() => '?').join(', ')})`);
       args.push(...filter.kinds);
     }
-    const sql = `SELECT * FROM tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY rowid DESC LIMIT ?`;
-    return this.read(() => (this.db.prepare(sql).all(...args, filter.limit) as TaskRow[]).map(rowToTask));
+    if (filter.idPrefix) {
+      where.push('substr(task_id, 1, ?) = ?');
+      args.push(filter.idPrefix.length, filter.idPrefix);
+    }
+    const sql = `SELECT * FROM tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY rowid DESC LIMIT ? OFFSET ?`;
+    return this.read(() =>
+      (this.db.prepare(sql).all(...args, filter.limit, filter.offset ?? 0) as TaskRow[]).map(rowToTask),
+    );
   }
 
   async listUnfinished(): Promise<UnfinishedTask[]> {
