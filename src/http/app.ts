@@ -15,6 +15,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { modelTaskRoutes } from './routes/model-tasks.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { predictRoutes } from './routes/predict.js';
+import { uiRoutes } from './routes/ui.js';
 
 /**
  * Builds the HTTP app (not listening). Bodies are validated without type coercion ("5" is not 5),
@@ -89,6 +90,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         ? [app.rateLimit({ max: config.rateLimitMax, timeWindow: config.rateLimitWindowMs })]
         : [],
   };
+  await registerRoutes(app, deps, shared);
+
+  app.addHook('onClose', async () => streams.closeAll());
+  app.addHook('preClose', async () => streams.closeAll());
+  return app;
+}
+
+/** Every route the service answers: the API, its documentation's and the dashboard's. */
+async function registerRoutes(app: FastifyInstance, deps: AppDeps, shared: HttpShared): Promise<void> {
   await app.register(systemRoutes(deps, shared));
   await app.register(taskRoutes(deps, shared));
   await app.register(jobRoutes(deps, shared));
@@ -96,10 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(resourceRoutes(deps));
   await app.register(nodeRoutes(deps));
   if (deps.predict) await app.register(predictRoutes(deps, deps.predict));
-
-  app.addHook('onClose', async () => streams.closeAll());
-  app.addHook('preClose', async () => streams.closeAll());
-  return app;
+  await app.register(uiRoutes());
 }
 
 export { errorBody };

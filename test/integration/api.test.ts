@@ -64,8 +64,11 @@ describe('HTTP API', async () => {
     assert.equal(root.name, 'RFUAV Model Service');
     assert.ok(root.endpoints.docs);
     const html = await app.inject({ url: '/', headers: { accept: 'text/html' } });
-    assert.match(html.headers['content-type'] as string, /text\/html/);
-    assert.match(html.body, /RFUAV Model Service/);
+    assert.equal(html.statusCode, 302);
+    assert.equal(html.headers.location, '/ui/');
+    const ui = await app.inject({ url: '/ui/' });
+    assert.match(ui.headers['content-type'] as string, /text\/html/);
+    assert.match(ui.body, /RFUAV Model Service/);
     const metrics = await app.inject({ url: '/metrics' });
     assert.match(metrics.body, /rfuav_http_request_duration_seconds_bucket\{.*route="\/api\/v1\/health"/);
     assert.match(metrics.body, /rfuav_queue_length \d+/);

@@ -4,7 +4,6 @@ import { VERSION } from '../../config.js';
 import { unavailable } from '../../domain/errors.js';
 import { SUPPORTED_MODELS } from '../../domain/models.js';
 import type { AppDeps, HttpShared } from '../deps.js';
-import { renderOverviewPage } from '../overview-page.js';
 
 /** GET /api/v1/health, /api/v1/health/ready, /api/v1/info, / and /metrics. */
 export function systemRoutes(deps: AppDeps, { streams }: HttpShared) {
@@ -13,7 +12,7 @@ export function systemRoutes(deps: AppDeps, { streams }: HttpShared) {
     healthRoute(app, deps, streams);
     readyRoute(app, deps);
     infoRoute(app, deps);
-    rootRoute(app, deps);
+    rootRoute(app);
     metricsRoute(app, deps);
   };
 }
@@ -141,25 +140,19 @@ function infoRoute(app: FastifyInstance, deps: AppDeps): void {
   );
 }
 
-function rootRoute(app: FastifyInstance, deps: AppDeps): void {
-  const { service } = deps;
+function rootRoute(app: FastifyInstance): void {
   app.get(
     '/',
-    { schema: { tags: ['system'], summary: 'HTML overview for browsers, JSON otherwise' } },
+    {
+      schema: {
+        tags: ['system'],
+        summary: 'Browsers are sent to the dashboard (/ui/), others get a JSON overview',
+      },
+    },
     async (request, reply) => {
       const accept = request.headers.accept ?? '';
-      if (accept.includes('text/html')) {
-        reply.type('text/html; charset=utf-8');
-        const now = service.snapshot();
-        return renderOverviewPage({
-          version: VERSION,
-          counts: service.countsByKindAndStatus(),
-          usage: now.usage,
-          limits: now.limits,
-          queueLength: now.waiting,
-          gpuCount: deps.devices.gpuCount,
-        });
-      }
+      // Browsers go to the dashboard; API clients get the JSON overview.
+      if (accept.includes('text/html')) return reply.redirect('/ui/', 302);
       return {
         name: 'RFUAV Model Service',
         version: VERSION,

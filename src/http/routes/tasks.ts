@@ -16,6 +16,9 @@ const ListQuery = Type.Object({
     default: 0,
     description: 'skip this many of the newest matches (each group)',
   }),
+  before: Type.Optional(
+    Type.String({ maxLength: 64, description: 'only tasks created before this task id (the next page)' }),
+  ),
   q: Type.Optional(Type.String({ maxLength: 64, description: 'only task ids that start with this' })),
 });
 
@@ -58,6 +61,7 @@ function listRoute(app: FastifyInstance, { service }: AppDeps): void {
         limit: request.query.limit,
         offset: request.query.offset,
         idPrefix: request.query.q || undefined,
+        beforeId: request.query.before || undefined,
       }),
   );
 }

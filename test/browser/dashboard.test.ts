@@ -1,0 +1,182 @@
+/**
+ * The dashboard in real Chromium against a real service doing real work: a split, a small
+ * PyTorch training and its evaluation, a task cancelled from its page, and the same with tokens.
+ * Every page is checked for console errors and failed requests.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../chromium.js';
+import { writeImageFolder } from '../fixtures/images.js';
+import { Gates } from '../gate-job.js';
+import { startService, tmpDir, waitFor } from '../helpers.js';
+
+interface Watched {
+  page: Page;
+  problems: string[];
+}
+
+/** A page that records every console error, page error and failed request it meets. */
+async function open(browser: Browser, url: string): Promise<Watched> {
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    // Failed answers are recorded below, with their address.
+    if (m.type() === 'error' && !/^Failed to load resource/.test(m.text()))
+      problems.push(`console: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${new URL(r.url()).pathname}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => {
+    // A stream the page itself closed on leaving is not a failure.
+    if (!/ERR_ABORTED/.test(r.failure()?.errorText ?? '')) problems.push(`request failed: ${r.url()}`);
+  });
+  await page.goto(url);
+  return { page, problems };
+}
+
+async function post(url: string, body: unknown, token?: string) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as Record<string, unknown>;
+  assert.equal(res.status, 200, JSON.stringify(json));
+  return json;
+}
+
+describe('dashboard (Chromium)', () => {
+  let browser: Browser;
+  before(async () => {
+    browser = await launchChromium();
+  });
+  after(async () => browser?.close());
+
+  it('a browser at / lands on the overview; the task list shows a new split live; its page streams the log', async () => {
+    const dir = tmpDir();
+    await writeImageFolder(path.join(dir, 'data', 'ds'), { classes: 2, perClass: 6 });
+    const svc = await startService(dir, { listen: true });
+    const overview = await open(browser, `${svc.url}/`);
+    assert.equal(new URL(overview.page.url()).pathname, '/ui/');
+    await overview.page.waitForSelector('#queue-length .n');
+    await overview.page.waitForSelector('#slots >> text=cpu');
+    assert.deepEqual(overview.problems, []);
+    await overview.page.close();
+
+    const list = await open(browser, `${svc.url}/ui/tasks?status=&kind=dataset_split`);
+    await list.page.waitForSelector('text=No task matches.');
+    const split = await post(`${svc.url}/api/v2/preprocessing/split`, {
+      input_path: 'ds',
+      output_path: 'splits/s1',
+      train_ratio: 0.6,
+    });
+    const id = String(split.task_id);
+    // Live: the row appears without a reload, and reaches completed.
+    const row = list.page.locator(`tr[data-task="${id}"]`);
+    await row.waitFor({ timeout: 5000 });
+    assert.equal(await row.locator('a').textContent(), id.slice(0, 8));
+    await row.locator('text=completed').waitFor({ timeout: 10_000 });
+    // The filters live in the URL: another kind shows nothing, and the page rebuilt from it too.
+    await list.page.selectOption('#f-kind', 'training');
+    await list.page.waitForURL(/kind=training/);
+    await list.page.waitForSelector('text=No task matches.');
+    await list.page.goBack().catch(() => undefined);
+    await list.page.goto(`${svc.url}/ui/tasks?kind=dataset_split&q=${id.slice(0, 6)}`);
+    await list.page.locator(`tr[data-task="${id}"] a`).click();
+    await list.page.waitForURL(new RegExp(`/ui/tasks/${id}$`));
+    await list.page.waitForSelector('#task-head >> text=completed');
+    // Its log, from the stream: the first line and the final status.
+    await list.page.locator('#log >> text=Task accepted').waitFor({ timeout: 2000 });
+    await list.page.locator('#log .final >> text=completed').waitFor({ timeout: 2000 });
+    assert.match((await list.page.textContent('#task-params')) ?? '', /"train_ratio": 0.6/);
+    // Level filter: WARNING and above hides the INFO lines, and says so in the URL.
+    await list.page.selectOption('#log-level', 'WARNING');
+    assert.match(list.page.url(), /level=WARNING/);
+    assert.equal(await list.page.locator('#log div.INFO:visible').count(), 0);
+    assert.deepEqual(list.problems, []);
+    await list.page.close();
+  });
+
+  it('a training page draws its curve as epochs arrive; its evaluation shows the confusion matrix', async () => {
+    const dir = tmpDir();
+    const data = path.join(dir, 'data');
+    await writeImageFolder(path.join(data, 'set/train'), { classes: 3, perClass: 8, size: 64, seed: 3 });
+    await writeImageFolder(path.join(data, 'set/val'), { classes: 3, perClass: 4, size: 64, seed: 11 });
+    const svc = await startService(dir, { listen: true, env: { RFUAV_TORCH_THREADS: '1' } });
+    const t = await post(`${svc.url}/api/v2/training/start`, {
+      model: 'resnet18',
+      num_classes: 3,
+      train_path: 'set/train',
+      val_path: 'set/val',
+      save_path: 'runs',
+      name: 'r1',
+      device: 'cpu',
+      image_size: 64,
+      batch_size: 4,
+      num_epochs: 3,
+      pretrained: false,
+      seed: 1,
+    });
+    const id = String(t.task_id);
+    const { page, problems } = await open(browser, `${svc.url}/ui/tasks/${id}`);
+    // The curve grows while the page is open: one point per finished epoch.
+    const points = () => page.locator('#curve svg').first().locator('circle').count();
+    await waitFor(async () => (await points()) >= 2 * 1, 120_000, 'the first epoch on the curve');
+    await page.waitForSelector('#task-head >> text=completed', { timeout: 120_000 });
+    await waitFor(async () => (await points()) === 2 * 3, 10_000, 'three epochs of train and val loss');
+    assert.deepEqual(problems, []);
+    await page.close();
+
+    const ev = await post(`${svc.url}/api/v2/evaluation/start`, {
+      cfg_path: 'runs/r1/config.yaml',
+      weight_path: 'runs/r1/best_model.pth',
+      data_path: 'set/val',
+      save_path: 'evals/e1',
+      device: 'cpu',
+    });
+    const evPage = await open(browser, `${svc.url}/ui/tasks/${String(ev.task_id)}`);
+    await evPage.page.waitForSelector('#confusion svg rect', { timeout: 60_000 });
+    assert.equal(await evPage.page.locator('#confusion svg rect').count(), 9, 'a 3 × 3 matrix');
+    assert.equal(await evPage.page.locator('#per-class tbody tr').count(), 3);
+    assert.deepEqual(evPage.problems, []);
+    await evPage.page.close();
+  });
+
+  for (const withTokens of [false, true]) {
+    it(`cancel from a task's page ends the running task${withTokens ? ' (tokens set: the page asks for one)' : ''}`, async () => {
+      const dir = tmpDir();
+      const gates = new Gates();
+      const svc = await startService(dir, {
+        listen: true,
+        extraJobs: [gates.job('gate', 'preprocessing', 'gate')],
+        env: withTokens ? { RFUAV_API_TOKENS: 'tok-a,tok-b' } : {},
+      });
+      const task = await post(`${svc.url}/api/v2/preprocessing/gate`, {}, withTokens ? 'tok-b' : undefined);
+      const id = String(task.task_id);
+      const { page, problems } = await open(browser, `${svc.url}/ui/tasks/${id}`);
+      if (withTokens) {
+        await page.locator('#token').fill('tok-b');
+        await page.locator('#token-form button').click();
+      }
+      await page.waitForSelector('#task-head >> text=running');
+      await page.locator('#log >> text=waiting').waitFor({ timeout: 2000 });
+      await page.locator('button', { hasText: 'Cancel' }).click();
+      await page.waitForSelector('#task-head >> text=cancelled', { timeout: 10_000 });
+      await page.locator('#log .final >> text=cancelled').waitFor({ timeout: 5000 });
+      if (withTokens) {
+        // The token stayed in the browser session; it never appears in a URL the page asked for.
+        assert.equal(await page.evaluate('sessionStorage.getItem("rfuav-token")'), 'tok-b');
+      }
+      // A 401 answer before the token was entered is the one expected "error" with tokens set.
+      assert.deepEqual(
+        problems.filter((p) => !(withTokens && /401/.test(p))),
+        [],
+      );
+      await page.close();
+    });
+  }
+});
