@@ -133,6 +133,11 @@ export function storeConformance(
       );
       assert.deepEqual(await s.listTasks({ limit: 10, idPrefix: 'L3' }), []);
       assert.deepEqual(await s.listTasks({ limit: 10, idPrefix: 'l%' }), []);
+      assert.deepEqual(
+        (await s.listTasks({ limit: 2, beforeId: 'l4', kinds: ['training'] })).map((t) => t.task_id),
+        ['l3', 'l1'],
+      );
+      assert.deepEqual(await s.listTasks({ limit: 2, beforeId: 'no-such-task' }), []);
       const counts = (await s.countByKindAndStatus()).sort((a, b) =>
         `${a.task_type}${a.status}`.localeCompare(`${b.task_type}${b.status}`),
       );

@@ -298,6 +298,7 @@ export class TaskService {
     limit: number;
     offset?: number;
     idPrefix?: string;
+    beforeId?: string;
   }) {
     const groups = { training: [] as string[], inference: [] as string[], other: [] as string[] };
     for (const kind of this.deps.registry.kinds()) {
@@ -314,6 +315,7 @@ export class TaskService {
               limit: filter.limit,
               offset: filter.offset,
               idPrefix: filter.idPrefix,
+              beforeId: filter.beforeId,
             })
           ).map((t) => this.view(t));
     if (this.deps.cluster) await this.refreshCounts();

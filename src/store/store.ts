@@ -30,6 +30,8 @@ export interface TaskFilter {
   limit: number;
   /** Skips this many of the newest matches first (a page further down the list). */
   offset?: number;
+  /** Only tasks created before this one (the next page after it, however many were created since). */
+  beforeId?: string;
 }
 
 export interface KindStatusCount {

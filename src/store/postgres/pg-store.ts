@@ -328,6 +328,8 @@ export class PgStore implements Store {
       where.push(
         `substr(task_id, 1, $${args.push(filter.idPrefix.length)}) = $${args.push(filter.idPrefix)}`,
       );
+    if (filter.beforeId)
+      where.push(`seq < coalesce((SELECT seq FROM tasks WHERE task_id = $${args.push(filter.beforeId)}), 0)`);
     const text = `SELECT * FROM tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${args.push(filter.limit)} OFFSET $${args.push(filter.offset ?? 0)}`;
     return (await this.q<TaskRow>(text, args)).map(rowToTask);
   }

@@ -390,6 +390,10 @@ export class SqliteStore implements Store {
       where.push('substr(task_id, 1, ?) = ?');
       args.push(filter.idPrefix.length, filter.idPrefix);
     }
+    if (filter.beforeId) {
+      where.push('rowid < coalesce((SELECT rowid FROM tasks WHERE task_id = ?), 0)');
+      args.push(filter.beforeId);
+    }
     const sql = `SELECT * FROM tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY rowid DESC LIMIT ? OFFSET ?`;
     return this.read(() =>
       (this.db.prepare(sql).all(...args, filter.limit, filter.offset ?? 0) as TaskRow[]).map(rowToTask),
