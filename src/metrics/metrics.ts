@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface MetricsSources {
   taskCounts(): { kind: string; status: string; n: number }[];
@@ -7,7 +7,17 @@ export interface MetricsSources {
   logStreams(): number;
   /** In a cluster: the nodes by state, as of this node's last heartbeat. */
   clusterNodes?(): { state: string; n: number }[];
+  /** This node's GPUs as last read from nvidia-smi (at the refresh interval, not per scrape). */
+  gpus?(): {
+    index: number;
+    name: string;
+    utilization: number | null;
+    usedMemoryGb: number;
+    totalMemoryGb: number;
+  }[];
 }
+
+const GB = 1024 ** 3;
 
 /**
  * Prometheus metrics of one service instance (its own registry: no process-wide singleton).
@@ -18,6 +28,7 @@ export class ServiceMetrics {
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   readonly dispatchLatency: Histogram;
   readonly rejected: Counter<'reason'>;
+  readonly taskDuration: Histogram<'kind' | 'status'>;
   private sources: MetricsSources | null = null;
 
   constructor() {
@@ -41,8 +52,48 @@ export class ServiceMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.taskDuration = new Histogram({
+      name: 'rfuav_task_duration_seconds',
+      help: 'Time from a task starting to its end, by kind and final status',
+      labelNames: ['kind', 'status'],
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 48 * 3600],
+      registers,
+    });
+    // The process: CPU, resident memory, heap, event-loop lag, GC (prom-client's standard set).
+    collectDefaultMetrics({ register: this.registry });
     // prom-client calls collect() with the gauge as `this`; the sources are read through a getter.
     const sources = () => this.sources;
+    const gpuGauge = (
+      name: string,
+      help: string,
+      value: (g: NonNullable<ReturnType<NonNullable<MetricsSources['gpus']>>>[number]) => number | null,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['gpu', 'name'],
+        registers,
+        collect() {
+          this.reset();
+          for (const g of sources()?.gpus?.() ?? []) {
+            const v = value(g);
+            if (v !== null) this.set({ gpu: `cuda:${g.index}`, name: g.name }, v);
+          }
+        },
+      });
+    gpuGauge('rfuav_gpu_utilization_ratio', 'GPU utilisation (nvidia-smi utilization.gpu) as a ratio', (g) =>
+      g.utilization === null ? null : g.utilization / 100,
+    );
+    gpuGauge(
+      'rfuav_gpu_memory_used_bytes',
+      'GPU memory in use (nvidia-smi memory.used)',
+      (g) => g.usedMemoryGb * GB,
+    );
+    gpuGauge(
+      'rfuav_gpu_memory_total_bytes',
+      'GPU memory in all (nvidia-smi memory.total)',
+      (g) => g.totalMemoryGb * GB,
+    );
     new Gauge({
       name: 'rfuav_tasks',
       help: 'Stored tasks by kind and status',

@@ -679,7 +679,10 @@ export class TaskService {
     }
     try {
       const saved = await this.writeEnd(id, patch, job);
-      if (saved) this.counts.bump(saved.task_type, 'running', saved.status);
+      if (saved) {
+        this.counts.bump(saved.task_type, 'running', saved.status);
+        this.observeDuration(saved);
+      }
       this.log(id, line, level, patch.status === 'completed' ? { stage: 'completed' } : {});
       if (saved && isTerminal(saved.status)) {
         this.finishStream(id, saved.status, saved.error ?? saved.message);
@@ -724,6 +727,13 @@ export class TaskService {
       job.stopReason = 'lost';
       job.controller.abort(new Error(why));
     }
+  }
+
+  private observeDuration(t: TaskRecord): void {
+    if (!t.started_at || !t.finished_at) return;
+    const seconds = (Date.parse(t.finished_at) - Date.parse(t.started_at)) / 1000;
+    if (seconds >= 0)
+      this.deps.metrics.taskDuration.observe({ kind: t.task_type, status: t.status }, seconds);
   }
 
   /** Tells log followers the task ended (after its last entry). */

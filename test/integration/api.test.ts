@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { Gates } from '../gate-job.js';
-import { startService, tmpDir, waitFor } from '../helpers.js';
+import { fakeNvidiaSmi, startService, tmpDir, waitFor } from '../helpers.js';
 
 async function makeDataset(root: string, classes: string[], perClass: number): Promise<void> {
   for (const [ci, cls] of classes.entries()) {
@@ -73,6 +73,16 @@ describe('HTTP API', async () => {
     assert.match(metrics.body, /rfuav_http_request_duration_seconds_bucket\{.*route="\/api\/v1\/health"/);
     assert.match(metrics.body, /rfuav_queue_length \d+/);
     assert.match(metrics.body, /rfuav_slots_in_use\{device="cpu",class="preprocessing"\}/);
+    // The process's own figures (prom-client's default set) and task durations per kind.
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_gc_duration_seconds',
+    ]) {
+      assert.match(metrics.body, new RegExp(`^# TYPE ${name} `, 'm'), name);
+    }
+    assert.match(metrics.body, /^# TYPE rfuav_task_duration_seconds histogram/m);
   });
 
   it('serves /openapi.json generated from the route schemas, and the /docs UI', async () => {
@@ -377,6 +387,15 @@ describe('HTTP API', async () => {
     const bad = await app.inject({ url: '/api/v2/tasks?status=sleeping' });
     assert.equal(bad.statusCode, 422);
     assert.match(json(bad).message, /status/);
+    // Pages: after a task (before=), or by offset; and ids by their start (q=).
+    const ids = (r: { body: string }) => json(r).other_tasks.map((t: { task_id: string }) => t.task_id);
+    const all = ids(await app.inject({ url: '/api/v2/tasks?limit=1000' }));
+    assert.deepEqual(
+      ids(await app.inject({ url: `/api/v2/tasks?limit=2&before=${all[1]}` })),
+      all.slice(2, 4),
+    );
+    assert.deepEqual(ids(await app.inject({ url: '/api/v2/tasks?limit=2&offset=1' })), all.slice(1, 3));
+    assert.deepEqual(ids(await app.inject({ url: `/api/v2/tasks?q=${all[3].slice(0, 12)}` })), [all[3]]);
   });
 
   it('cancels waiting and running tasks; 404 for unknown ids, 409 once finished; deletes finished ones', async () => {
@@ -448,6 +467,28 @@ describe('HTTP API', async () => {
     assert.deepEqual(gpu.devices, []);
     assert.equal(gpu.cuda_version, null);
     assert.deepEqual(r.gpu_info.devices, []);
+  });
+
+  it('/metrics: per-GPU utilisation and memory from nvidia-smi, and how long each kind of task took', async () => {
+    const smi = fakeNvidiaSmi(tmpDir(), [
+      { totalMiB: 16384, usedMiB: 4096, util: 37, name: 'NVIDIA Fake A100' },
+    ]);
+    const gpuSvc = await startService(tmpDir(), { env: { RFUAV_NVIDIA_SMI: smi.path } });
+    const body = (await gpuSvc.app.inject({ url: '/metrics' })).body;
+    assert.match(body, /^rfuav_gpu_utilization_ratio\{gpu="cuda:0",name="NVIDIA Fake A100"\} 0\.37$/m);
+    assert.match(
+      body,
+      new RegExp(`^rfuav_gpu_memory_used_bytes\\{gpu="cuda:0",[^}]*\\} ${4096 * 1024 ** 2}$`, 'm'),
+    );
+    assert.match(
+      body,
+      new RegExp(`^rfuav_gpu_memory_total_bytes\\{gpu="cuda:0",[^}]*\\} ${16384 * 1024 ** 2}$`, 'm'),
+    );
+    // The splits of the tests above ended: their durations are counted per kind and status.
+    const m = /^rfuav_task_duration_seconds_count\{kind="dataset_split",status="completed"\} (\d+)$/m.exec(
+      (await app.inject({ url: '/metrics' })).body,
+    );
+    assert.ok(m && Number(m[1]) >= 1, 'split durations observed');
   });
 
   it('changes limits live: validated, persisted, and waiting work starts at once', async () => {

@@ -36,6 +36,7 @@ function attachGauges(deps: AppDeps, streams: HttpShared['streams']): void {
         return out;
       },
       logStreams: () => streams.size,
+      gpus: () => deps.devices.readings(),
       clusterNodes: cluster
         ? () => {
             const s = cluster.summary();
