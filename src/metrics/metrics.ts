@@ -63,93 +63,8 @@ export class ServiceMetrics {
     collectDefaultMetrics({ register: this.registry });
     // prom-client calls collect() with the gauge as `this`; the sources are read through a getter.
     const sources = () => this.sources;
-    const gpuGauge = (
-      name: string,
-      help: string,
-      value: (g: NonNullable<ReturnType<NonNullable<MetricsSources['gpus']>>>[number]) => number | null,
-    ) =>
-      new Gauge({
-        name,
-        help,
-        labelNames: ['gpu', 'name'],
-        registers,
-        collect() {
-          this.reset();
-          for (const g of sources()?.gpus?.() ?? []) {
-            const v = value(g);
-            if (v !== null) this.set({ gpu: `cuda:${g.index}`, name: g.name }, v);
-          }
-        },
-      });
-    gpuGauge('rfuav_gpu_utilization_ratio', 'GPU utilisation (nvidia-smi utilization.gpu) as a ratio', (g) =>
-      g.utilization === null ? null : g.utilization / 100,
-    );
-    gpuGauge(
-      'rfuav_gpu_memory_used_bytes',
-      'GPU memory in use (nvidia-smi memory.used)',
-      (g) => g.usedMemoryGb * GB,
-    );
-    gpuGauge(
-      'rfuav_gpu_memory_total_bytes',
-      'GPU memory in all (nvidia-smi memory.total)',
-      (g) => g.totalMemoryGb * GB,
-    );
-    new Gauge({
-      name: 'rfuav_tasks',
-      help: 'Stored tasks by kind and status',
-      labelNames: ['kind', 'status'],
-      registers,
-      collect() {
-        this.reset();
-        for (const c of sources()?.taskCounts() ?? []) this.set({ kind: c.kind, status: c.status }, c.n);
-      },
-    });
-    new Gauge({
-      name: 'rfuav_queue_length',
-      help: 'Tasks waiting for a slot',
-      registers,
-      collect() {
-        this.set(sources()?.queueLength() ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'rfuav_slots_in_use',
-      help: 'Running tasks per device and resource class',
-      labelNames: ['device', 'class'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of sources()?.slots() ?? []) this.set({ device: s.device, class: s.cls }, s.used);
-      },
-    });
-    new Gauge({
-      name: 'rfuav_slot_limit',
-      help: 'Slot limit per device and resource class',
-      labelNames: ['device', 'class'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of sources()?.slots() ?? []) this.set({ device: s.device, class: s.cls }, s.limit);
-      },
-    });
-    new Gauge({
-      name: 'rfuav_log_streams',
-      help: 'Open live log followers',
-      registers,
-      collect() {
-        this.set(sources()?.logStreams() ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'rfuav_cluster_nodes',
-      help: 'Cluster nodes by state (active, draining, lost), as this node last saw them',
-      labelNames: ['state'],
-      registers,
-      collect() {
-        this.reset();
-        for (const c of sources()?.clusterNodes?.() ?? []) this.set({ state: c.state }, c.n);
-      },
-    });
+    scrapeGauges(registers, sources);
+    gpuGauges(registers, sources);
   }
 
   /**
@@ -160,4 +75,101 @@ export class ServiceMetrics {
     this.sources = sources;
     if (node) this.registry.setDefaultLabels({ node });
   }
+}
+
+type Sources = () => MetricsSources | null;
+
+/** Gauges computed at scrape time from the service's live figures. */
+function scrapeGauges(registers: Registry[], sources: Sources): void {
+  new Gauge({
+    name: 'rfuav_tasks',
+    help: 'Stored tasks by kind and status',
+    labelNames: ['kind', 'status'],
+    registers,
+    collect() {
+      this.reset();
+      for (const c of sources()?.taskCounts() ?? []) this.set({ kind: c.kind, status: c.status }, c.n);
+    },
+  });
+  new Gauge({
+    name: 'rfuav_queue_length',
+    help: 'Tasks waiting for a slot',
+    registers,
+    collect() {
+      this.set(sources()?.queueLength() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'rfuav_slots_in_use',
+    help: 'Running tasks per device and resource class',
+    labelNames: ['device', 'class'],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of sources()?.slots() ?? []) this.set({ device: s.device, class: s.cls }, s.used);
+    },
+  });
+  new Gauge({
+    name: 'rfuav_slot_limit',
+    help: 'Slot limit per device and resource class',
+    labelNames: ['device', 'class'],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of sources()?.slots() ?? []) this.set({ device: s.device, class: s.cls }, s.limit);
+    },
+  });
+  new Gauge({
+    name: 'rfuav_log_streams',
+    help: 'Open live log followers',
+    registers,
+    collect() {
+      this.set(sources()?.logStreams() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'rfuav_cluster_nodes',
+    help: 'Cluster nodes by state (active, draining, lost), as this node last saw them',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      this.reset();
+      for (const c of sources()?.clusterNodes?.() ?? []) this.set({ state: c.state }, c.n);
+    },
+  });
+}
+
+/** Per-GPU gauges from the last nvidia-smi reading. */
+function gpuGauges(registers: Registry[], sources: Sources): void {
+  const gpuGauge = (
+    name: string,
+    help: string,
+    value: (g: NonNullable<ReturnType<NonNullable<MetricsSources['gpus']>>>[number]) => number | null,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['gpu', 'name'],
+      registers,
+      collect() {
+        this.reset();
+        for (const g of sources()?.gpus?.() ?? []) {
+          const v = value(g);
+          if (v !== null) this.set({ gpu: `cuda:${g.index}`, name: g.name }, v);
+        }
+      },
+    });
+  gpuGauge('rfuav_gpu_utilization_ratio', 'GPU utilisation (nvidia-smi utilization.gpu) as a ratio', (g) =>
+    g.utilization === null ? null : g.utilization / 100,
+  );
+  gpuGauge(
+    'rfuav_gpu_memory_used_bytes',
+    'GPU memory in use (nvidia-smi memory.used)',
+    (g) => g.usedMemoryGb * GB,
+  );
+  gpuGauge(
+    'rfuav_gpu_memory_total_bytes',
+    'GPU memory in all (nvidia-smi memory.total)',
+    (g) => g.totalMemoryGb * GB,
+  );
 }
