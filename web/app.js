@@ -6,11 +6,13 @@ import { navigate, onNavigate } from './nav.js';
 import { overviewPage } from './pages/overview.js';
 import { taskListPage } from './pages/tasks.js';
 import { taskPage } from './pages/task.js';
+import { comparePage } from './pages/compare.js';
 
 const routes = [
   { path: /^\/ui\/?$/, page: overviewPage },
   { path: /^\/ui\/tasks\/?$/, page: taskListPage },
   { path: /^\/ui\/tasks\/([A-Za-z0-9_.-]{1,64})\/?$/, page: taskPage },
+  { path: /^\/ui\/compare\/?$/, page: comparePage },
 ];
 
 let leave = () => {};

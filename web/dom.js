@@ -57,17 +57,18 @@ export function progressBar(pct) {
   );
 }
 
-/** Runs `fn` now and every `ms` while the page stays the same; returns a stop function. */
+/** Runs `fn` now and every `ms` while the page stays the same (until it returns 'stop'); returns a stop function. */
 export function every(ms, fn) {
   let timer = null;
   let stopped = false;
   const tick = async () => {
+    let done = false;
     try {
-      await fn();
+      done = (await fn()) === 'stop';
     } catch (err) {
       console.warn(err);
     }
-    if (!stopped) timer = setTimeout(tick, ms);
+    if (!stopped && !done) timer = setTimeout(tick, ms);
   };
   void tick();
   return () => {

@@ -101,13 +101,13 @@ describe('dashboard (Chromium)', () => {
     await list.page.close();
   });
 
-  it('a training page draws its curve as epochs arrive; its evaluation shows the confusion matrix', async () => {
+  it('a training page draws its curve as epochs arrive; two runs compare; an evaluation shows the matrix', async () => {
     const dir = tmpDir();
     const data = path.join(dir, 'data');
     await writeImageFolder(path.join(data, 'set/train'), { classes: 3, perClass: 8, size: 64, seed: 3 });
     await writeImageFolder(path.join(data, 'set/val'), { classes: 3, perClass: 4, size: 64, seed: 11 });
     const svc = await startService(dir, { listen: true, env: { RFUAV_TORCH_THREADS: '1' } });
-    const t = await post(`${svc.url}/api/v2/training/start`, {
+    const run = {
       model: 'resnet18',
       num_classes: 3,
       train_path: 'set/train',
@@ -120,6 +120,13 @@ describe('dashboard (Chromium)', () => {
       num_epochs: 3,
       pretrained: false,
       seed: 1,
+    };
+    const t = await post(`${svc.url}/api/v2/training/start`, run);
+    const other = await post(`${svc.url}/api/v2/training/start`, {
+      ...run,
+      name: 'r2',
+      num_epochs: 2,
+      learning_rate: 0.01,
     });
     const id = String(t.task_id);
     const { page, problems } = await open(browser, `${svc.url}/ui/tasks/${id}`);
@@ -128,6 +135,32 @@ describe('dashboard (Chromium)', () => {
     await waitFor(async () => (await points()) >= 2 * 1, 120_000, 'the first epoch on the curve');
     await page.waitForSelector('#task-head >> text=completed', { timeout: 120_000 });
     await waitFor(async () => (await points()) === 2 * 3, 10_000, 'three epochs of train and val loss');
+    assert.deepEqual(problems, []);
+
+    // Both ticked in the list, then compared: a line per run, only what differs, min/max per metric.
+    await waitFor(
+      async () =>
+        (
+          (await (await fetch(`${svc.url}/api/v2/tasks/${String(other.task_id)}`)).json()) as {
+            status: string;
+          }
+        ).status === 'completed',
+      120_000,
+      'the second run',
+    );
+    await page.goto(`${svc.url}/ui/tasks?kind=training`);
+    for (const runId of [id, String(other.task_id)])
+      await page.locator(`input[aria-label="compare ${runId}"]`).check();
+    await page.locator('#compare-link').click();
+    await page.waitForURL(/\/ui\/compare\?ids=/);
+    await page.waitForSelector('#compare-charts [data-metric="train_loss"] polyline');
+    assert.equal(await page.locator('#compare-charts [data-metric="train_loss"] polyline').count(), 2);
+    const differing = await page
+      .locator('#param-diff tr[data-param]')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-param')));
+    assert.ok(differing.includes('learning_rate') && differing.includes('num_epochs'), differing.join());
+    assert.ok(!differing.includes('model'), 'the same model is not listed');
+    assert.ok((await page.locator('#metric-stats tbody tr').count()) >= 4);
     assert.deepEqual(problems, []);
     await page.close();
 

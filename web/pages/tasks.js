@@ -49,7 +49,17 @@ export function taskListPage(main, url) {
   );
   const table = h('div', { class: 'table-wrap', id: 'task-table' });
   const pager = h('div', { class: 'pager' });
-  replace(main, h('h1', {}, 'Tasks'), form, table, pager);
+  // Training runs ticked here are compared on /ui/compare (kept across refreshes of the rows).
+  const selected = new Set();
+  const compare = h('a', { id: 'compare-link', hidden: true }, 'Compare');
+  const toggle = (id, on) => {
+    if (on) selected.add(id);
+    else selected.delete(id);
+    compare.hidden = selected.size === 0;
+    compare.textContent = `Compare ${selected.size} run(s)`;
+    compare.href = `/ui/compare?ids=${[...selected].map(encodeURIComponent).join(',')}`;
+  };
+  replace(main, h('h1', {}, 'Tasks'), form, h('div', { class: 'actions' }, compare), table, pager);
 
   void api('/api/v1/info').then((info) => {
     for (const k of info.task_types) kindSelect.append(h('option', { value: k, selected: k === kind }, k));
@@ -76,7 +86,10 @@ export function taskListPage(main, url) {
     const tasks = all.slice(0, PAGE_SIZE);
     const total = list.total_training + list.total_inference + list.total_other;
     const more = all.length > PAGE_SIZE;
-    replace(table, tasks.length ? rows(tasks) : h('p', { class: 'muted' }, 'No task matches.'));
+    replace(
+      table,
+      tasks.length ? rows(tasks, selected, toggle) : h('p', { class: 'muted' }, 'No task matches.'),
+    );
     replace(
       pager,
       before ? h('a', { href: pageHref(''), rel: 'first' }, '← newest') : '',
@@ -86,7 +99,7 @@ export function taskListPage(main, url) {
   });
 }
 
-function rows(tasks) {
+function rows(tasks, selected, toggle) {
   return h(
     'table',
     {},
@@ -96,6 +109,7 @@ function rows(tasks) {
       h(
         'tr',
         {},
+        h('th', {}, h('span', { class: 'visually-hidden' }, 'compare')),
         h('th', {}, 'task'),
         h('th', {}, 'kind'),
         h('th', {}, 'status'),
@@ -112,6 +126,18 @@ function rows(tasks) {
         h(
           'tr',
           { 'data-task': t.task_id },
+          h(
+            'td',
+            {},
+            t.task_type === 'training'
+              ? h('input', {
+                  type: 'checkbox',
+                  'aria-label': `compare ${t.task_id}`,
+                  checked: selected.has(t.task_id),
+                  onchange: (e) => toggle(t.task_id, e.currentTarget.checked),
+                })
+              : '',
+          ),
           h(
             'td',
             { class: 'mono' },

@@ -14,7 +14,12 @@ const TYPES: Record<string, string> = {
 };
 
 /** The pages the dashboard has; each is the same shell, which draws the page from its URL. */
-const PAGES = [/^\/ui\/?$/, /^\/ui\/tasks\/?$/, /^\/ui\/tasks\/[A-Za-z0-9_.-]{1,64}\/?$/];
+const PAGES = [
+  /^\/ui\/?$/,
+  /^\/ui\/tasks\/?$/,
+  /^\/ui\/tasks\/[A-Za-z0-9_.-]{1,64}\/?$/,
+  /^\/ui\/compare\/?$/,
+];
 
 /**
  * The files under web/, read once at start: a request can only ever name one of them (no path
