@@ -202,6 +202,7 @@ async function createHttp(
     metrics,
     registry,
     logger,
+    paths,
     predict: new PredictService(config.predict, sessions, workers, paths),
     clusterNode: core.clusterNode,
   });

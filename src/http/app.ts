@@ -16,6 +16,7 @@ import { modelTaskRoutes } from './routes/model-tasks.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { predictRoutes } from './routes/predict.js';
 import { uiRoutes } from './routes/ui.js';
+import { fileRoutes } from './routes/files.js';
 
 /**
  * Builds the HTTP app (not listening). Bodies are validated without type coercion ("5" is not 5),
@@ -105,6 +106,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, shared: HttpS
   await app.register(modelTaskRoutes(deps, shared));
   await app.register(resourceRoutes(deps));
   await app.register(nodeRoutes(deps));
+  await app.register(fileRoutes(deps));
   if (deps.predict) await app.register(predictRoutes(deps, deps.predict));
   await app.register(uiRoutes());
 }

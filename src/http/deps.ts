@@ -11,6 +11,7 @@ import type { ServiceMetrics } from '../metrics/metrics.js';
 import type { PredictService } from '../predict/predict-service.js';
 import type { TaskService } from '../service/task-service.js';
 import type { Store } from '../store/store.js';
+import type { PathSandbox } from '../util/sandbox.js';
 import type { SseStreams } from './sse.js';
 
 /** What the HTTP layer is built from (passed down from the composition root). */
@@ -26,6 +27,8 @@ export interface AppDeps {
   metrics: ServiceMetrics;
   registry: JobRegistry;
   logger: Logger;
+  /** The data root's sandbox (GET /api/v2/files lists inside it). */
+  paths: PathSandbox;
   /** POST /api/v2/inference/predict, when the service offers it. */
   predict?: PredictService;
   /** This process as a node of a PostgreSQL cluster (null: a single node on SQLite). */

@@ -491,6 +491,41 @@ describe('HTTP API', async () => {
     assert.ok(m && Number(m[1]) >= 1, 'split durations observed');
   });
 
+  it('GET /api/v2/files lists a folder of the data root, and nothing outside it', async () => {
+    fs.symlinkSync('/etc', path.join(dataRoot, 'escape'));
+    fs.symlinkSync(path.join(dataRoot, 'ds'), path.join(dataRoot, 'ds-link'));
+    const list = (q: string) => app.inject({ url: `/api/v2/files${q}` });
+    const root = json(await list(''));
+    assert.equal(root.path, '.');
+    const names = root.entries.map((e: { name: string }) => e.name);
+    assert.ok(names.includes('ds') && names.includes('ds-link'), names.join());
+    assert.ok(!names.includes('escape'), 'a link out of the root is not listed');
+    const ds = json(await list('?path=ds'));
+    assert.deepEqual(
+      ds.entries.map((e: { path: string; type: string }) => [e.path, e.type]),
+      [
+        ['ds/alpha', 'dir'],
+        ['ds/beta', 'dir'],
+        ['ds/gamma', 'dir'],
+      ],
+    );
+    const files = json(await list('?path=ds/alpha')).entries;
+    assert.equal(files.length, 10);
+    assert.equal(files[0].type, 'file');
+    assert.ok(files[0].size > 0);
+    for (const [q, status, message] of [
+      ['?path=../', 400, /^path: '..' is not allowed/],
+      ['?path=/etc', 400, /outside the data root/],
+      ['?path=escape', 400, /outside the data root/],
+      ['?path=nope', 404, /^path: 'nope' does not exist/],
+      ['?path=ds/alpha/img_00.png', 400, /is a file, not a folder/],
+    ] as const) {
+      const r = await list(q);
+      assert.equal(r.statusCode, status, `${q}: ${r.body}`);
+      assert.match(json(r).message, message, q);
+    }
+  });
+
   it('changes limits live: validated, persisted, and waiting work starts at once', async () => {
     await app.inject({
       method: 'POST',
