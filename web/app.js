@@ -7,12 +7,15 @@ import { overviewPage } from './pages/overview.js';
 import { taskListPage } from './pages/tasks.js';
 import { taskPage } from './pages/task.js';
 import { comparePage } from './pages/compare.js';
+import { submitIndexPage, submitPage } from './pages/submit.js';
 
 const routes = [
   { path: /^\/ui\/?$/, page: overviewPage },
   { path: /^\/ui\/tasks\/?$/, page: taskListPage },
   { path: /^\/ui\/tasks\/([A-Za-z0-9_.-]{1,64})\/?$/, page: taskPage },
   { path: /^\/ui\/compare\/?$/, page: comparePage },
+  { path: /^\/ui\/submit\/?$/, page: submitIndexPage },
+  { path: /^\/ui\/submit\/([a-z0-9_]{1,64})\/?$/, page: submitPage },
 ];
 
 let leave = () => {};

@@ -101,6 +101,57 @@ describe('dashboard (Chromium)', () => {
     await list.page.close();
   });
 
+  it('a split submitted from its form (paths picked from the data root) runs; a 4xx shows beside its field; run again refills it', async () => {
+    const dir = tmpDir();
+    await writeImageFolder(path.join(dir, 'data', 'ds'), { classes: 2, perClass: 6 });
+    const svc = await startService(dir, { listen: true });
+    const { page, problems } = await open(browser, `${svc.url}/ui/submit`);
+    await page.locator('#kinds a', { hasText: 'dataset_split' }).click();
+    await page.waitForURL(/\/ui\/submit\/dataset_split$/);
+    // Inputs are named by the schema's fields.
+    for (const name of ['input_path', 'output_path', 'train_ratio', 'val_ratio', 'seed', 'priority'])
+      assert.equal(await page.locator(`#submit-form [name="${name}"]`).count(), 1, name);
+    await page.locator('#picker-input_path').waitFor({ state: 'attached' });
+    await page.locator('button[aria-controls="picker-input_path"]').click();
+    await page.locator('#picker-input_path button[data-path="ds"]').click();
+    await page.locator('#picker-input_path button', { hasText: 'Use this folder' }).click();
+    assert.equal(await page.inputValue('#field-input_path'), 'ds');
+    await page.fill('#field-output_path', 'splits/from-form');
+    await page.fill('#field-train_ratio', '0.95');
+    await page.locator('#submit-form button[type="submit"]').click();
+    await page
+      .locator('#err-train_ratio')
+      .filter({ hasText: /train_ratio/ })
+      .waitFor();
+    assert.equal(
+      await page.textContent('#form-error'),
+      '',
+      'the message is beside its field, not above the button',
+    );
+    await page.fill('#field-train_ratio', '0.6');
+    await page.locator('#submit-form button[type="submit"]').click();
+    await page.waitForURL(/\/ui\/tasks\/[0-9a-f-]{36}$/);
+    const id = new URL(page.url()).pathname.split('/').pop() as string;
+    await page.locator('#log >> text=Task accepted').waitFor({ timeout: 2000 });
+    await page.waitForSelector('#task-head >> text=completed', { timeout: 10_000 });
+    const list = await (await fetch(`${svc.url}/api/v2/tasks?task_type=dataset_split`)).json();
+    assert.deepEqual(
+      (list as { other_tasks: { task_id: string }[] }).other_tasks.map((t) => t.task_id),
+      [id],
+    );
+    // Run again: the same form, filled in from this task.
+    await page.locator('#run-again').click();
+    await page.waitForURL(new RegExp(`/ui/submit/dataset_split\\?from=${id}$`));
+    await page.locator('#field-input_path').waitFor();
+    assert.equal(await page.inputValue('#field-input_path'), 'ds');
+    assert.equal(await page.inputValue('#field-train_ratio'), '0.6');
+    assert.deepEqual(
+      problems.filter((p) => !/HTTP 422: \/api\/v2\/preprocessing\/split/.test(p)),
+      [],
+    );
+    await page.close();
+  });
+
   it('a training page draws its curve as epochs arrive; two runs compare; an evaluation shows the matrix', async () => {
     const dir = tmpDir();
     const data = path.join(dir, 'data');

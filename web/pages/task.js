@@ -190,6 +190,11 @@ function drawActions(el, t, refresh) {
           'danger',
         )
       : '',
+    h(
+      'a',
+      { href: `/ui/submit/${encodeURIComponent(t.task_type)}?from=${id}`, id: 'run-again' },
+      'Run again…',
+    ),
     t.task_type === 'training' ? h('a', { href: `/api/v2/training/${id}/metrics` }, 'metrics (JSON)') : '',
     errorLine,
   );

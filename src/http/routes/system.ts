@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { VERSION } from '../../config.js';
 import { unavailable } from '../../domain/errors.js';
 import { SUPPORTED_MODELS } from '../../domain/models.js';
+import { creationRoute } from '../../jobs/job.js';
 import type { AppDeps, HttpShared } from '../deps.js';
 
 /** GET /api/v1/health, /api/v1/health/ready, /api/v1/info, / and /metrics. */
@@ -133,6 +134,13 @@ function infoRoute(app: FastifyInstance, deps: AppDeps): void {
       environment: deps.config.environment,
       supported_models: SUPPORTED_MODELS,
       task_types: deps.registry.kinds(),
+      // Where each kind is created (the dashboard's forms post there; its schema is in /openapi.json).
+      task_routes: Object.fromEntries(
+        deps.registry.all().flatMap((def) => {
+          const at = creationRoute(def);
+          return at ? [[def.kind, `/api/v2/${at.family}/${at.route}`]] : [];
+        }),
+      ),
       resource_limits: deps.service.limits(),
       gpu_available: deps.devices.gpuCount > 0,
       gpu_count: deps.devices.gpuCount,

@@ -19,6 +19,8 @@ const PAGES = [
   /^\/ui\/tasks\/?$/,
   /^\/ui\/tasks\/[A-Za-z0-9_.-]{1,64}\/?$/,
   /^\/ui\/compare\/?$/,
+  /^\/ui\/submit\/?$/,
+  /^\/ui\/submit\/[a-z0-9_]{1,64}\/?$/,
 ];
 
 /**
