@@ -134,3 +134,18 @@ function fmt(v) {
   if (a >= 1) return v.toFixed(2).replace(/\.?0+$/, '');
   return v.toPrecision(2);
 }
+
+/**
+ * The epoch metrics worth a curve, in charts of one scale each: losses, accuracies (percent, as
+ * the reference reports them) and scores in 0–1. Bookkeeping (epoch, total_epochs, best_acc,
+ * learning_rate) is left out.
+ */
+export function curveGroups(keys) {
+  const skip = new Set(['epoch', 'total_epochs', 'best_acc', 'learning_rate']);
+  const k = keys.filter((x) => !skip.has(x));
+  return [
+    { title: 'loss', keys: k.filter((x) => /loss/.test(x)) },
+    { title: 'accuracy (%)', keys: k.filter((x) => /_acc$/.test(x)) },
+    { title: 'scores (0–1)', keys: k.filter((x) => /f1|precision|recall|mAP/.test(x)) },
+  ].filter((g) => g.keys.length > 0);
+}

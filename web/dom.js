@@ -29,8 +29,12 @@ export function statusBadge(status) {
   return h('span', { class: `status status-${status}` }, status);
 }
 
+/**
+ * A task id short enough for a table: its first 8 characters and, for a long id, its last 4 (ids
+ * are time-ordered UUIDs: tasks created close together share their first characters).
+ */
 export function shortId(id) {
-  return id.length > 13 ? id.slice(0, 8) : id;
+  return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id;
 }
 
 export function when(iso) {

@@ -1,7 +1,7 @@
 // /ui/compare?ids=a,b,… — up to 10 training runs: their learning curves overlaid (one chart per
 // metric, one line per run), the parameters that differ between them, and last/min/max per metric.
 import { ApiError, api } from '../api.js';
-import { lineChart } from '../chart.js';
+import { curveGroups, lineChart } from '../chart.js';
 import { every, h, replace, shortId, statusBadge } from '../dom.js';
 
 export const MAX_RUNS = 10;
@@ -118,8 +118,12 @@ function metricNames(runs) {
   );
 }
 
+/** A chart per loss and accuracy and for macro F1 (every metric is in the table below). */
 function metricCharts(runs) {
-  return metricNames(runs).map((k) =>
+  const shown = curveGroups(metricNames(runs)).flatMap((g) =>
+    g.title === 'scores (0–1)' ? g.keys.filter((k) => k === 'macro_f1') : g.keys,
+  );
+  return shown.map((k) =>
     h(
       'div',
       { 'data-metric': k },

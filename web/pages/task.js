@@ -2,7 +2,7 @@
 // log (followed over SSE, resumed after a dropped connection), progress, and per kind: the
 // learning curve (training), the confusion matrix (evaluation), class counts (inference).
 import { ApiError, api, follow } from '../api.js';
-import { heatMap, lineChart } from '../chart.js';
+import { curveGroups, heatMap, lineChart } from '../chart.js';
 import { duration, every, h, progressBar, replace, statusBadge, when } from '../dom.js';
 import { navigate } from '../nav.js';
 
@@ -228,7 +228,7 @@ function drawDetails(el, t) {
   );
 }
 
-/** Loss in one chart, everything else (accuracies, rates) in another; every epoch reported. */
+/** One chart per scale (loss, accuracy, scores); every epoch reported. */
 export function learningCurves(epochs, name = '') {
   const keys = [...new Set(epochs.flatMap((e) => Object.keys(e)))].filter(
     (k) => k !== 'epoch' && epochs.some((e) => typeof e[k] === 'number'),
@@ -238,15 +238,15 @@ export function learningCurves(epochs, name = '') {
       name: name ? `${name} ${k}` : k,
       points: epochs.filter((e) => typeof e[k] === 'number').map((e) => [e.epoch, e[k]]),
     }));
-  const loss = keys.filter((k) => /loss/.test(k));
-  const other = keys.filter((k) => !/loss/.test(k) && !/lr|learning_rate|seconds|time/.test(k));
+  const groups = curveGroups(keys);
   return h(
     'div',
     {},
     h('h2', {}, 'Learning curve'),
     epochs.length === 0 ? h('p', { class: 'muted' }, 'No epoch has finished yet.') : '',
-    lineChart(series(loss), { title: 'loss' }),
-    lineChart(series(other), { title: 'accuracy and scores' }),
+    (groups.length ? groups : [{ title: 'loss', keys: [] }]).map((g) =>
+      lineChart(series(g.keys), { title: g.title }),
+    ),
   );
 }
 

@@ -146,6 +146,7 @@ function rows(tasks, selected, toggle) {
               { href: `/ui/tasks/${encodeURIComponent(t.task_id)}`, title: t.task_id },
               shortId(t.task_id),
             ),
+            t.name ? h('div', { class: 'muted' }, t.name) : '',
           ),
           h('td', {}, t.task_type),
           h('td', {}, statusBadge(t.status)),
