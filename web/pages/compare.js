@@ -4,7 +4,7 @@ import { ApiError, api } from '../api.js';
 import { curveGroups, lineChart } from '../chart.js';
 import { every, h, replace, shortId, statusBadge } from '../dom.js';
 
-export const MAX_RUNS = 10;
+const MAX_RUNS = 10;
 
 export function comparePage(main, url) {
   document.title = 'Compare runs · RFUAV';
@@ -139,7 +139,7 @@ function metricCharts(runs) {
 }
 
 /** Only the parameters whose values are not the same in every run. */
-export function differingParams(runs) {
+function differingParams(runs) {
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.task.parameters ?? {})))].sort();
   const show = (v) => (v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   return keys

@@ -229,13 +229,13 @@ function drawDetails(el, t) {
 }
 
 /** One chart per scale (loss, accuracy, scores); every epoch reported. */
-export function learningCurves(epochs, name = '') {
+function learningCurves(epochs) {
   const keys = [...new Set(epochs.flatMap((e) => Object.keys(e)))].filter(
     (k) => k !== 'epoch' && epochs.some((e) => typeof e[k] === 'number'),
   );
   const series = (ks) =>
     ks.map((k) => ({
-      name: name ? `${name} ${k}` : k,
+      name: k,
       points: epochs.filter((e) => typeof e[k] === 'number').map((e) => [e.epoch, e[k]]),
     }));
   const groups = curveGroups(keys);

@@ -51,20 +51,26 @@ export function fileRoutes({ paths }: AppDeps) {
         if (!st) throw notFound(`path: '${request.query.path}' does not exist in the data root`);
         if (!st.isDirectory())
           throw badPath(`path: '${request.query.path}' is a file, not a folder`, { field: 'path' });
-        const names = (await fs.readdir(dir)).filter((n) => !n.startsWith('.')).sort();
+        const all = (await fs.readdir(dir, { withFileTypes: true })).filter((e) => !e.name.startsWith('.'));
+        all.sort((a, b) => a.name.localeCompare(b.name));
         const entries = [];
-        for (const name of names.slice(0, MAX_ENTRIES)) {
-          let real: string;
-          try {
-            real = paths.resolve(path.join(dir, name), 'path');
-          } catch {
-            continue; // a link that leads out of the root: not shown
+        for (const e of all.slice(0, MAX_ENTRIES)) {
+          const at = path.join(dir, e.name);
+          // `dir` is a real path inside the root: only a symbolic link can lead elsewhere, so only
+          // a link goes through the sandbox again (a link out of the root is not shown).
+          let real = at;
+          if (e.isSymbolicLink()) {
+            try {
+              real = paths.resolve(at, 'path');
+            } catch {
+              continue;
+            }
           }
-          const s = paths.stat(real);
+          const s = await fs.stat(real).catch(() => null);
           if (!s || !(s.isDirectory() || s.isFile())) continue;
           entries.push({
-            name,
-            path: paths.display(path.join(dir, name)),
+            name: e.name,
+            path: paths.display(at),
             type: s.isDirectory() ? ('dir' as const) : ('file' as const),
             size: s.isFile() ? s.size : null,
             modified: s.mtime.toISOString(),
@@ -73,7 +79,7 @@ export function fileRoutes({ paths }: AppDeps) {
         entries.sort((a, b) =>
           a.type === b.type ? a.name.localeCompare(b.name) : a.type === 'dir' ? -1 : 1,
         );
-        return { path: paths.display(dir), entries, truncated: names.length > MAX_ENTRIES };
+        return { path: paths.display(dir), entries, truncated: all.length > MAX_ENTRIES };
       },
     );
   };
