@@ -69,7 +69,7 @@ export function taskPage(main, url, id) {
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
         replace(head, h('h1', {}, 'No such task'), h('p', {}, h('a', { href: '/ui/tasks' }, 'All tasks')));
-        return;
+        return 'stop';
       }
       throw err;
     }
@@ -79,6 +79,8 @@ export function taskPage(main, url, id) {
     params.textContent = JSON.stringify(task.parameters ?? {}, null, 2);
     drawResult(resultBox, task);
     if (task.task_type === 'training' && !curveDue) curveDue = drawCurve().finally(() => (curveDue = null));
+    // An ended task changes no more: the 2 s refresh (queue position, pending reason) stops.
+    return TERMINAL.has(task.status) ? 'stop' : undefined;
   };
   const stopRefresh = every(2000, refresh);
 
