@@ -74,8 +74,10 @@ describe('three nodes behind nginx (deploy/nginx.conf)', async () => {
     assert.equal(list.status, 200);
     assert.equal(list.body.total_other, 12);
     const listed = await call<{ nodes: { name: string; state: string }[] }>('/api/v2/nodes');
+    // Each node listed active under one current id. A node starved past its 3 s lease while three
+    // start at once on two cores rejoins, leaving its old id listed as lost (CI, stop 22).
     assert.deepEqual(
-      listed.body.nodes.map((n) => `${n.name}:${n.state}`),
+      listed.body.nodes.filter((n) => n.state !== 'lost').map((n) => `${n.name}:${n.state}`),
       ['a:active', 'b:active', 'c:active'],
     );
     const health = await call<{ cluster: { nodes_active: number } }>('/api/v1/health', { token: false });
