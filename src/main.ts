@@ -25,6 +25,7 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { PathSandbox } from './util/sandbox.js';
 import { PredictService } from './predict/predict-service.js';
+import { SignalExplorer } from './predict/explorer.js';
 
 /** The built-in task kinds: one line each. */
 function builtinJobs(pool: WorkerPool, config: Config, sessions: OnnxSessionCache): JobDefinition[] {
@@ -191,6 +192,7 @@ async function createHttp(
   // On a GPU node the first GPU read should not wait seconds for torch to import; elsewhere the
   // probe runs on the first request that needs it (none may ever come).
   if (devices.gpuCount > 0) torchVersions.warm();
+  const predict = new PredictService(config.predict, sessions, workers, paths);
   return buildApp({
     config,
     store,
@@ -203,7 +205,8 @@ async function createHttp(
     registry,
     logger,
     paths,
-    predict: new PredictService(config.predict, sessions, workers, paths),
+    predict,
+    explorer: new SignalExplorer(predict, workers, paths),
     clusterNode: core.clusterNode,
   });
 }

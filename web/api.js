@@ -76,6 +76,20 @@ export async function api(path, { method = 'GET', body } = {}) {
   }
 }
 
+/** Binary content (an image) from the API, with the token; errors throw ApiError as api() does. */
+export async function apiBlob(path, { signal } = {}) {
+  for (;;) {
+    const res = await fetch(path, { headers: headers({ accept: '*/*' }), signal });
+    if (res.status === 401) {
+      setToken('');
+      await askForToken();
+      continue;
+    }
+    if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+    return res.blob();
+  }
+}
+
 /**
  * Follows a Server-Sent Events stream: `onEvent({id, event, data})` per event. A dropped
  * connection is resumed from the last id seen (Last-Event-ID), so nothing is missed or repeated.

@@ -8,6 +8,7 @@ import { taskListPage } from './pages/tasks.js';
 import { taskPage } from './pages/task.js';
 import { comparePage } from './pages/compare.js';
 import { submitIndexPage, submitPage } from './pages/submit.js';
+import { explorerPage } from './pages/explorer.js';
 
 const routes = [
   { path: /^\/ui\/?$/, page: overviewPage },
@@ -16,6 +17,7 @@ const routes = [
   { path: /^\/ui\/compare\/?$/, page: comparePage },
   { path: /^\/ui\/submit\/?$/, page: submitIndexPage },
   { path: /^\/ui\/submit\/([a-z0-9_]{1,64})\/?$/, page: submitPage },
+  { path: /^\/ui\/explorer\/?$/, page: explorerPage },
 ];
 
 let leave = () => {};

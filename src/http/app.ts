@@ -17,6 +17,7 @@ import { nodeRoutes } from './routes/nodes.js';
 import { predictRoutes } from './routes/predict.js';
 import { uiRoutes } from './routes/ui.js';
 import { fileRoutes } from './routes/files.js';
+import { signalRoutes } from './routes/signal.js';
 
 /**
  * Builds the HTTP app (not listening). Bodies are validated without type coercion ("5" is not 5),
@@ -108,6 +109,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, shared: HttpS
   await app.register(nodeRoutes(deps));
   await app.register(fileRoutes(deps));
   if (deps.predict) await app.register(predictRoutes(deps, deps.predict));
+  if (deps.explorer) await app.register(signalRoutes(deps.explorer));
   await app.register(uiRoutes());
 }
 

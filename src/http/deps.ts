@@ -8,6 +8,7 @@ import type { TorchVersionProbe } from '../engines/torch/versions.js';
 import type { JobRegistry } from '../jobs/job.js';
 import type { LogBus } from '../logbus/logbus.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
+import type { SignalExplorer } from '../predict/explorer.js';
 import type { PredictService } from '../predict/predict-service.js';
 import type { TaskService } from '../service/task-service.js';
 import type { Store } from '../store/store.js';
@@ -31,6 +32,8 @@ export interface AppDeps {
   paths: PathSandbox;
   /** POST /api/v2/inference/predict, when the service offers it. */
   predict?: PredictService;
+  /** The spectrogram explorer's recording info and slice pictures (GET /api/v2/signal/…). */
+  explorer?: SignalExplorer;
   /** This process as a node of a PostgreSQL cluster (null: a single node on SQLite). */
   clusterNode?: ClusterNode | null;
 }

@@ -14,9 +14,15 @@ import { AppError, invalidField } from '../domain/errors.js';
 import { readModelCard, type ModelCard } from '../engines/model-card.js';
 import { onnxProbabilities, stackTensors, type OnnxSessionCache } from '../engines/onnx/engine.js';
 import { chooseEngine, topK } from '../engines/choose.js';
-import { COMPLEX_SAMPLE_BYTES, type IqDtype } from '../signal/iq.js';
+import { COMPLEX_SAMPLE_BYTES, isRecording, type IqDtype } from '../signal/iq.js';
 import type { RenderMode } from '../signal/slice-image.js';
-import { MAX_SAMPLES_PER_SLICE, checkStftPoint, resolveSlicing, type Slicing } from '../signal/slicing.js';
+import {
+  MAX_SAMPLES_PER_SLICE,
+  checkStftPoint,
+  resolveSlicing,
+  samplesPerSlice,
+  type Slicing,
+} from '../signal/slicing.js';
 import { existingPath, isImageFile } from '../util/files.js';
 import { RecentMap } from '../util/recent.js';
 import type { PathSandbox } from '../util/sandbox.js';
@@ -29,10 +35,12 @@ export type ModelRef = { model: string } | { cfg_path: string; weight_path: stri
 export type PredictInput =
   | { kind: 'image'; bytes: Uint8Array; field: string }
   | { kind: 'iq'; bytes: Uint8Array; field: string }
-  | { kind: 'path'; path: string };
+  | { kind: 'path'; path: string; offset?: number };
 
 /** How an IQ chunk is drawn, as far as the request says (the rest comes from the model card). */
-export type FrameOptions = Partial<Pick<Slicing, 'dtype' | 'stft_point' | 'width' | 'height' | 'render'>>;
+export type FrameOptions = Partial<
+  Pick<Slicing, 'dtype' | 'stft_point' | 'width' | 'height' | 'render' | 'sample_rate' | 'duration_time'>
+>;
 
 export interface PredictAnswer {
   class: string;
@@ -52,11 +60,16 @@ export interface PredictAnswer {
     width: number;
     height: number;
     render: RenderMode;
+    /** A slice of a recording: where it starts (s), and how long it is. */
+    offset?: number;
+    sample_rate?: number;
+    duration_time?: number;
     from_card: string[];
   };
 }
 
-interface Resolved {
+/** A model ready to run: its ONNX file, its card and how requests name it. */
+export interface Resolved {
   onnx: string;
   card: ModelCard;
   shown: string;
@@ -189,6 +202,7 @@ export class PredictService {
       const drawn = resolveSlicing(frame, model.card.signal);
       const { tensor, kind } = await this.tensor(input, drawn.values, model.card.image_size);
       const prepared = performance.now();
+      const slice = input.kind === 'path' ? input.offset : undefined;
       let batcher = this.batchers.get(model.onnx);
       if (!batcher || batcher.model.card !== model.card) {
         batcher = new ModelBatcher(this, model);
@@ -214,8 +228,22 @@ export class PredictService {
                 width: drawn.values.width,
                 height: drawn.values.height,
                 render: drawn.values.render,
+                ...(slice !== undefined
+                  ? {
+                      offset: slice,
+                      sample_rate: drawn.values.sample_rate,
+                      duration_time: drawn.values.duration_time,
+                    }
+                  : {}),
                 from_card: drawn.fromCard.filter((k) =>
-                  ['dtype', 'stft_point', 'width', 'height', 'render'].includes(k),
+                  [
+                    'dtype',
+                    'stft_point',
+                    'width',
+                    'height',
+                    'render',
+                    ...(slice !== undefined ? ['sample_rate', 'duration_time'] : []),
+                  ].includes(k),
                 ),
               },
             }
@@ -249,7 +277,7 @@ export class PredictService {
   }
 
   /** The ONNX file and model card behind a model folder or a cfg/weights pair. */
-  private async resolve(ref: ModelRef): Promise<Resolved> {
+  async resolve(ref: ModelRef): Promise<Resolved> {
     let cfg: string;
     let weights: string;
     let shown: string;
@@ -298,6 +326,9 @@ export class PredictService {
     let file: string | null = null;
     let kind: 'image' | 'iq';
     const field = input.kind === 'path' ? 'path' : input.field;
+    if (input.kind === 'path' && input.offset !== undefined) {
+      return { tensor: await this.sliceTensor(input.path, input.offset, frame, size), kind: 'iq' };
+    }
     if (input.kind === 'path') {
       const { path: p } = await existingPath(this.paths, input.path, 'path', 'file');
       const ext = path.extname(p).toLowerCase();
@@ -346,6 +377,74 @@ export class PredictService {
     });
     return { tensor: r.tensor as Float32Array, kind };
   }
+
+  /**
+   * The slice of a recording in the data root that starts `offset` seconds in and lasts
+   * duration_time (the spectrogram explorer's "what is here"): the worker reads just that region.
+   */
+  private async sliceTensor(
+    file: string,
+    offset: number,
+    frame: Slicing,
+    size: number,
+  ): Promise<Float32Array> {
+    const source = await recordingRegion(this.paths, file, offset, frame);
+    const r = await this.pool.frameInput({
+      source,
+      stftPoint: frame.stft_point,
+      width: frame.width,
+      height: frame.height,
+      colormap: 'jet',
+      render: frame.render,
+      inputSize: size,
+      pngPath: null,
+      preview: { width: 0, height: 0 },
+    });
+    return r.tensor as Float32Array;
+  }
+}
+
+/** Where a recording's slice at `offset` seconds lies, checked against the file (fields named). */
+export async function recordingRegion(
+  paths: PathSandbox,
+  file: string,
+  offset: number,
+  frame: Pick<Slicing, 'dtype' | 'sample_rate' | 'duration_time' | 'stft_point'>,
+): Promise<{ file: string; dtype: IqDtype; firstSample: number; samples: number }> {
+  const rec = await recordingFile(paths, file, frame.dtype);
+  const perSlice = samplesPerSlice(frame);
+  const first = Math.round(offset * frame.sample_rate);
+  if (first + perSlice > rec.samples) {
+    const last = Math.max(0, (rec.samples - perSlice) / frame.sample_rate);
+    throw invalidField(
+      'offset',
+      rec.samples < perSlice
+        ? `'${file}' holds ${rec.samples} samples, fewer than one slice (${perSlice})`
+        : `${offset} s is past the last whole slice of '${file}' (offsets 0 … ${last.toFixed(6)} s at ${frame.sample_rate} samples/s)`,
+    );
+  }
+  return { file: rec.path, dtype: frame.dtype, firstSample: first, samples: perSlice };
+}
+
+/** A raw IQ recording (.iq, .dat) in the data root: its real path, size and whole samples. */
+export async function recordingFile(
+  paths: PathSandbox,
+  file: string,
+  dtype: IqDtype,
+  field = 'path',
+): Promise<{ path: string; bytes: number; samples: number; modified: Date }> {
+  const { path: p } = await existingPath(paths, file, field, 'file');
+  if (!isRecording(path.basename(p)))
+    throw invalidField(field, `'${file}' is not a raw IQ recording (.iq or .dat)`);
+  const st = await fs.stat(p);
+  const per = COMPLEX_SAMPLE_BYTES[dtype];
+  if (st.size % per !== 0) {
+    throw invalidField(
+      field,
+      `'${file}' is ${st.size} bytes, not a whole number of ${dtype} I/Q samples (${per} bytes each); is dtype right?`,
+    );
+  }
+  return { path: p, bytes: st.size, samples: st.size / per, modified: st.mtime };
 }
 
 /** Interleaved little-endian I, Q (float32 or int16) as float32, after the size checks. */

@@ -9,4 +9,5 @@ const entry = await import('./entry.ts');
 export const renderSlice = entry.renderSlice;
 export const augmentImage = entry.augmentImage;
 export const frameInput = entry.frameInput;
+export const slicePreview = entry.slicePreview;
 export const imageInput = entry.imageInput;

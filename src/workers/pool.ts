@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import type { AugmentImageJob, AugmentImageResult } from '../augment/image-task.js';
-import type { FrameJob, FrameResult, SliceJob, SliceResult } from './slice-worker.js';
+import type { FrameJob, FrameResult, PreviewJob, SliceJob, SliceResult } from './slice-worker.js';
 
 /**
  * The worker threads for CPU-heavy work (STFT + render, image augmentation), never on the HTTP
@@ -36,6 +36,12 @@ export class WorkerPool {
   /** A recording's slice rendered and resized as a classifier input (inference on raw IQ). */
   frameInput(job: FrameJob, signal?: AbortSignal): Promise<FrameResult> {
     return this.piscina().run(job, { name: 'frameInput', signal }) as Promise<FrameResult>;
+  }
+
+  /** A recording's slice as a PNG for a screen (the dashboard's spectrogram explorer). */
+  async slicePreview(job: PreviewJob, signal?: AbortSignal): Promise<Buffer> {
+    const png = (await this.piscina().run(job, { name: 'slicePreview', signal })) as Uint8Array;
+    return Buffer.from(png.buffer, png.byteOffset, png.byteLength);
   }
 
   /** An image decoded and resized as training did, off the event loop. */

@@ -114,6 +114,24 @@ async function render(job: SliceJob, plan: StftPlan, samples: SliceSamples): Pro
   return { freqs: pic.freqs, frames: pic.frames, stftMs: pic.stftMs, renderMs: performance.now() - t1 };
 }
 
+/** One slice drawn for a screen (the dashboard's explorer): a PNG in memory, nothing written. */
+export interface PreviewJob {
+  source: SliceJob['source'];
+  stftPoint: number;
+  width: number;
+  height: number;
+  colormap: ColormapName;
+  render?: RenderMode;
+}
+
+/** The slice as the spectrogram task draws it, at the asked size, encoded as a PNG. */
+export function slicePreview(job: PreviewJob): Promise<Uint8Array> {
+  return withSamples(job.source, async (samples) => {
+    const pic = picture(samples, planFor(job.stftPoint), job, false);
+    return encodeImage(pic.rgb, pic.columns, job.height, { ...job, format: 'png' });
+  });
+}
+
 export interface FrameJob {
   source: SliceJob['source'];
   stftPoint: number;

@@ -4,13 +4,29 @@
  * Every page is checked for console errors and failed requests.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { CLASS_PROFILES, writeRecording, type ClassProfile } from '../../src/signal/synth.js';
 import { launchChromium } from '../chromium.js';
 import { writeImageFolder } from '../fixtures/images.js';
 import { Gates } from '../gate-job.js';
 import { startService, tmpDir, waitFor } from '../helpers.js';
+
+/** How the training images are said to have been drawn (the card's signal section). */
+const SIGNAL = {
+  sample_rate: 1_000_000,
+  stft_point: 256,
+  duration_time: 0.01,
+  ratio: 1,
+  noverlap: 128,
+  dtype: 'float32',
+  width: 64,
+  height: 64,
+  colormap: 'jet',
+  render: 'matplotlib',
+};
 
 interface Watched {
   page: Page;
@@ -161,6 +177,8 @@ describe('dashboard (Chromium)', () => {
     const data = path.join(dir, 'data');
     await writeImageFolder(path.join(data, 'set/train'), { classes: 3, perClass: 8, size: 64, seed: 3 });
     await writeImageFolder(path.join(data, 'set/val'), { classes: 3, perClass: 4, size: 64, seed: 11 });
+    // As if the images were the spectrogram task's: the model card then says how to draw slices.
+    fs.writeFileSync(path.join(data, 'set/signal.json'), JSON.stringify(SIGNAL));
     const svc = await startService(dir, { listen: true, env: { RFUAV_TORCH_THREADS: '1' } });
     const run = {
       model: 'resnet18',
@@ -232,7 +250,73 @@ describe('dashboard (Chromium)', () => {
     assert.equal(await evPage.page.locator('#per-class tbody tr').count(), 3);
     assert.deepEqual(evPage.problems, []);
     await evPage.page.close();
+
+    await explorerChecks(svc.url, data);
   });
+
+  /** The explorer on a synthetic recording and the model trained above (its card's signal fields). */
+  async function explorerChecks(url: string, data: string) {
+    fs.mkdirSync(path.join(data, 'rec'));
+    await writeRecording(path.join(data, 'rec/drone.iq'), CLASS_PROFILES[0] as ClassProfile, {
+      sampleRate: SIGNAL.sample_rate,
+      durationS: 0.2,
+      snrDb: 10,
+      seed: 2,
+    });
+    const labels = fs.readdirSync(path.join(data, 'set/train')).sort();
+    const { page, problems } = await open(browser, `${url}/ui/explorer`);
+    // Picked from the data root, as a user would.
+    await page.locator('button[aria-controls="picker-path"]').click();
+    await page.locator('#picker-path button[data-path="rec"]').click();
+    await page.locator('#picker-path button[data-path="rec/drone.iq"]').click();
+    await page.fill('#ex-model', 'runs/r1');
+    await page.locator('#explorer-form button[type="submit"]').click();
+    await page.waitForURL(/\/ui\/explorer\?path=rec%2Fdrone.iq&model=runs%2Fr1$/);
+    await page.waitForSelector('#recording-info >> text=rec/drone.iq');
+    // The signal fields come from the model card.
+    assert.equal(await page.inputValue('#ex-sample_rate'), String(SIGNAL.sample_rate));
+    assert.equal(await page.inputValue('#ex-stft_point'), String(SIGNAL.stft_point));
+    assert.match((await page.textContent('label[for="ex-duration_time"]')) ?? '', /model card/);
+    // The slice under the cursor is drawn, and classified.
+    await waitFor(
+      async () =>
+        page.locator('#slice').evaluate((img) => (img as { naturalWidth: number }).naturalWidth > 0),
+      30_000,
+      'the first slice drawn',
+    );
+    assert.equal(await page.getAttribute('#slice', 'data-offset'), '0');
+    await page.waitForSelector('#predicted-class');
+    assert.ok(labels.includes((await page.textContent('#predicted-class')) ?? ''));
+    assert.equal(await page.locator('#top-k tr').count(), 3);
+    // Scrubbing by keyboard draws the last slice: 0.2 s in 0.01 s slices every 0.005 s.
+    await page.focus('#offset');
+    await page.keyboard.press('End');
+    await waitFor(
+      async () => (await page.getAttribute('#slice', 'data-offset')) === '0.19',
+      10_000,
+      'the slice at 0.19 s',
+    );
+    // A prediction per slice along the recording; a cell moves the cursor there.
+    await page.waitForSelector('#strip[data-done="true"]', { timeout: 60_000 });
+    assert.equal(await page.locator('#strip .strip-cell').count(), 39);
+    assert.equal(await page.locator('#strip .strip-cell[data-class]').count(), 39);
+    await page.locator('#strip .strip-cell').nth(10).click();
+    await page.waitForURL(/offset=0.05/);
+    await waitFor(
+      async () => (await page.getAttribute('#slice', 'data-offset')) === '0.05',
+      10_000,
+      'the slice at 0.05 s',
+    );
+    // The page rebuilt from its URL alone shows the same slice.
+    await page.reload();
+    await waitFor(
+      async () => (await page.getAttribute('#slice', 'data-offset')) === '0.05',
+      10_000,
+      'the slice at 0.05 s after a reload',
+    );
+    assert.deepEqual(problems, []);
+    await page.close();
+  }
 
   for (const withTokens of [false, true]) {
     it(`cancel from a task's page ends the running task${withTokens ? ' (tokens set: the page asks for one)' : ''}`, async () => {

@@ -188,4 +188,96 @@ describe('model cards remember how their spectrograms were rendered', async () =
       from_card: ['stft_point', 'dtype', 'width', 'height', 'render'],
     });
   });
+
+  it("the explorer: a recording's info and a slice as a PNG, with the card's fields; predict at an offset classifies that slice", async () => {
+    const dirName = fs
+      .readdirSync(path.join(data, 'rf'))
+      .find((d) => fs.statSync(path.join(data, 'rf', d)).isDirectory());
+    const file = fs.readdirSync(path.join(data, 'rf', String(dirName))).find((f) => f.endsWith('.iq'));
+    const rec = `rf/${String(dirName)}/${String(file)}`;
+    const get = async (route: string) => {
+      const r = await fetch(`${svc.url}${route}`);
+      return {
+        status: r.status,
+        type: r.headers.get('content-type'),
+        bytes: Buffer.from(await r.arrayBuffer()),
+      };
+    };
+    const info = await get(`/api/v2/signal/info?path=${encodeURIComponent(rec)}&model=models/rf`);
+    assert.equal(info.status, 200, info.bytes.toString());
+    const view = JSON.parse(info.bytes.toString());
+    // 0.2 s at 2 MS/s; slices of 0.05 s every 0.025 s, as the card says.
+    assert.equal(view.samples, 400_000);
+    assert.equal(view.duration_s, 0.2);
+    assert.equal(view.slice_samples, 100_000);
+    assert.equal(view.slices, 7);
+    assert.equal(view.signal.stft_point, 512);
+    assert.ok(view.from_card.includes('sample_rate') && view.from_card.includes('duration_time'));
+    assert.deepEqual(
+      view.model.labels.slice().sort(),
+      fs
+        .readdirSync(path.join(data, 'rf'))
+        .filter((d) => fs.statSync(path.join(data, 'rf', d)).isDirectory())
+        .sort(),
+    );
+
+    const png = await get(
+      `/api/v2/signal/slice?path=${encodeURIComponent(rec)}&model=models/rf&offset=0.1&width=320&height=200`,
+    );
+    assert.equal(png.status, 200, png.bytes.toString());
+    assert.equal(png.type, 'image/png');
+    assert.equal(png.bytes.readUInt32BE(16), 320, 'PNG width');
+    assert.equal(png.bytes.readUInt32BE(20), 200, 'PNG height');
+    // Another offset is another picture.
+    const other = await get(
+      `/api/v2/signal/slice?path=${encodeURIComponent(rec)}&model=models/rf&offset=0&width=320&height=200`,
+    );
+    assert.notDeepEqual(other.bytes, png.bytes);
+
+    // The slice at 0.1 s classified in place answers as the same samples sent as a chunk.
+    const bytes = fs.readFileSync(path.join(data, rec)).subarray(200_000 * 8, 300_000 * 8);
+    fs.writeFileSync(path.join(data, 'at-0.1.iq'), bytes);
+    const predict = async (body: unknown) => {
+      const r = await fetch(`${svc.url}/api/v2/inference/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return {
+        status: r.status,
+        json: (await r.json()) as {
+          class: string;
+          confidence: number;
+          frame: { offset: number; duration_time: number };
+        },
+      };
+    };
+    const inPlace = await predict({ model: 'models/rf', path: rec, offset: 0.1 });
+    const asChunk = await predict({ model: 'models/rf', path: 'at-0.1.iq' });
+    assert.equal(inPlace.status, 200, JSON.stringify(inPlace.json));
+    assert.equal(inPlace.json.class, asChunk.json.class);
+    assert.ok(Math.abs(inPlace.json.confidence - asChunk.json.confidence) < 1e-6);
+    assert.equal(inPlace.json.frame.offset, 0.1);
+    assert.equal(inPlace.json.frame.duration_time, 0.05);
+
+    // What is wrong is named.
+    const bad = async (route: string, field: RegExp) => {
+      const r = await get(route);
+      assert.ok(r.status >= 400 && r.status < 500, `${route}: ${r.status}`);
+      assert.match(r.bytes.toString(), field, route);
+    };
+    const q = `path=${encodeURIComponent(rec)}&model=models/rf`;
+    await bad(`/api/v2/signal/slice?${q}&offset=0.19`, /offset.*past the last whole slice/);
+    await bad(`/api/v2/signal/slice?${q}&width=5000`, /width/);
+    await bad(`/api/v2/signal/slice?path=models/rf/config.yaml`, /not a raw IQ recording/);
+    await bad(`/api/v2/signal/info?path=../../etc/passwd`, /path/);
+    await bad(`/api/v2/signal/info?path=${encodeURIComponent(rec)}&dtype=int32`, /dtype/);
+    await bad(`/api/v2/signal/info?path=${encodeURIComponent(rec)}&model=rf`, /model/);
+    const noPath = await predict({ model: 'models/rf', image_base64: 'AAAA', offset: 1 });
+    assert.equal(noPath.status, 422);
+    assert.match(JSON.stringify(noPath.json), /offset/);
+    const past = await predict({ model: 'models/rf', path: rec, offset: 5 });
+    assert.equal(past.status, 422);
+    assert.match(JSON.stringify(past.json), /offset/);
+  });
 });

@@ -32,6 +32,14 @@ const PredictBody = Type.Object({
   path: Type.Optional(
     Type.String({ minLength: 1, description: 'An image or an IQ chunk file in the data root' }),
   ),
+  offset: Type.Optional(
+    Type.Number({
+      minimum: 0,
+      maximum: 1e7,
+      description:
+        'With path naming a raw recording: classify the one slice that starts this many seconds in (duration_time × sample_rate samples), not the whole file as one chunk',
+    }),
+  ),
   top_k: Type.Integer({ minimum: 1, maximum: 100, default: 5 }),
   // An IQ chunk is drawn as the model's training images were: left out, these come from the
   // model card's signal section, then the spectrogram task's defaults.
@@ -40,10 +48,13 @@ const PredictBody = Type.Object({
   width: SLICING_REQUEST_FIELDS.width,
   height: SLICING_REQUEST_FIELDS.height,
   render: SLICING_REQUEST_FIELDS.render,
+  sample_rate: SLICING_REQUEST_FIELDS.sample_rate,
+  duration_time: SLICING_REQUEST_FIELDS.duration_time,
 });
 type PredictBody = Static<typeof PredictBody>;
 
-const NUMERIC = new Set(['top_k', 'stft_point', 'width', 'height']);
+const NUMERIC = new Set(['top_k', 'stft_point', 'width', 'height', 'offset', 'sample_rate', 'duration_time']);
+const NUMBER_TEXT = /^\d+(\.\d*)?(e[+-]?\d+)?$/i;
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 const ajv = createValidators('body');
@@ -116,7 +127,7 @@ async function readForm(request: FastifyRequest, fields: Record<string, unknown>
         upload = { field: part.fieldname, filename: part.filename, bytes: await part.toBuffer() };
       } else {
         const v = part.value;
-        fields[part.fieldname] = NUMERIC.has(part.fieldname) && /^\d+$/.test(String(v)) ? Number(v) : v;
+        fields[part.fieldname] = NUMERIC.has(part.fieldname) && NUMBER_TEXT.test(String(v)) ? Number(v) : v;
       }
     }
   } catch (err) {
@@ -187,6 +198,8 @@ function predictInput(body: PredictBody, upload: Upload | null): PredictInput {
         : 'is required: upload a file (field image or iq), or give image_base64, iq_base64 or path',
     );
   }
+  if (body.offset !== undefined && body.path === undefined)
+    throw invalidField('offset', 'is for a recording named by path (a slice of it is classified)');
   if (upload) {
     const iq = upload.field === 'iq' || /\.(iq|dat)$/i.test(upload.filename);
     if (upload.bytes.length === 0) throw invalidField(upload.field, 'the uploaded file is empty');
@@ -198,5 +211,5 @@ function predictInput(body: PredictBody, upload: Upload | null): PredictInput {
   if (body.iq_base64 !== undefined) {
     return { kind: 'iq', bytes: decode('iq_base64', body.iq_base64), field: 'iq_base64' };
   }
-  return { kind: 'path', path: body.path as string };
+  return { kind: 'path', path: body.path as string, offset: body.offset };
 }
