@@ -27,6 +27,7 @@ import { existingPath, isImageFile } from '../util/files.js';
 import { RecentMap } from '../util/recent.js';
 import type { PathSandbox } from '../util/sandbox.js';
 import type { WorkerPool } from '../workers/pool.js';
+import type { FrameJob } from '../workers/slice-worker.js';
 
 /** Which model: a trained model folder, or a model card and weights. */
 export type ModelRef = { model: string } | { cfg_path: string; weight_path: string };
@@ -364,31 +365,11 @@ export class PredictService {
     }
     checkStftPoint(frame.stft_point);
     const samples = iqSamples(bytes as Uint8Array, frame, field);
-    const r = await this.pool.frameInput({
-      source: samples,
-      stftPoint: frame.stft_point,
-      width: frame.width,
-      height: frame.height,
-      colormap: 'jet',
-      render: frame.render,
-      inputSize: size,
-      pngPath: null,
-      preview: { width: 0, height: 0 },
-    });
-    return { tensor: r.tensor as Float32Array, kind };
+    return { tensor: await this.frameTensor(samples, frame, size), kind };
   }
 
-  /**
-   * The slice of a recording in the data root that starts `offset` seconds in and lasts
-   * duration_time (the spectrogram explorer's "what is here"): the worker reads just that region.
-   */
-  private async sliceTensor(
-    file: string,
-    offset: number,
-    frame: Slicing,
-    size: number,
-  ): Promise<Float32Array> {
-    const source = await recordingRegion(this.paths, file, offset, frame);
+  /** IQ samples (in memory, or a region the worker reads) drawn as the model's training images were. */
+  private async frameTensor(source: FrameJob['source'], frame: Slicing, size: number): Promise<Float32Array> {
     const r = await this.pool.frameInput({
       source,
       stftPoint: frame.stft_point,
@@ -401,6 +382,19 @@ export class PredictService {
       preview: { width: 0, height: 0 },
     });
     return r.tensor as Float32Array;
+  }
+
+  /**
+   * The slice of a recording in the data root that starts `offset` seconds in and lasts
+   * duration_time (the spectrogram explorer's "what is here"): the worker reads just that region.
+   */
+  private async sliceTensor(
+    file: string,
+    offset: number,
+    frame: Slicing,
+    size: number,
+  ): Promise<Float32Array> {
+    return this.frameTensor(await recordingRegion(this.paths, file, offset, frame), frame, size);
   }
 }
 

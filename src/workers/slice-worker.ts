@@ -132,15 +132,11 @@ export function slicePreview(job: PreviewJob): Promise<Uint8Array> {
   });
 }
 
-export interface FrameJob {
-  source: SliceJob['source'];
-  stftPoint: number;
-  /** The size the training images were rendered at (the spectrogram task's width × height). */
-  width: number;
-  height: number;
-  colormap: ColormapName;
-  /** As the training images were rendered (SliceJob.render); matplotlib when not given. */
-  render?: RenderMode;
+/**
+ * A slice as a classifier input: width × height and render are how the training images were
+ * drawn (the spectrogram task's fields; matplotlib when not given).
+ */
+export interface FrameJob extends PreviewJob {
   /** The model's input size: the frame comes back as its CHW tensor (ONNX engine)… */
   inputSize: number;
   /** …or is written here as a PNG for the PyTorch runner to read (then no tensor). */

@@ -252,7 +252,46 @@ describe('dashboard (Chromium)', () => {
     await evPage.page.close();
 
     await explorerChecks(svc.url, data);
+    await inferenceChecks(svc.url, data);
   });
+
+  /** An inference over an image and a recording: its page lists predictions with thumbnails. */
+  async function inferenceChecks(url: string, data: string) {
+    fs.mkdirSync(path.join(data, 'inbox'));
+    const label = fs.readdirSync(path.join(data, 'set/val')).sort()[0] as string;
+    const image = fs.readdirSync(path.join(data, 'set/val', label))[0] as string;
+    fs.copyFileSync(path.join(data, 'set/val', label, image), path.join(data, 'inbox/picture.png'));
+    fs.copyFileSync(path.join(data, 'rec/drone.iq'), path.join(data, 'inbox/drone.iq'));
+    const inf = await post(`${url}/api/v2/inference/start`, {
+      cfg_path: 'runs/r1/config.yaml',
+      weight_path: 'runs/r1/best_model.onnx',
+      source_path: 'inbox',
+      save_path: 'inferred',
+      device: 'cpu',
+    });
+    const { page, problems } = await open(browser, `${url}/ui/tasks/${String(inf.task_id)}`);
+    await page.waitForSelector('#task-head >> text=completed', { timeout: 60_000 });
+    await page.waitForSelector('#class-counts');
+    // 39 frames of the recording and the picture; a page of 50 holds them all.
+    await page.waitForSelector('#predictions-table');
+    assert.equal(await page.locator('#predictions-table tbody tr').count(), 40);
+    const loaded = (sel: string) =>
+      page.locator(sel).evaluate((img) => (img as { naturalWidth: number }).naturalWidth > 0);
+    // The picture's annotated copy, and a frame drawn as the task sliced it.
+    await waitFor(() => loaded('tr[data-file="picture.png"] img.thumb'), 10_000, "the picture's thumbnail");
+    await waitFor(() => loaded('tr[data-file="drone.iq"][data-frame="3"] img.thumb'), 10_000, 'a frame');
+    // A frame opens in the explorer with the model, at its offset (frame 3 starts at 0.01 s).
+    await page.locator('tr[data-file="drone.iq"][data-frame="3"] a').click();
+    await page.waitForURL(/\/ui\/explorer\?path=inbox%2Fdrone.iq&offset=0.01&.*model=runs%2Fr1/);
+    await waitFor(
+      async () => (await page.getAttribute('#slice', 'data-offset')) === '0.01',
+      10_000,
+      'the frame in the explorer',
+    );
+    await page.waitForSelector('#predicted-class');
+    assert.deepEqual(problems, []);
+    await page.close();
+  }
 
   /** The explorer on a synthetic recording and the model trained above (its card's signal fields). */
   async function explorerChecks(url: string, data: string) {

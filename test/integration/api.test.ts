@@ -526,6 +526,35 @@ describe('HTTP API', async () => {
     }
   });
 
+  it('GET /api/v2/files/content serves pictures and text outputs of the data root, nothing else', async () => {
+    fs.writeFileSync(path.join(dataRoot, 'out.json'), '{"a":1}');
+    fs.writeFileSync(path.join(dataRoot, 'page.html'), '<script>alert(1)</script>');
+    fs.writeFileSync(path.join(dataRoot, 'rec.iq'), Buffer.alloc(64));
+    if (!fs.existsSync(path.join(dataRoot, 'escape'))) fs.symlinkSync('/etc', path.join(dataRoot, 'escape'));
+    const get = (q: string) => app.inject({ url: `/api/v2/files/content?path=${encodeURIComponent(q)}` });
+    const png = await get('ds/alpha/img_00.png');
+    assert.equal(png.statusCode, 200);
+    assert.equal(png.headers['content-type'], 'image/png');
+    assert.equal(png.headers['x-content-type-options'], 'nosniff');
+    assert.match(String(png.headers['content-security-policy']), /default-src 'none'; sandbox/);
+    assert.deepEqual(png.rawPayload, fs.readFileSync(path.join(dataRoot, 'ds/alpha/img_00.png')));
+    const out = await get('out.json');
+    assert.equal(out.headers['content-type'], 'application/json; charset=utf-8');
+    assert.deepEqual(json(out), { a: 1 });
+    for (const [q, status, message] of [
+      ['page.html', 400, /is not a file this route serves/],
+      ['rec.iq', 400, /is not a file this route serves/],
+      ['ds', 400, /is not a file/],
+      ['nope.png', 404, /does not exist/],
+      ['../etc/passwd', 400, /is not allowed/],
+      ['escape/passwd', 400, /outside the data root/],
+    ] as const) {
+      const r = await get(q);
+      assert.equal(r.statusCode, status, `${q}: ${r.body}`);
+      assert.match(json(r).message, message, q);
+    }
+  });
+
   it('changes limits live: validated, persisted, and waiting work starts at once', async () => {
     await app.inject({
       method: 'POST',

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { launchChromium } from '../chromium.js';
 import { followSleep, ranOn, startNode, statusOf, stopNodes } from '../cluster-nodes.js';
 import { tmpDir, waitFor } from '../helpers.js';
 import { startNginx, type TestNginx } from '../nginx.js';
@@ -117,6 +118,46 @@ describe('three nodes behind nginx (deploy/nginx.conf)', async () => {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     await waitFor(async () => (await statusOf(db, id))?.status === 'cancelled', 5000, 'the cancel');
     assert.ok(Date.now() - asked < 2000, `cancelled after ${Date.now() - asked} ms`);
+  });
+
+  it("the dashboard through the balancer: the overview shows each node's slots in use", async () => {
+    const ids = await Promise.all([sleep(6000), sleep(6000)]);
+    await waitFor(
+      async () =>
+        (await Promise.all(ids.map((id) => statusOf(db, id)))).every((t) => t?.status === 'running'),
+      10_000,
+      'both tasks to run',
+    );
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${lb.url}/ui/`);
+      await page.locator('#token').fill(TOKEN);
+      await page.locator('#token-form button').click();
+      for (const name of ['a', 'b', 'c'])
+        await page.waitForSelector(`#nodes tr[data-node="${name}"] .node-slots[data-device="cpu"]`);
+      // Each node's preprocessing slots as "used / limit"; the two running tasks are counted once.
+      const used = async () =>
+        (
+          await page
+            .locator('#nodes .slot-class', { hasText: 'preprocessing' })
+            .evaluateAll((els) => els.map((e) => e.textContent ?? ''))
+        ).reduce((sum, text) => sum + Number(/(\d+) \/ 2/.exec(text)?.[1] ?? NaN), 0);
+      await waitFor(async () => (await used()) === 2, 10_000, 'two slots in use over the nodes');
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      // The slots are free again for the next test.
+      for (const id of ids) await call(`/api/v2/tasks/${id}/cancel`, { method: 'POST' });
+      await waitFor(
+        async () =>
+          (await Promise.all(ids.map((id) => statusOf(db, id)))).every((t) => t?.status === 'cancelled'),
+        10_000,
+        'both tasks cancelled',
+      );
+    }
   });
 
   it('a node drained through the balancer takes no more work; the others do', async () => {

@@ -18,6 +18,8 @@ interface Pred {
   class: string;
   confidence: number;
   top5: { class: string; confidence: number }[];
+  path: string;
+  annotated?: string;
 }
 
 describe('inference API (images)', async () => {
@@ -76,6 +78,12 @@ describe('inference API (images)', async () => {
       assert.equal(p.top5.length, 3);
       assert.equal(p.top5[0]?.class, p.class);
       assert.ok(p.confidence > 0 && p.confidence <= 1);
+      // Both paths as requests name them: the source file, and its annotated copy.
+      assert.ok(fs.existsSync(path.join(data, p.path)), p.path);
+      assert.ok(
+        p.annotated?.startsWith('out/onnx/') && fs.existsSync(path.join(data, p.annotated)),
+        p.annotated,
+      );
     }
     const csv = fs.readFileSync(path.join(outDir, 'predictions.csv'), 'utf8').trim().split('\n');
     assert.equal(csv[0], 'file,frame,class,confidence,top5');

@@ -106,8 +106,8 @@ describe('predictions.csv', () => {
       { class: 'c', confidence: 0.25 },
     ];
     const csv = predictionsCsv([
-      { file: 'x "1".png', frame: null, class: 'a,b', confidence: 0.75, top5 },
-      { file: 'r.iq', frame: 2, class: 'c', confidence: 0.5, top5: [] },
+      { file: 'x "1".png', path: 'in/x "1".png', frame: null, class: 'a,b', confidence: 0.75, top5 },
+      { file: 'r.iq', path: 'in/r.iq', frame: 2, class: 'c', confidence: 0.5, top5: [] },
     ]);
     assert.equal(
       csv,

@@ -1,6 +1,8 @@
 // /ui/ — the queue, what runs, slots per device (and node), GPUs live, recent tasks.
 import { api } from '../api.js';
-import { every, h, replace, shortId, statusBadge, when } from '../dom.js';
+import { every, h, progressBar, replace, shortId, statusBadge, when } from '../dom.js';
+
+const CLASSES = ['training', 'inference', 'preprocessing'];
 
 export function overviewPage(main) {
   document.title = 'Overview · RFUAV';
@@ -46,8 +48,33 @@ export function overviewPage(main) {
   });
 }
 
+/** "used / limit" with a bar of how full it is. */
+function slotBar(used, limit) {
+  const pct = limit > 0 ? (100 * used) / limit : used > 0 ? 100 : 0;
+  return h(
+    'span',
+    { class: 'slot', title: `${used} in use of ${limit}` },
+    progressBar(pct),
+    `${used} / ${limit}`,
+  );
+}
+
+/** A node's slots, device by device: each class with a limit, as a bar. */
+function nodeSlots(usage = {}, limits = {}) {
+  return Object.entries(limits).map(([dev, lim]) =>
+    h(
+      'div',
+      { class: 'node-slots', 'data-device': dev },
+      h('strong', {}, dev),
+      CLASSES.filter((c) => (lim[c] ?? 0) > 0 || (usage[dev]?.[c] ?? 0) > 0).map((c) =>
+        h('span', { class: 'slot-class' }, c, ' ', slotBar(usage[dev]?.[c] ?? 0, lim[c] ?? 0)),
+      ),
+    ),
+  );
+}
+
 function slotTable(res) {
-  const classes = ['training', 'inference', 'preprocessing'];
+  const classes = CLASSES;
   return h(
     'table',
     { id: 'slots' },
@@ -70,7 +97,7 @@ function slotTable(res) {
           {},
           h('th', {}, dev),
           classes.map((c) =>
-            h('td', { class: 'num' }, `${res.device_usage[dev]?.[c] ?? 0} / ${lim[c] ?? 0}`),
+            h('td', { class: 'num' }, slotBar(res.device_usage[dev]?.[c] ?? 0, lim[c] ?? 0)),
           ),
         ),
       ),
@@ -125,7 +152,7 @@ function nodeTable(list) {
         h(
           'tr',
           {},
-          ['node', 'state', 'heartbeat', 'GPUs', 'in use'].map((t) => h('th', {}, t)),
+          ['node', 'state', 'heartbeat', 'GPUs', 'slots in use / limit'].map((t) => h('th', {}, t)),
         ),
       ),
       h(
@@ -134,12 +161,12 @@ function nodeTable(list) {
         list.map((n) =>
           h(
             'tr',
-            {},
+            { 'data-node': n.name },
             h('td', {}, n.name),
             h('td', {}, n.state),
             h('td', {}, `${Number(n.heartbeat_age_s ?? 0).toFixed(1)} s ago`),
             h('td', { class: 'num' }, (n.devices ?? []).filter((d) => d.kind === 'cuda').length),
-            h('td', { class: 'mono' }, JSON.stringify(n.usage ?? {})),
+            h('td', {}, nodeSlots(n.usage, n.limits)),
           ),
         ),
       ),

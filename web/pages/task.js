@@ -1,10 +1,12 @@
 // /ui/tasks/<id>?level= — one task: status and why it waits, its parameters and result, the live
 // log (followed over SSE, resumed after a dropped connection), progress, and per kind: the
-// learning curve (training), the confusion matrix (evaluation), class counts (inference).
+// learning curve (training), the confusion matrix (evaluation), class counts and a predictions
+// table with thumbnails (inference, pages/predictions.js).
 import { ApiError, api, follow } from '../api.js';
 import { curveGroups, heatMap, lineChart } from '../chart.js';
 import { duration, every, h, progressBar, replace, statusBadge, when } from '../dom.js';
 import { navigate } from '../nav.js';
+import { predictionsView } from './predictions.js';
 
 const LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR'];
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
@@ -59,6 +61,8 @@ export function taskPage(main, url, id) {
 
   let task = null;
   let curveDue = null;
+  let predictions = null;
+  const objectUrls = [];
   const drawCurve = async () => {
     const m = await api(`/api/v2/training/${encodeURIComponent(id)}/metrics`);
     replace(curve, learningCurves(m.epochs));
@@ -78,6 +82,15 @@ export function taskPage(main, url, id) {
     drawDetails(details, task);
     params.textContent = JSON.stringify(task.parameters ?? {}, null, 2);
     drawResult(resultBox, task);
+    // An inference's predictions are read once, when it has ended, and kept across redraws.
+    if (
+      !predictions &&
+      task.status === 'completed' &&
+      task.result?.predictions_json &&
+      task.result.output_path
+    )
+      predictions = predictionsView(task, objectUrls);
+    if (predictions) resultBox.append(predictions);
     if (task.task_type === 'training' && !curveDue) curveDue = drawCurve().finally(() => (curveDue = null));
     // An ended task changes no more: the 2 s refresh (queue position, pending reason) stops.
     return TERMINAL.has(task.status) ? 'stop' : undefined;
@@ -127,6 +140,7 @@ export function taskPage(main, url, id) {
   return () => {
     stopRefresh();
     stopLog();
+    for (const u of objectUrls) URL.revokeObjectURL(u);
   };
 }
 

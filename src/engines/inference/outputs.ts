@@ -19,11 +19,16 @@ import { topK } from '../choose.js';
 import { errorLine, type Failure, type Log, type Prepared, type SourceLayout } from './source.js';
 
 export interface Prediction {
+  /** Relative to the source (its own name when the source is one file). */
   file: string;
+  /** The same file as requests name paths (relative to the data root). */
+  path: string;
   frame: number | null;
   class: string;
   confidence: number;
   top5: { class: string; confidence: number }[];
+  /** The annotated copy of an image, as requests name paths (absent when none was written). */
+  annotated?: string;
 }
 
 /** Copies in these formats keep them; any other image gets a .png copy. */
@@ -78,9 +83,19 @@ export class InferenceOutputs {
     } else {
       const top5 = topK(probs, this.o.labels, 5);
       const best = top5[0] as { class: string; confidence: number };
-      this.predictions.push({ file: shown, frame: item.frame, ...best, top5 });
+      const prediction: Prediction = {
+        file: shown,
+        path: this.o.paths.display(this.o.layout.abs(item.rel)),
+        frame: item.frame,
+        ...best,
+        top5,
+      };
+      this.predictions.push(prediction);
       this.counts[best.class] = (this.counts[best.class] ?? 0) + 1;
-      if (this.o.annotate) await this.annotate(r, best);
+      if (this.o.annotate) {
+        const copy = await this.annotate(r, best);
+        if (copy) prediction.annotated = this.o.paths.display(copy);
+      }
     }
     if (item.frame !== null && item.last) await this.flushAnimation(item.rel);
   }
@@ -95,8 +110,14 @@ export class InferenceOutputs {
     await fs.writeFile(this.safe(path.join(out, 'predictions.csv')), predictionsCsv(this.predictions));
   }
 
-  /** The annotated copy of an image, or the annotated frame of a recording's animation. */
-  private async annotate(r: Prepared, best: { class: string; confidence: number }): Promise<void> {
+  /**
+   * The annotated copy of an image (its path is returned), or the annotated frame of a
+   * recording's animation.
+   */
+  private async annotate(
+    r: Prepared,
+    best: { class: string; confidence: number },
+  ): Promise<string | null> {
     const { item } = r;
     const { layout } = this.o;
     try {
@@ -106,17 +127,19 @@ export class InferenceOutputs {
         const file = this.safe(ANNOTATED_FORMATS.has(ext) ? t : `${t}.png`);
         await fs.mkdir(path.dirname(file), { recursive: true });
         await annotateImage(layout.abs(item.rel), file, best.class, best.confidence);
-        return;
+        return file;
       }
       const preview = r.preview ?? (await this.framePreview(r));
-      if (!preview) return;
+      if (!preview) return null;
       const a = await annotated(preview, `${best.class} #${item.frame}`, best.confidence);
       this.animation.push(await a.png({ compressionLevel: 2 }).toBuffer());
+      return null;
     } catch (err) {
       this.o.log(
         `${layout.shown(item.rel)}${item.frame !== null ? ` frame ${item.frame}` : ''}: classified, but the annotated output could not be written (${errorLine(err)})`,
         'WARNING',
       );
+      return null;
     }
   }
 

@@ -2,7 +2,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { badPath, notFound } from '../../domain/errors.js';
+import { AppError, badPath, notFound } from '../../domain/errors.js';
+import type { PathSandbox } from '../../util/sandbox.js';
 import type { AppDeps } from '../deps.js';
 import { ErrorSchema } from '../schemas.js';
 
@@ -24,6 +25,27 @@ const Entry = Type.Object({
   modified: Type.String(),
 });
 
+/** What /files/content serves, by extension: pictures a page can show and outputs it can read. */
+const CONTENT_TYPES: Record<string, string> = {
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.webp': 'image/webp',
+  '.bmp': 'image/bmp',
+  '.json': 'application/json; charset=utf-8',
+  '.csv': 'text/csv; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.log': 'text/plain; charset=utf-8',
+  '.yaml': 'text/plain; charset=utf-8',
+  '.yml': 'text/plain; charset=utf-8',
+};
+const MAX_CONTENT_BYTES = 64 * 1024 * 1024;
+
+const ContentQuery = Type.Object({
+  path: Type.String({ minLength: 1, maxLength: 1024, description: 'a file inside the data root' }),
+});
+
 /**
  * GET /api/v2/files?path= — what one folder of the data root holds (read-only; the dashboard's
  * path picker). Through the same sandbox as every request path: nothing outside the root is
@@ -31,6 +53,7 @@ const Entry = Type.Object({
  */
 export function fileRoutes({ paths }: AppDeps) {
   return async (app: FastifyInstance) => {
+    contentRoute(app, paths);
     app.get<{ Querystring: Static<typeof FilesQuery> }>(
       '/api/v2/files',
       {
@@ -83,4 +106,48 @@ export function fileRoutes({ paths }: AppDeps) {
       },
     );
   };
+}
+
+/**
+ * GET /api/v2/files/content?path= — one file of the data root: a picture (png, jpg, gif, webp,
+ * bmp) or a text output (json, csv, txt, log, yaml), as the dashboard shows annotated images and
+ * reads predictions.json. Other kinds are refused (no SVG or HTML: nothing served here can run
+ * script), the response forbids sniffing and carries a CSP of its own, and it is read-only.
+ */
+function contentRoute(app: FastifyInstance, paths: PathSandbox): void {
+  app.get<{ Querystring: Static<typeof ContentQuery> }>(
+    '/api/v2/files/content',
+    {
+      schema: {
+        tags: ['files'],
+        summary: 'One image or text output of the data root (png, jpg, gif, webp, bmp, json, csv, txt, log, yaml)',
+        querystring: ContentQuery,
+        produces: Object.values(CONTENT_TYPES),
+        response: { 400: ErrorSchema, 404: ErrorSchema, 413: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const shown = request.query.path;
+      const file = paths.resolve(shown, 'path');
+      const st = paths.stat(file);
+      if (!st) throw notFound(`path: '${shown}' does not exist in the data root`);
+      if (!st.isFile()) throw badPath(`path: '${shown}' is not a file`, { field: 'path' });
+      const type = CONTENT_TYPES[path.extname(file).toLowerCase()];
+      if (!type) {
+        throw badPath(
+          `path: '${shown}' is not a file this route serves (${Object.keys(CONTENT_TYPES).join(' ')})`,
+          { field: 'path' },
+        );
+      }
+      if (st.size > MAX_CONTENT_BYTES)
+        throw new AppError('payload_too_large', `path: '${shown}' is over ${MAX_CONTENT_BYTES} bytes`);
+      return reply
+        .type(type)
+        .header('cache-control', 'private, no-cache')
+        .header('last-modified', st.mtime.toUTCString())
+        .header('x-content-type-options', 'nosniff')
+        .header('content-security-policy', "default-src 'none'; sandbox")
+        .send(await fs.readFile(file));
+    },
+  );
 }
