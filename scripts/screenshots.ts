@@ -189,6 +189,12 @@ async function main(): Promise<void> {
       ],
       ['submit-training', '/ui/submit/training', { width: 1280, height: 800 }, '#submit-form'],
       ['tasks-phone', '/ui/tasks', { width: 390, height: 844 }],
+      [
+        'explorer-phone',
+        '/ui/explorer?path=incoming%2Fhandover.iq&model=runs%2Flr-1e-3&offset=0.55',
+        { width: 390, height: 844 },
+        '#strip[data-done="true"]',
+      ],
     ];
     for (const [name, page, viewport, wait] of shots) {
       for (const scheme of ['light', 'dark'] as const) {
@@ -200,7 +206,7 @@ async function main(): Promise<void> {
         // The inference page is long: the photograph is of its predictions table.
         if (name === 'inference') await p.locator('#predictions').evaluate((e) => e.scrollIntoView());
         const file = path.join(out, `${name}${scheme === 'dark' ? '-dark' : ''}.png`);
-        await p.screenshot({ path: file, fullPage: name !== 'tasks-phone' && name !== 'inference' });
+        await p.screenshot({ path: file, fullPage: !name.endsWith('-phone') && name !== 'inference' });
         await p.close();
         console.log(`wrote ${path.relative(root, file)}`);
       }

@@ -357,6 +357,45 @@ describe('dashboard (Chromium)', () => {
     await page.close();
   }
 
+  it('with tokens set, the explorer draws a slice at phone width (pictures are fetched with the token)', async () => {
+    const dir = tmpDir();
+    const svc = await startService(dir, { listen: true, env: { RFUAV_API_TOKENS: 'tok-x' } });
+    fs.mkdirSync(path.join(svc.config.dataRoot, 'rec'), { recursive: true });
+    await writeRecording(path.join(svc.config.dataRoot, 'rec/short.iq'), CLASS_PROFILES[1] as ClassProfile, {
+      sampleRate: 1e6,
+      durationS: 0.05,
+      snrDb: 10,
+      seed: 4,
+    });
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    page.on('response', (r) => {
+      if (r.status() >= 400 && r.status() !== 401) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+    });
+    await page.goto(
+      `${svc.url}/ui/explorer?path=rec%2Fshort.iq&sample_rate=1000000&duration_time=0.01&stft_point=256`,
+    );
+    await page.locator('#token').fill('tok-x');
+    await page.locator('#token-form button').click();
+    await page.waitForSelector('#recording-info >> text=rec/short.iq');
+    assert.match((await page.textContent('label[for="ex-stft_point"]')) ?? '', /set here/);
+    await waitFor(
+      async () =>
+        page.locator('#slice').evaluate((img) => (img as { naturalWidth: number }).naturalWidth > 0),
+      10_000,
+      'the slice drawn',
+    );
+    assert.ok(
+      await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1'),
+      'nothing wider than the phone',
+    );
+    // Without a model there is nothing to classify, and the page says how to get it.
+    await page.waitForSelector('text=Name a model folder above');
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
+
   for (const withTokens of [false, true]) {
     it(`cancel from a task's page ends the running task${withTokens ? ' (tokens set: the page asks for one)' : ''}`, async () => {
       const dir = tmpDir();
