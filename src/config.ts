@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NODE_NAME_PATTERN, RESOURCE_CLASSES, type ResourceClass } from './domain/task.js';
+import { ConfigError } from './domain/errors.js';
+import { loadUsers, type UserDirectory } from './util/users.js';
 
 export const VERSION = '0.1.0';
 
@@ -24,7 +26,10 @@ export interface Config {
   node: NodeSettings;
   host: string;
   port: number;
-  apiTokens: string[];
+  /** Who may call (RFUAV_API_TOKENS, RFUAV_ADMINS, RFUAV_USERS_FILE, RFUAV_QUOTAS; src/util/users.ts). */
+  users: UserDirectory;
+  /** Whether users see every task (team) or only their own (RFUAV_VISIBILITY). */
+  visibility: 'team' | 'own';
   /** Allow listening on a non-loopback address without tokens. */
   insecure: boolean;
   /**
@@ -84,12 +89,7 @@ export interface TorchSettings {
   threads: number;
 }
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 type Env = Record<string, string | undefined>;
 
@@ -170,10 +170,10 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
   if (fallback !== 'cpu' && fallback !== 'reject') {
     throw new ConfigError(`RFUAV_CUDA_FALLBACK must be 'cpu' or 'reject' (got '${fallback}')`);
   }
-  const tokens = (env.RFUAV_API_TOKENS ?? '')
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
+  const visibility = env.RFUAV_VISIBILITY ?? 'team';
+  if (visibility !== 'team' && visibility !== 'own') {
+    throw new ConfigError(`RFUAV_VISIBILITY must be 'team' or 'own' (got '${visibility}')`);
+  }
   return {
     home,
     dataRoot,
@@ -183,7 +183,8 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
     node: nodeSettings(env, o.nodeName),
     host: o.host ?? env.RFUAV_HOST ?? '127.0.0.1',
     port: o.port ?? num(env, 'RFUAV_PORT', 8000, 0, 65535),
-    apiTokens: tokens,
+    users: loadUsers(env, cwd),
+    visibility,
     insecure: o.insecure ?? bool(env, 'RFUAV_INSECURE'),
     corsOrigins: corsOrigins(env.RFUAV_CORS_ORIGINS),
     nvidiaSmi: env.RFUAV_NVIDIA_SMI ?? 'nvidia-smi',

@@ -89,7 +89,7 @@ export class InsecureListenError extends Error {
 }
 
 function assertSafeListen(config: Config): void {
-  if (!isLoopback(config.host) && config.apiTokens.length === 0 && !config.insecure) {
+  if (!isLoopback(config.host) && !config.users.secured && !config.insecure) {
     throw new InsecureListenError(config.host);
   }
 }

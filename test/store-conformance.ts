@@ -149,6 +149,28 @@ export function storeConformance(
       await s.close();
     });
 
+    it("keeps each task's owner: lists by owner, counts what each one has waiting and running", async () => {
+      const s = await open();
+      await s.createTask(newTask('o1', { owner: 'alice' }));
+      await s.createTask(newTask('o2', { owner: 'alice', status: 'queued' }));
+      await s.createTask(newTask('o3', { owner: 'bob' }));
+      await s.createTask(newTask('o4'));
+      await s.updateTask('o1', { status: 'running' });
+      assert.equal((await s.getTask('o1'))?.owner, 'alice');
+      assert.equal((await s.getTask('o4'))?.owner, null);
+      assert.deepEqual(
+        (await s.listTasks({ limit: 10, owner: 'alice' })).map((t) => t.task_id),
+        ['o2', 'o1'],
+      );
+      assert.equal(await s.countWaitingOf('alice'), 1);
+      assert.equal(await s.countWaitingOf('bob'), 1);
+      assert.equal(await s.countWaitingOf('carol'), 0);
+      await s.updateTask('o3', { status: 'cancelled' });
+      const rows = (await s.countUnfinishedByOwner()).map((r) => `${r.owner}:${r.status}:${r.n}`).sort();
+      assert.deepEqual(rows, ['alice:queued:1', 'alice:running:1', 'null:pending:1']);
+      await s.close();
+    });
+
     it('lists unfinished tasks oldest first', async () => {
       const s = await open();
       for (const id of ['u1', 'u2', 'u3', 'u4']) await s.createTask(newTask(id));

@@ -52,11 +52,17 @@ export function apiClient(args: Args, env: NodeJS.ProcessEnv = process.env): Api
   return new ApiClient({
     server: args.string('server') ?? env.RFUAV_SERVER ?? 'http://127.0.0.1:8000',
     // On the server's own machine the service's token list is often in the environment already.
-    token:
-      args.string('token') || env.RFUAV_TOKEN || env.RFUAV_API_TOKENS?.split(',')[0]?.trim() || undefined,
+    token: args.string('token') || env.RFUAV_TOKEN || firstToken(env.RFUAV_API_TOKENS) || undefined,
   });
 }
 
 export function taskPath(id: string, rest = ''): string {
   return `/api/v2/tasks/${encodeURIComponent(id)}${rest}`;
+}
+
+/** The first token of a RFUAV_API_TOKENS list, without its user's name (`alice:tok` → `tok`). */
+function firstToken(list: string | undefined): string | undefined {
+  const first = list?.split(',')[0]?.trim();
+  const m = first ? /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}:(.+)$/.exec(first) : null;
+  return m ? m[1] : first;
 }

@@ -9,7 +9,14 @@ import type {
 } from '../domain/task.js';
 import type { Fence } from '../store/postgres/cluster.js';
 import type { PgStore } from '../store/postgres/pg-store.js';
-import type { KindStatusCount, LimitOverrides, Store, TaskFilter, UnfinishedTask } from '../store/store.js';
+import type {
+  KindStatusCount,
+  LimitOverrides,
+  OwnerStatusCount,
+  Store,
+  TaskFilter,
+  UnfinishedTask,
+} from '../store/store.js';
 
 /** A write by this node for a task whose claim it has lost: nothing was written. */
 export class FencedOutError extends Error {
@@ -73,6 +80,14 @@ export class FencedStore implements Store {
 
   countByKindAndStatus(): Promise<KindStatusCount[]> {
     return this.pg.countByKindAndStatus();
+  }
+
+  countUnfinishedByOwner(): Promise<OwnerStatusCount[]> {
+    return this.pg.countUnfinishedByOwner();
+  }
+
+  countWaitingOf(owner: string): Promise<number> {
+    return this.pg.countWaitingOf(owner);
   }
 
   deleteTask(id: string): Promise<boolean> {

@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'bad_request'
   | 'bad_path'
   | 'unauthorized'
+  | 'forbidden'
   | 'not_found'
   | 'conflict'
   | 'payload_too_large'
@@ -17,6 +18,7 @@ const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
   bad_path: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
@@ -43,6 +45,7 @@ export const badPath = (message: string, detail?: unknown) => new AppError('bad_
 export const notFound = (message: string) => new AppError('not_found', message);
 export const conflict = (message: string, detail?: unknown) => new AppError('conflict', message, detail);
 export const unavailable = (message: string) => new AppError('unavailable', message);
+export const forbidden = (message: string, detail?: unknown) => new AppError('forbidden', message, detail);
 /** A request that is well-formed JSON but breaks a rule; `field` names the offending field. */
 export const invalidField = (field: string, message: string) =>
   new AppError('validation', `${field}: ${message}`, { field });
@@ -71,5 +74,13 @@ export class ShutdownError extends Error {
   constructor() {
     super('service shutting down');
     this.name = 'ShutdownError';
+  }
+}
+
+/** A setting (environment, users file) that cannot be used; the message names it. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
   }
 }

@@ -71,6 +71,8 @@ export interface TaskRecord {
   node_id?: string | null;
   /** In a cluster: the node the task was pinned to at submission (its `node` field), if any. */
   pinned_node?: string | null;
+  /** The user who submitted it (null: created before users existed). */
+  owner: string | null;
 }
 
 export type NewTask = Pick<
@@ -88,6 +90,8 @@ export type NewTask = Pick<
   | 'total_epochs'
 > & {
   message?: string | null;
+  /** Who submits it (the local user when no tokens are configured). */
+  owner?: string | null;
   /**
    * `pending` (accepted, not yet in a node's queue) or `queued`. A single node queues a task in
    * the same step that accepts it, so it stores `queued` directly; `pending` is for a shared

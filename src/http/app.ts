@@ -10,7 +10,7 @@ import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
 import { SseStreams } from './sse.js';
 import { apiDocs } from './docs.js';
-import { bearerIndex, requestHooks } from './hooks.js';
+import { requestHooks } from './hooks.js';
 import { jobRoutes } from './routes/jobs.js';
 import { modelTaskRoutes } from './routes/model-tasks.js';
 import { nodeRoutes } from './routes/nodes.js';
@@ -18,6 +18,7 @@ import { predictRoutes } from './routes/predict.js';
 import { uiRoutes } from './routes/ui.js';
 import { fileRoutes } from './routes/files.js';
 import { signalRoutes } from './routes/signal.js';
+import { userRoutes } from './routes/users.js';
 
 /**
  * Builds the HTTP app (not listening). Bodies are validated without type coercion ("5" is not 5),
@@ -63,17 +64,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxAge: 600,
   });
 
-  const tokens = config.apiTokens.map((t) => Buffer.from(t));
-  await app.register(requestHooks, { service: deps.service, metrics, tokens });
+  const { users } = config;
+  await app.register(requestHooks, { service: deps.service, metrics, users });
 
   await app.register(rateLimit, {
     global: false,
-    // Per client: the token it authenticated with when tokens are configured (however the header
-    // is spelled), else its address. A made-up Authorization header buys no fresh allowance.
-    keyGenerator: (request) => {
-      const i = tokens.length > 0 ? bearerIndex(request, tokens) : -1;
-      return i >= 0 ? `token:${i}` : `ip:${request.ip}`;
-    },
+    // Per user when tokens are configured (however many tokens or addresses they use), else per
+    // address. A made-up Authorization header buys no fresh allowance.
+    keyGenerator: (request) =>
+      users.secured && request.user ? `user:${request.user.name}` : `ip:${request.ip}`,
     errorResponseBuilder: (_request, ctx) => {
       metrics.rejected.inc({ reason: 'rate_limited' });
       return new AppError('rate_limited', `too many tasks created; retry in ${Math.ceil(ctx.ttl / 1000)} s`, {
@@ -82,7 +81,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       });
     },
   });
-  await app.register(apiDocs, { secured: tokens.length > 0 });
+  await app.register(apiDocs, { secured: users.secured });
 
   // One limiter instance (one counter store) for all task-creating routes.
   const shared: HttpShared = {
@@ -108,6 +107,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, shared: HttpS
   await app.register(resourceRoutes(deps));
   await app.register(nodeRoutes(deps));
   await app.register(fileRoutes(deps));
+  await app.register(userRoutes(deps));
   if (deps.predict) await app.register(predictRoutes(deps, deps.predict));
   if (deps.explorer) await app.register(signalRoutes(deps.explorer));
   await app.register(uiRoutes());

@@ -52,6 +52,10 @@ function fieldOf(issue: AjvIssue, part: string | undefined): string {
 function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError & { validationContext?: string }, request, reply) => {
     if (err instanceof AppError) {
+      // An answer that says when to come back says it in the header too (429, 503).
+      const retry = (err.detail as { retry_after_s?: unknown } | null)?.retry_after_s;
+      if (typeof retry === 'number' && !reply.hasHeader('retry-after'))
+        reply.header('retry-after', String(retry));
       return reply.status(err.statusCode).send(errorBody(err.message, err.detail));
     }
     if (err.validation) {

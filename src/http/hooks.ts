@@ -4,40 +4,47 @@
  * given" (unknown body fields noted), and the response timer. CORS comes before all of them
  * (registered in buildApp), so a preflight never meets the token check.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { AppError } from '../domain/errors.js';
+import { AppError, forbidden } from '../domain/errors.js';
+import { isAdmin, LOCAL_USER, type User } from '../domain/users.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import type { TaskService } from '../service/task-service.js';
+import type { UserDirectory } from '../util/users.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Unknown body fields dropped by the schema (noted in the task's log). */
     ignoredFields?: string[];
+    /** Who makes the request: the token's user, or the local user when no tokens are configured. */
+    user: User;
   }
 }
 
 /** Routes open without a token even when tokens are configured. */
 const OPEN_API_ROUTES = new Set(['/api/v1/health', '/api/v1/health/ready']);
 
-/** Index of the configured token the request carries, or -1. Constant time per token. */
-export function bearerIndex(request: FastifyRequest, tokens: Buffer[]): number {
+/** A route's preHandler for what only admins may do (slot limits, quotas, node state). */
+export async function adminOnly(request: FastifyRequest): Promise<void> {
+  if (!isAdmin(request.user)) {
+    throw forbidden(
+      `only an admin may ${request.method} ${request.routeOptions.url}; ${request.user.name} is not one (RFUAV_ADMINS, or role: admin in RFUAV_USERS_FILE)`,
+    );
+  }
+}
+
+/** The user whose token the request carries, or null. */
+export function bearerUser(request: FastifyRequest, users: UserDirectory): User | null {
   const h = request.headers.authorization;
-  if (!h || !h.startsWith('Bearer ')) return -1;
-  const given = Buffer.from(h.slice(7).trim());
-  let found = -1;
-  tokens.forEach((t, i) => {
-    if (t.length === given.length && timingSafeEqual(t, given)) found = i;
-  });
-  return found;
+  if (!h || !h.startsWith('Bearer ')) return null;
+  return users.authenticate(h.slice(7).trim());
 }
 
 export interface RequestHookDeps {
   service: Pick<TaskService, 'accepting'>;
   metrics: ServiceMetrics;
-  /** Configured API tokens (none: no token check). */
-  tokens: Buffer[];
+  /** Who may call (no tokens configured: every caller is the local user). */
+  users: UserDirectory;
 }
 
 /** A body sent without Content-Type is JSON, as FastAPI reads it (curl -d without -H, fetch
@@ -72,14 +79,25 @@ const refuseWhileStopping = fp(
   { name: 'refuse-while-stopping' },
 );
 
-/** With tokens configured, /api/* (but health) and /metrics need one of them. */
+/**
+ * Who calls: with tokens configured, /api/* (but health) and /metrics need one, and the request
+ * is its user's; without, every caller is the local user.
+ */
 const bearerAuth = fp(
-  async (app: FastifyInstance, o: Pick<RequestHookDeps, 'tokens' | 'metrics'>) => {
-    if (o.tokens.length === 0) return;
+  async (app: FastifyInstance, o: Pick<RequestHookDeps, 'users' | 'metrics'>) => {
+    app.decorateRequest('user', null as unknown as User);
+    if (!o.users.secured) {
+      app.addHook('onRequest', async (request) => {
+        request.user = LOCAL_USER;
+      });
+      return;
+    }
     app.addHook('onRequest', async (request, reply) => {
       const route = routeOf(request);
       const guarded = (route.startsWith('/api/') && !OPEN_API_ROUTES.has(route)) || route === '/metrics';
-      if (guarded && bearerIndex(request, o.tokens) < 0) {
+      const user = bearerUser(request, o.users);
+      if (user) request.user = user;
+      else if (guarded) {
         o.metrics.rejected.inc({ reason: 'unauthorized' });
         reply.header('www-authenticate', 'Bearer');
         throw new AppError(
@@ -146,7 +164,7 @@ export const requestHooks = fp(
   async (app: FastifyInstance, o: RequestHookDeps) => {
     await app.register(jsonWithoutContentType);
     await app.register(refuseWhileStopping, { service: o.service });
-    await app.register(bearerAuth, { tokens: o.tokens, metrics: o.metrics });
+    await app.register(bearerAuth, { users: o.users, metrics: o.metrics });
     await app.register(notGiven);
     await app.register(responseTimer, { metrics: o.metrics });
   },

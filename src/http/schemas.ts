@@ -80,6 +80,8 @@ export const TaskSchema = Type.Object(
     node: Type.Optional(Maybe.string()),
     node_id: Type.Optional(Maybe.string()),
     pinned_node: Type.Optional(Maybe.string()),
+    // The user who submitted it (null: created before users existed).
+    owner: Maybe.string(),
     attempts: Type.Integer(),
     gpu_memory_gb: Maybe.number(),
     current_epoch: Maybe.integer(),

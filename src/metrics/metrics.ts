@@ -5,6 +5,8 @@ export interface MetricsSources {
   queueLength(): number;
   slots(): { device: string; cls: string; used: number; limit: number }[];
   logStreams(): number;
+  /** Unfinished tasks per owner and status (read from the store at scrape time). */
+  userTasks?(): Promise<{ owner: string | null; status: string; n: number }[]>;
   /** In a cluster: the nodes by state, as of this node's last heartbeat. */
   clusterNodes?(): { state: string; n: number }[];
   /** This node's GPUs as last read from nvidia-smi (at the refresh interval, not per scrape). */
@@ -117,6 +119,17 @@ function scrapeGauges(registers: Registry[], sources: Sources): void {
     collect() {
       this.reset();
       for (const s of sources()?.slots() ?? []) this.set({ device: s.device, class: s.cls }, s.limit);
+    },
+  });
+  new Gauge({
+    name: 'rfuav_user_tasks',
+    help: 'Tasks waiting (pending, queued) and running per user',
+    labelNames: ['user', 'status'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const c of (await sources()?.userTasks?.()) ?? [])
+        this.inc({ user: c.owner ?? '(none)', status: c.status === 'running' ? 'running' : 'queued' }, c.n);
     },
   });
   new Gauge({

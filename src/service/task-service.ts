@@ -4,6 +4,7 @@ import {
   AppError,
   CancelledError,
   conflict,
+  forbidden,
   InterruptedError,
   notFound,
   ShutdownError,
@@ -20,6 +21,7 @@ import {
   type TaskRecord,
   type TaskStatus,
 } from '../domain/task.js';
+import { isAdmin, LOCAL_USER, mayControl, type User } from '../domain/users.js';
 import type { DeviceManager } from '../devices/manager.js';
 import type { RunnerKeepAlive } from '../engines/torch/runner.js';
 import { JobFailure, type JobDefinition, type JobRegistry } from '../jobs/job.js';
@@ -42,6 +44,8 @@ export type { CommonFields } from './submission.js';
 export interface SubmitMeta {
   /** Unknown request fields that were dropped; noted in the task log. */
   ignoredFields?: string[];
+  /** Who submits (the task's owner; their queued quota applies). Left out: the local user. */
+  owner?: User;
 }
 
 export type TaskView = Omit<TaskRecord, 'params' | 'enqueued_at'> & {
@@ -99,6 +103,8 @@ export class TaskService {
   private readonly queue: TaskQueue;
   private readonly checks: SubmissionChecks;
   private readonly counts = new TaskCounts();
+  /** Creations under way per owner (counted against the queued quota until stored). */
+  private readonly reserved = new Map<string, number>();
   private readonly running = new Map<string, RunningJob>();
   private limitOverrides: LimitSpec = {};
   /** In a cluster: the last read of the stored counts (refreshCounts). */
@@ -187,6 +193,29 @@ export class TaskService {
 
   /** Stores a checked request as a queued task and wakes the scheduler. */
   private async create(c: CheckedRequest, meta: SubmitMeta): Promise<TaskView> {
+    const owner = meta.owner ?? LOCAL_USER;
+    const quota = owner.quotas.queued;
+    if (quota === undefined) return this.store(c, meta, owner);
+    // Counted in the store (every node's tasks), plus this node's creations still on their way.
+    const waiting = (await this.deps.store.countWaitingOf(owner.name)) + (this.reserved.get(owner.name) ?? 0);
+    if (waiting >= quota) {
+      throw new AppError(
+        'rate_limited',
+        `${owner.name} has ${waiting} tasks waiting, the queued quota (${quota}); submit more once some have started`,
+        { quota: 'queued', limit: quota, retry_after_s: 5 },
+      );
+    }
+    this.reserved.set(owner.name, (this.reserved.get(owner.name) ?? 0) + 1);
+    try {
+      return await this.store(c, meta, owner);
+    } finally {
+      const left = (this.reserved.get(owner.name) ?? 1) - 1;
+      if (left > 0) this.reserved.set(owner.name, left);
+      else this.reserved.delete(owner.name);
+    }
+  }
+
+  private async store(c: CheckedRequest, meta: SubmitMeta, owner: User): Promise<TaskView> {
     const { kind, def, body, placement, prepared } = c;
     const taskId = body.task_id ?? newTaskId();
     const priority = body.priority ?? DEFAULT_PRIORITY[def.resourceClass];
@@ -220,6 +249,7 @@ export class TaskService {
         message: 'waiting for a slot',
         status: 'queued',
         pin_node: body.node ?? null,
+        owner: owner.name,
       },
       firstLog,
     );
@@ -246,6 +276,7 @@ export class TaskService {
     kind: string,
     bodies: SubmittedBody[],
     label: (index: number) => string,
+    meta: SubmitMeta = {},
   ): Promise<TaskView[]> {
     const checked: CheckedRequest[] = [];
     for (let i = 0; i < bodies.length; i++) {
@@ -257,16 +288,38 @@ export class TaskService {
       }
     }
     const out: TaskView[] = [];
-    for (const c of checked) out.push(await this.create(c, {}));
+    for (const c of checked) out.push(await this.create(c, meta));
     return out;
   }
 
   // ----- reading -----
 
-  async get(id: string): Promise<TaskView> {
+  /** A task as `reader` may see it (with visibility `own`, another user's task is not found). */
+  async get(id: string, reader?: User): Promise<TaskView> {
+    return this.view(await this.visible(id, reader));
+  }
+
+  private async visible(id: string, reader: User | undefined): Promise<TaskRecord> {
     const t = await this.deps.store.getTask(id);
-    if (!t) throw notFound(`task '${id}' not found`);
-    return this.view(t);
+    if (!t || (reader && !this.maySee(reader, t.owner))) throw notFound(`task '${id}' not found`);
+    return t;
+  }
+
+  /** Whether `reader` may see tasks of `owner` (everyone's with visibility team, the default). */
+  maySee(reader: User, owner: string | null): boolean {
+    return this.deps.config.visibility !== 'own' || isAdmin(reader) || owner === reader.name;
+  }
+
+  /** The task, if `actor` may control it: 403 naming the owner otherwise. */
+  private async controlled(id: string, actor: User | undefined): Promise<TaskRecord> {
+    const t = await this.visible(id, actor);
+    if (actor && !mayControl(actor, t.owner)) {
+      throw forbidden(
+        `task '${id}' belongs to ${t.owner ?? 'nobody (it predates users)'}; only its owner or an admin may change it`,
+        { owner: t.owner },
+      );
+    }
+    return t;
   }
 
   /**
@@ -286,10 +339,8 @@ export class TaskService {
     return this.countsRead.done;
   }
 
-  async getRecord(id: string): Promise<TaskRecord> {
-    const t = await this.deps.store.getTask(id);
-    if (!t) throw notFound(`task '${id}' not found`);
-    return t;
+  async getRecord(id: string, reader?: User): Promise<TaskRecord> {
+    return this.visible(id, reader);
   }
 
   async list(filter: {
@@ -299,6 +350,7 @@ export class TaskService {
     offset?: number;
     idPrefix?: string;
     beforeId?: string;
+    owner?: string;
   }) {
     const groups = { training: [] as string[], inference: [] as string[], other: [] as string[] };
     for (const kind of this.deps.registry.kinds()) {
@@ -316,6 +368,7 @@ export class TaskService {
               offset: filter.offset,
               idPrefix: filter.idPrefix,
               beforeId: filter.beforeId,
+              owner: filter.owner,
             })
           ).map((t) => this.view(t));
     if (this.deps.cluster) await this.refreshCounts();
@@ -364,6 +417,7 @@ export class TaskService {
       result: t.result,
       error: t.error,
       parameters: t.params,
+      owner: t.owner,
     };
     if (t.node !== undefined) {
       v.node = t.node;
@@ -392,12 +446,13 @@ export class TaskService {
 
   // ----- cancel / delete -----
 
+  /** Cancels a task; `actor` (when given) must own it or be an admin. */
   async cancel(
     id: string,
+    actor?: User,
     waitMs = 10_000,
   ): Promise<{ status: 'success'; message: string; task_id: string }> {
-    const t = await this.deps.store.getTask(id);
-    if (!t) throw notFound(`task '${id}' not found`);
+    const t = await this.controlled(id, actor);
     if (isTerminal(t.status)) throw conflict(`task '${id}' has already finished (${t.status})`);
     if (this.queue.isWaiting(id)) {
       // The store first: if the write fails the task is still queued in both places.
@@ -482,9 +537,8 @@ export class TaskService {
     }
   }
 
-  async delete(id: string): Promise<{ status: 'success'; message: string; task_id: string }> {
-    const t = await this.deps.store.getTask(id);
-    if (!t) throw notFound(`task '${id}' not found`);
+  async delete(id: string, actor?: User): Promise<{ status: 'success'; message: string; task_id: string }> {
+    const t = await this.controlled(id, actor);
     if (!isTerminal(t.status)) throw conflict(`task '${id}' is ${t.status}; cancel it before deleting it`);
     if (await this.deps.store.deleteTask(id)) this.counts.bump(t.task_type, t.status, null);
     return { status: 'success', message: 'Task deleted', task_id: id };

@@ -32,6 +32,7 @@ export interface TaskRow {
   owner_node?: string | null;
   node_name?: string | null;
   pin_node?: string | null;
+  owner: string | null;
 }
 
 export const JSON_COLUMNS = new Set(['params', 'stats', 'result', 'latest_metrics']);
@@ -68,6 +69,7 @@ export function rowToTask(row: TaskRow): TaskRecord {
     enqueued_at: row.enqueued_at,
     started_at: row.started_at,
     finished_at: row.finished_at,
+    owner: row.owner ?? null,
     ...(row.node_name !== undefined
       ? { node: row.node_name, node_id: row.owner_node ?? null, pinned_node: row.pin_node ?? null }
       : {}),

@@ -32,10 +32,18 @@ export interface TaskFilter {
   offset?: number;
   /** Only tasks created before this one (the next page after it, however many were created since). */
   beforeId?: string;
+  /** Only this user's tasks. */
+  owner?: string;
 }
 
 export interface KindStatusCount {
   task_type: TaskKind;
+  status: TaskStatus;
+  n: number;
+}
+
+export interface OwnerStatusCount {
+  owner: string | null;
   status: TaskStatus;
   n: number;
 }
@@ -74,6 +82,10 @@ export interface Store {
    */
   listUnfinished(): Promise<UnfinishedTask[]>;
   countByKindAndStatus(): Promise<KindStatusCount[]>;
+  /** A user's tasks that wait (pending or queued): what the queued quota counts. */
+  countWaitingOf(owner: string): Promise<number>;
+  /** Unfinished tasks (pending, queued, running) per owner and status (users, /metrics). */
+  countUnfinishedByOwner(): Promise<OwnerStatusCount[]>;
   /** Deletes a task with its logs and metrics; false when it did not exist. */
   deleteTask(id: string): Promise<boolean>;
 

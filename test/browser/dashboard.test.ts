@@ -396,6 +396,37 @@ describe('dashboard (Chromium)', () => {
     await page.close();
   });
 
+  it("with named users: the list shows owners and filters to mine; another user's task cannot be cancelled from its page", async () => {
+    const gates = new Gates();
+    const svc = await startService(tmpDir(), {
+      listen: true,
+      extraJobs: [gates.job('gate', 'preprocessing', 'gate')],
+      env: { RFUAV_API_TOKENS: 'alice:tok-a,bob:tok-b', RFUAV_ADMINS: 'alice' },
+    });
+    const mine = String((await post(`${svc.url}/api/v2/preprocessing/gate`, {}, 'tok-b')).task_id);
+    const theirs = String((await post(`${svc.url}/api/v2/preprocessing/gate`, {}, 'tok-a')).task_id);
+    const { page, problems } = await open(browser, `${svc.url}/ui/tasks`);
+    await page.locator('#token').fill('tok-b');
+    await page.locator('#token-form button').click();
+    await page.locator(`tr[data-task="${theirs}"] td.owner >> text=alice`).waitFor();
+    await page.locator(`tr[data-task="${mine}"] td.owner >> text=bob`).waitFor();
+    await page.locator('#my-tasks').click();
+    await page.waitForURL(/owner=me/);
+    await page.locator(`tr[data-task="${theirs}"]`).waitFor({ state: 'detached' });
+    assert.equal(await page.locator(`tr[data-task="${mine}"]`).count(), 1);
+    await page.goto(`${svc.url}/ui/tasks/${theirs}`);
+    await page.waitForSelector('#task-details >> text=alice');
+    await page.locator('button', { hasText: 'Cancel' }).click();
+    await page.locator('.actions .error', { hasText: /belongs to alice/ }).waitFor();
+    assert.ok(gates.isRunning(theirs), 'still running');
+    assert.deepEqual(
+      problems.filter((p) => !/HTTP (401|403)/.test(p)),
+      [],
+    );
+    await page.close();
+    for (const t of gates.started) gates.release(t.id);
+  });
+
   for (const withTokens of [false, true]) {
     it(`cancel from a task's page ends the running task${withTokens ? ' (tokens set: the page asks for one)' : ''}`, async () => {
       const dir = tmpDir();

@@ -1,6 +1,10 @@
 /** `rfuav help` and `rfuav <command> --help` from dist/, printed from the command table. */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config.js';
 import { ensureBuilt, rfuav } from '../process.js';
 
 describe('rfuav --help', () => {
@@ -29,7 +33,18 @@ describe('rfuav --help', () => {
   it('lists every command, and exits 2 on no command or an unknown one', async () => {
     const all = await rfuav(['help']);
     assert.equal(all.code, 0);
-    for (const name of ['serve', 'tasks', 'logs', 'cancel', 'predict', 'split', 'train', 'synth', 'noise'])
+    for (const name of [
+      'serve',
+      'tasks',
+      'logs',
+      'cancel',
+      'predict',
+      'split',
+      'train',
+      'synth',
+      'noise',
+      'hash-token',
+    ])
       assert.match(all.out, new RegExp(`^ {2}${name} +\\S`, 'm'));
     assert.equal((await rfuav([])).code, 2);
     const unknown = await rfuav(['frobnicate']);
@@ -38,5 +53,22 @@ describe('rfuav --help', () => {
     const bad = await rfuav(['train', '--epochs', 'many']);
     assert.equal(bad.code, 2);
     assert.match(bad.err, /--epochs must be an integer \(got 'many'\)/);
+  });
+
+  it('hash-token prints a users-file line the service accepts for that token, never the token itself', async () => {
+    const r = await rfuav(['hash-token', 'secret-token-123']);
+    assert.equal(r.code, 0, r.err);
+    const line = /^token_sha256: "(sha256:[0-9a-f]+:[0-9a-f]{64})"$/m.exec(r.out);
+    assert.ok(line, r.out);
+    assert.ok(!r.out.includes('secret-token-123'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rfuav-hash-'));
+    fs.writeFileSync(
+      path.join(dir, 'users.yaml'),
+      `users:\n  - name: erin\n    token_sha256: "${line[1]}"\n`,
+    );
+    const users = loadConfig({ RFUAV_USERS_FILE: 'users.yaml' }, {}, dir).users;
+    assert.equal(users.authenticate('secret-token-123')?.name, 'erin');
+    const fresh = await rfuav(['hash-token']);
+    assert.match(fresh.out, /^token: \S{40,}$/m, 'a new random token when none is given');
   });
 });

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig, parseLimitSpec } from '../../src/config.js';
 import { parseNvidiaSmi, toDevices } from '../../src/devices/gpu.js';
 import { splitCounts } from '../../src/jobs/split.js';
 import { effectiveLimits, mergeSpecs } from '../../src/scheduler/limits.js';
 import { mulberry32, shuffle } from '../../src/util/random.js';
+import { hashToken, newToken } from '../../src/util/users.js';
 
 describe('nvidia-smi parsing', () => {
   it('reads index, name, memory (MiB → GB) and utilization; skips junk lines', () => {
@@ -59,10 +63,84 @@ describe('config', () => {
     assert.throws(() => loadConfig({ RFUAV_PORT: 'eighty' }), /RFUAV_PORT must be a number/);
     assert.throws(() => loadConfig({ RFUAV_CUDA_FALLBACK: 'maybe' }), /RFUAV_CUDA_FALLBACK/);
     const c = loadConfig({ RFUAV_API_TOKENS: ' a, b ,', RFUAV_AGING_INTERVAL_S: '2' }, {}, '/srv');
-    assert.deepEqual(c.apiTokens, ['a', 'b']);
+    assert.deepEqual(
+      c.users.list().map((u) => u.name),
+      ['token-1', 'token-2'],
+    );
+    assert.equal(c.users.authenticate('b')?.name, 'token-2');
     assert.equal(c.agingIntervalMs, 2000);
     assert.equal(c.home, '/srv/.rfuav');
     assert.equal(c.dataRoot, '/srv/data');
+  });
+
+  it('names users: name:token pairs, admins, a users file with salted hashes, quotas; mistakes named', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rfuav-users-'));
+    const carol = newToken();
+    fs.writeFileSync(
+      path.join(dir, 'users.yaml'),
+      [
+        'defaults:',
+        '  quotas: { queued: 50 }',
+        'users:',
+        '  - name: carol',
+        '    share: 2',
+        `    token_sha256: "${hashToken(carol)}"`,
+        '    quotas: { running: { training: 1 } }',
+      ].join('\n'),
+    );
+    const c = loadConfig(
+      {
+        RFUAV_API_TOKENS: 'alice:tok-a,bob:tok-b',
+        RFUAV_ADMINS: 'alice',
+        RFUAV_USERS_FILE: 'users.yaml',
+        RFUAV_QUOTAS: '{"queued":10,"running":{"inference":3}}',
+      },
+      {},
+      dir,
+    );
+    const u = c.users;
+    assert.equal(u.authenticate('tok-a')?.name, 'alice');
+    assert.equal(u.authenticate('tok-a')?.role, 'admin');
+    assert.equal(u.authenticate('tok-b')?.role, 'user');
+    assert.equal(u.authenticate(carol)?.name, 'carol');
+    assert.equal(u.authenticate(carol)?.share, 2);
+    assert.equal(u.authenticate('tok-c'), null);
+    assert.equal(u.authenticate(`${carol}x`), null);
+    // Environment defaults, then the file's (for everyone), then the user's own.
+    assert.deepEqual(u.get('carol')?.quotas, { queued: 50, running: { inference: 3, training: 1 } });
+    assert.deepEqual(u.get('bob')?.quotas, { queued: 50, running: { inference: 3 } });
+    assert.deepEqual(
+      loadConfig({ RFUAV_API_TOKENS: 'bob:t', RFUAV_QUOTAS: '{"queued":10}' }).users.get('bob')?.quotas,
+      {
+        queued: 10,
+      },
+    );
+    assert.ok(
+      !fs.readFileSync(path.join(dir, 'users.yaml'), 'utf8').includes(carol),
+      'only a hash is stored',
+    );
+    // Nobody named admin: everyone is one (the old anonymous tokens could do everything).
+    assert.equal(loadConfig({ RFUAV_API_TOKENS: 'x,y' }).users.authenticate('y')?.role, 'admin');
+    // No tokens: the local user alone.
+    assert.deepEqual(
+      loadConfig({})
+        .users.list()
+        .map((x) => [x.name, x.role]),
+      [['local', 'admin']],
+    );
+    for (const [env, message] of [
+      [{ RFUAV_API_TOKENS: 'a:t1,a:t2' }, /user 'a' is named twice/],
+      [{ RFUAV_API_TOKENS: 'a:t1', RFUAV_ADMINS: 'zed' }, /RFUAV_ADMINS names 'zed'/],
+      [{ RFUAV_QUOTAS: '{"queued":-1}' }, /RFUAV_QUOTAS.queued must be a whole number/],
+      [{ RFUAV_QUOTAS: '{"gpus":1}' }, /unknown quota/],
+      [{ RFUAV_QUOTAS: '{"running":{"gaming":1}}' }, /not a resource class/],
+      [{ RFUAV_USERS_FILE: 'missing.yaml' }, /could not be read/],
+      [{ RFUAV_VISIBILITY: 'some' }, /RFUAV_VISIBILITY/],
+    ] as const) {
+      assert.throws(() => loadConfig(env, {}, dir), message);
+    }
+    fs.writeFileSync(path.join(dir, 'bad.yaml'), 'users:\n  - name: dave\n    token_sha256: plain-token\n');
+    assert.throws(() => loadConfig({ RFUAV_USERS_FILE: 'bad.yaml' }, {}, dir), /token_sha256 must be sha256/);
   });
 
   it('chooses PostgreSQL for a postgres:// DATABASE_URL (or --database-url), else SQLite', () => {

@@ -218,6 +218,7 @@ function drawActions(el, t, refresh) {
 
 function drawDetails(el, t) {
   const rows = [
+    ['owner', t.owner ?? ''],
     ['device', t.device ?? (t.device_request ? `${t.device_request} (asked)` : '')],
     ['node', t.node ?? ''],
     ['pinned to', t.pinned_node ?? ''],

@@ -1,4 +1,4 @@
-// /ui/tasks?status=&kind=&q=&before= — every task, newest first, filtered and paged on the server
+// /ui/tasks?status=&kind=&owner=&q=&before= — every task (or one user's; owner=me: the caller's), newest first, filtered and paged on the server
 // (`before`: the page after that task, so new tasks never shift a page); refreshed every 2 s, so
 // new tasks appear and statuses change without a reload.
 import { api } from '../api.js';
@@ -15,6 +15,7 @@ export function taskListPage(main, url) {
   const kind = q.get('kind') ?? '';
   const idPrefix = q.get('q') ?? '';
   const before = q.get('before') ?? '';
+  const owner = q.get('owner') ?? '';
 
   const kindSelect = h('select', { name: 'kind', id: 'f-kind' }, h('option', { value: '' }, 'any'));
   const statusSelect = h(
@@ -30,10 +31,19 @@ export function taskListPage(main, url) {
     placeholder: 'task id starts with',
     maxlength: 64,
   });
+  const ownerInput = h('input', {
+    name: 'owner',
+    id: 'f-owner',
+    value: owner,
+    placeholder: 'anyone (me: mine)',
+    size: 12,
+    maxlength: 64,
+  });
   const apply = () => {
     const next = new URLSearchParams();
     if (statusSelect.value) next.set('status', statusSelect.value);
     if (kindSelect.value) next.set('kind', kindSelect.value);
+    if (ownerInput.value.trim()) next.set('owner', ownerInput.value.trim());
     if (search.value.trim()) next.set('q', search.value.trim());
     navigate(`/ui/tasks${next.size ? `?${next}` : ''}`, { replaceState: true });
   };
@@ -44,8 +54,12 @@ export function taskListPage(main, url) {
     { class: 'filters', role: 'search', onsubmit: (e) => (e.preventDefault(), apply()) },
     h('label', { for: 'f-status' }, 'status', statusSelect),
     h('label', { for: 'f-kind' }, 'kind', kindSelect),
+    h('label', { for: 'f-owner' }, 'owner', ownerInput),
     h('label', { for: 'f-q' }, 'id', search),
     h('button', { type: 'submit' }, 'Filter'),
+    owner === 'me'
+      ? h('a', { href: '/ui/tasks', id: 'all-tasks' }, 'Everyone’s tasks')
+      : h('a', { href: '/ui/tasks?owner=me', id: 'my-tasks' }, 'My tasks'),
   );
   const table = h('div', { class: 'table-wrap', id: 'task-table' });
   const pager = h('div', { class: 'pager' });
@@ -78,6 +92,7 @@ export function taskListPage(main, url) {
     if (status) params.set('status', status);
     if (kind) params.set('task_type', kind);
     if (idPrefix) params.set('q', idPrefix);
+    if (owner) params.set('owner', owner);
     const list = await api(`/api/v2/tasks?${params}`);
     // Three groups, each paged alike: merged newest first, one page's worth shown.
     const all = [...list.training_tasks, ...list.inference_tasks, ...list.other_tasks].sort((a, b) =>
@@ -113,6 +128,7 @@ function rows(tasks, selected, toggle) {
         h('th', {}, 'task'),
         h('th', {}, 'kind'),
         h('th', {}, 'status'),
+        h('th', {}, 'owner'),
         h('th', {}, 'device'),
         h('th', { class: 'hide-narrow' }, 'progress'),
         h('th', { class: 'hide-narrow' }, 'message'),
@@ -150,6 +166,7 @@ function rows(tasks, selected, toggle) {
           ),
           h('td', {}, t.task_type),
           h('td', {}, statusBadge(t.status)),
+          h('td', { class: 'owner' }, t.owner ?? ''),
           h('td', {}, t.node ? `${t.device ?? ''} @ ${t.node}` : (t.device ?? t.device_request ?? '')),
           h('td', { class: 'hide-narrow' }, progressBar(t.progress)),
           h('td', { class: 'hide-narrow' }, t.pending_reason ?? t.message ?? ''),

@@ -9,6 +9,7 @@ import { augmentEntry } from './augment.js';
 import { cancelCommand } from './cancel.js';
 import { cropEntry } from './crop.js';
 import { evaluateEntry } from './evaluate.js';
+import { hashTokenCommand } from './hash-token.js';
 import { inferEntry } from './infer.js';
 import { logsCommand } from './logs.js';
 import { noiseCommand } from './noise.js';
@@ -66,6 +67,7 @@ export function commandTable(jobs: JobSchema[]): Command[] {
     ...submitting,
     synthCommand,
     noiseCommand,
+    hashTokenCommand,
   ];
   checkTable(table);
   return table;

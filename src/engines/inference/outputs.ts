@@ -114,10 +114,7 @@ export class InferenceOutputs {
    * The annotated copy of an image (its path is returned), or the annotated frame of a
    * recording's animation.
    */
-  private async annotate(
-    r: Prepared,
-    best: { class: string; confidence: number },
-  ): Promise<string | null> {
+  private async annotate(r: Prepared, best: { class: string; confidence: number }): Promise<string | null> {
     const { item } = r;
     const { layout } = this.o;
     try {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { notFound } from '../../domain/errors.js';
 import type { JobDefinition } from '../../jobs/job.js';
+import type { User } from '../../domain/users.js';
 import type { AppDeps, HttpShared } from '../deps.js';
 import { ActionResult, ErrorSchema, LogQuery, TaskIdParams, TaskSchema, taskBody } from '../schemas.js';
 import { logStream } from './tasks.js';
@@ -64,13 +65,14 @@ function creationRoute(
     async (request) =>
       service.submit(def.kind, request.body as Record<string, unknown>, {
         ignoredFields: request.ignoredFields,
+        owner: request.user,
       }),
   );
 }
 
 /** The task, if it belongs to this family (a 404 with a pointer otherwise). */
-async function ownTask({ service }: AppDeps, o: FamilyOptions, id: string) {
-  const view = await service.get(id);
+async function ownTask({ service }: AppDeps, o: FamilyOptions, id: string, reader: User) {
+  const view = await service.get(id, reader);
   if (!o.kinds.includes(view.task_type)) {
     throw notFound(
       `task '${view.task_id}' is a ${view.task_type} task, not ${o.family}; use /api/v2/tasks/${view.task_id}`,
@@ -92,10 +94,14 @@ function cancelRoute(
         tags: [o.family],
         summary: `${name === 'stop' ? 'Stop' : 'Cancel'} a ${o.family} task (waiting: at once; running: its work is stopped, then its slot frees)`,
         params: TaskIdParams,
-        response: { 200: ActionResult, 404: ErrorSchema, 409: ErrorSchema },
+        response: { 200: ActionResult, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
       },
     },
-    async (request) => deps.service.cancel((await ownTask(deps, o, request.params.task_id)).task_id),
+    async (request) =>
+      deps.service.cancel(
+        (await ownTask(deps, o, request.params.task_id, request.user)).task_id,
+        request.user,
+      ),
   );
 }
 
@@ -110,7 +116,7 @@ function getRoute(app: FastifyInstance, deps: AppDeps, o: FamilyOptions): void {
         response: { 200: TaskSchema, 404: ErrorSchema },
       },
     },
-    async (request) => ownTask(deps, o, request.params.task_id),
+    async (request) => ownTask(deps, o, request.params.task_id, request.user),
   );
 }
 

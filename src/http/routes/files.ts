@@ -120,7 +120,8 @@ function contentRoute(app: FastifyInstance, paths: PathSandbox): void {
     {
       schema: {
         tags: ['files'],
-        summary: 'One image or text output of the data root (png, jpg, gif, webp, bmp, json, csv, txt, log, yaml)',
+        summary:
+          'One image or text output of the data root (png, jpg, gif, webp, bmp, json, csv, txt, log, yaml)',
         querystring: ContentQuery,
         produces: Object.values(CONTENT_TYPES),
         response: { 400: ErrorSchema, 404: ErrorSchema, 413: ErrorSchema },

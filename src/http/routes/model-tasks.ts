@@ -63,7 +63,7 @@ function trainingMetricsRoute(app: FastifyInstance, deps: AppDeps): void {
       },
     },
     async (request) => {
-      const task = await service.getRecord(request.params.task_id);
+      const task = await service.getRecord(request.params.task_id, request.user);
       if (task.task_type !== 'training') throw notFound(`task '${task.task_id}' is not a training task`);
       return {
         task_id: task.task_id,
@@ -111,6 +111,7 @@ function inferenceBatchRoute(
           save_path: path.posix.join(save_base_path, String(i)),
         })),
         (i) => `source_paths[${i}]`,
+        { owner: request.user },
       );
       return {
         status: 'success' as const,

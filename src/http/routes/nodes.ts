@@ -4,6 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { conflict, notFound } from '../../domain/errors.js';
 import type { NodeRow } from '../../store/postgres/cluster.js';
 import type { AppDeps } from '../deps.js';
+import { adminOnly } from '../hooks.js';
 import { ErrorSchema } from '../schemas.js';
 
 const NodeParams = Type.Object({ node: Type.String({ minLength: 1, maxLength: 100 }) });
@@ -61,11 +62,12 @@ function drainRoute(app: FastifyInstance, deps: AppDeps): void {
   app.post<{ Params: Static<typeof NodeParams> }>(
     '/api/v2/nodes/:node/drain',
     {
+      preHandler: adminOnly,
       schema: {
         tags: ['nodes'],
         summary: 'Stop a node claiming work (its id or name); what it runs finishes',
         params: NodeParams,
-        response: { 404: ErrorSchema, 409: ErrorSchema },
+        response: { 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
       },
     },
     async (request) => {

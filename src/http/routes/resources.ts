@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { LimitSpec } from '../../config.js';
 import { invalidField } from '../../domain/errors.js';
 import type { AppDeps } from '../deps.js';
+import { adminOnly } from '../hooks.js';
 import { ErrorSchema } from '../schemas.js';
 import { nodeView } from './nodes.js';
 
@@ -132,11 +133,12 @@ function configRoute(app: FastifyInstance, deps: AppDeps): void {
   app.post<{ Body: Static<typeof ConfigBody> }>(
     '/api/v2/resources/config',
     {
+      preHandler: adminOnly,
       schema: {
         tags: ['resources'],
         summary: 'Change slot limits live (persisted; raising one starts waiting work at once)',
         body: ConfigBody,
-        response: { 422: ErrorSchema },
+        response: { 403: ErrorSchema, 422: ErrorSchema },
       },
     },
     async (request) => {

@@ -37,6 +37,7 @@ function attachGauges(deps: AppDeps, streams: HttpShared['streams']): void {
         return out;
       },
       logStreams: () => streams.size,
+      userTasks: () => deps.store.countUnfinishedByOwner(),
       gpus: () => deps.devices.readings(),
       clusterNodes: cluster
         ? () => {

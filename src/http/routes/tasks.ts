@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { notFound } from '../../domain/errors.js';
+import { forbidden, notFound } from '../../domain/errors.js';
+import type { User } from '../../domain/users.js';
 import { TASK_STATUSES, type TaskStatus } from '../../domain/task.js';
 import type { AppDeps, HttpShared } from '../deps.js';
 import { ActionResult, ErrorSchema, LogQuery, TaskIdParams, TaskSchema } from '../schemas.js';
@@ -20,9 +21,12 @@ const ListQuery = Type.Object({
     Type.String({ maxLength: 64, description: 'only tasks created before this task id (the next page)' }),
   ),
   q: Type.Optional(Type.String({ maxLength: 64, description: 'only task ids that start with this' })),
+  owner: Type.Optional(
+    Type.String({ maxLength: 64, description: "only this user's tasks ('me': the caller's own)" }),
+  ),
 });
 
-const errors = { 404: ErrorSchema, 409: ErrorSchema };
+const errors = { 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema };
 
 export function taskRoutes(deps: AppDeps, { streams }: HttpShared) {
   return async (app: FastifyInstance) => {
@@ -56,6 +60,7 @@ function listRoute(app: FastifyInstance, { service }: AppDeps): void {
     },
     async (request) =>
       service.list({
+        owner: listOwner(service, request.user, request.query.owner),
         status: request.query.status as TaskStatus | undefined,
         task_type: request.query.task_type,
         limit: request.query.limit,
@@ -64,6 +69,17 @@ function listRoute(app: FastifyInstance, { service }: AppDeps): void {
         beforeId: request.query.before || undefined,
       }),
   );
+}
+
+/**
+ * Whose tasks a list shows: `?owner=` (a name, or `me`); with visibility `own`, a user who is not
+ * an admin sees only their own, and asking for someone else's is a 403.
+ */
+function listOwner(service: AppDeps['service'], user: User, asked: string | undefined): string | undefined {
+  const owner = asked === 'me' ? user.name : asked;
+  if (owner !== undefined && !service.maySee(user, owner))
+    throw forbidden(`owner: you may list only your own tasks (RFUAV_VISIBILITY=own)`, { field: 'owner' });
+  return owner ?? (service.maySee(user, null) ? undefined : user.name);
 }
 
 function getRoute(app: FastifyInstance, { service }: AppDeps): void {
@@ -77,7 +93,7 @@ function getRoute(app: FastifyInstance, { service }: AppDeps): void {
         response: { 200: TaskSchema, 404: ErrorSchema },
       },
     },
-    async (request) => service.get(request.params.task_id),
+    async (request) => service.get(request.params.task_id, request.user),
   );
 }
 
@@ -107,7 +123,7 @@ function cancelRoute(app: FastifyInstance, { service }: AppDeps): void {
         response: { 200: ActionResult, ...errors },
       },
     },
-    async (request) => service.cancel(request.params.task_id),
+    async (request) => service.cancel(request.params.task_id, request.user),
   );
 }
 
@@ -122,7 +138,7 @@ function deleteRoute(app: FastifyInstance, { service }: AppDeps): void {
         response: { 200: ActionResult, ...errors },
       },
     },
-    async (request) => service.delete(request.params.task_id),
+    async (request) => service.delete(request.params.task_id, request.user),
   );
 }
 
@@ -137,7 +153,7 @@ export async function logStream(
   const { task_id } = request.params as { task_id: string };
   const { since, follow } = request.query as { since?: number; follow?: boolean };
   const after = resumePoint(request, since);
-  const task = await deps.service.getRecord(task_id);
+  const task = await deps.service.getRecord(task_id, request.user);
   if (kinds && !kinds.includes(task.task_type)) {
     throw notFound(`task '${task_id}' is a ${task.task_type} task; use /api/v2/tasks/${task_id}/logs`);
   }

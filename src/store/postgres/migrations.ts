@@ -124,4 +124,13 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       ALTER TABLE tasks ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false;
     `,
   },
+  {
+    version: 4,
+    name: 'task owners',
+    sql: `
+      -- The user who submitted the task (owner_node is the node that claimed it).
+      ALTER TABLE tasks ADD COLUMN owner text;
+      CREATE INDEX tasks_by_owner ON tasks (owner, status);
+    `,
+  },
 ];

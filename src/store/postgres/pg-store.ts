@@ -12,6 +12,7 @@ import type {
 import { appendedLog, columnValue, rowToLog, rowToTask, type LogRow, type TaskRow } from '../rows.js';
 import {
   type KindStatusCount,
+  type OwnerStatusCount,
   type LimitOverrides,
   type Store,
   type TaskFilter,
@@ -66,8 +67,8 @@ const CREATE_TASK = `
   WITH t AS (
     INSERT INTO tasks (task_id, task_type, status, priority, device_request, gpu_memory_gb, name,
       description, message, params, input_path, output_path, total_epochs, created_at, updated_at,
-      enqueued_at, log_seq, queue_key, pin_node)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14, $15, $23, $24)
+      enqueued_at, log_seq, queue_key, pin_node, owner)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14, $15, $23, $24, $25)
     RETURNING *
   ), l AS (
     INSERT INTO task_logs (task_id, seq, timestamp, level, message, metrics, step, stage, progress)
@@ -233,6 +234,7 @@ export class PgStore implements Store {
         ...logArrays(firstLog, now),
         this.queueKey(Date.parse(now), task.priority),
         task.pin_node ?? null,
+        task.owner ?? null,
       ]);
       return rowToTask(row as TaskRow);
     } catch (err) {
@@ -330,12 +332,28 @@ export class PgStore implements Store {
       );
     if (filter.beforeId)
       where.push(`seq < coalesce((SELECT seq FROM tasks WHERE task_id = $${args.push(filter.beforeId)}), 0)`);
+    if (filter.owner !== undefined) where.push(`owner = $${args.push(filter.owner)}`);
     const text = `SELECT * FROM tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${args.push(filter.limit)} OFFSET $${args.push(filter.offset ?? 0)}`;
     return (await this.q<TaskRow>(text, args)).map(rowToTask);
   }
 
   async listUnfinished(): Promise<UnfinishedTask[]> {
     return this.q<UnfinishedTask>(UNFINISHED, []);
+  }
+
+  async countUnfinishedByOwner(): Promise<OwnerStatusCount[]> {
+    return this.q<OwnerStatusCount>(
+      "SELECT owner, status, count(*)::int AS n FROM tasks WHERE status IN ('pending', 'queued', 'running') GROUP BY owner, status",
+      [],
+    );
+  }
+
+  async countWaitingOf(owner: string): Promise<number> {
+    const [row] = await this.q<{ n: number }>(
+      "SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND status IN ('pending', 'queued')",
+      [owner],
+    );
+    return row?.n ?? 0;
   }
 
   async countByKindAndStatus(): Promise<KindStatusCount[]> {

@@ -79,4 +79,13 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
     name: 'progress events in the task log',
     sql: `ALTER TABLE task_logs ADD COLUMN progress INTEGER;`,
   },
+  {
+    version: 3,
+    name: 'task owners',
+    sql: `
+      ALTER TABLE tasks ADD COLUMN owner TEXT;
+      -- A user's tasks by status: the ?owner= list and the queued quota's count.
+      CREATE INDEX tasks_by_owner ON tasks (owner, status);
+    `,
+  },
 ];

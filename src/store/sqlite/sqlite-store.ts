@@ -15,6 +15,7 @@ import { appendedLog, columnValue, rowToLog, rowToTask, type LogRow, type TaskRo
 import {
   StoreLockedError,
   type KindStatusCount,
+  type OwnerStatusCount,
   type LimitOverrides,
   type Store,
   type TaskFilter,
@@ -51,6 +52,8 @@ export class SqliteStore implements Store {
   private readonly updateStmts = new Map<string, Stmt>();
   private readonly s: {
     insertTask: Stmt;
+    waitingOf: Stmt;
+    byOwner: Stmt;
     getTask: Stmt;
     unfinished: Stmt;
     counts: Stmt;
@@ -80,38 +83,21 @@ export class SqliteStore implements Store {
     this.now = opts.now ?? (() => new Date());
     this.cache = new RecentMap(opts.cacheSize ?? 20_000);
     this.lastSeq = new RecentMap(opts.cacheSize ?? 20_000);
-    if (opts.file !== ':memory:') fs.mkdirSync(path.dirname(opts.file), { recursive: true });
-    this.db = new Database(opts.file);
-    // One service per home: this connection keeps an exclusive lock on the file for its whole
-    // life (the OS drops it if the process dies, so a kill -9 leaves nothing stale). A second
-    // service on the same home would otherwise re-queue and re-run the first one's tasks.
-    try {
-      this.db.pragma('busy_timeout = 1000');
-      this.db.pragma('journal_mode = WAL');
-      if (opts.file !== ':memory:') {
-        this.db.pragma('locking_mode = EXCLUSIVE');
-        this.db.exec('BEGIN IMMEDIATE; COMMIT');
-      }
-    } catch (err) {
-      this.db.close();
-      if (/^SQLITE_BUSY/.test((err as { code?: string }).code ?? ''))
-        throw new StoreLockedError(opts.file, 'give this one another RFUAV_HOME');
-      throw err;
-    }
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    // 64 MiB page cache (default 2 MiB): reads of older tasks and logs stay in memory;
-    // memory-mapped reads skip a copy per page.
-    this.db.pragma('cache_size = -65536');
-    this.db.pragma('mmap_size = 268435456');
+    this.db = openDatabase(opts.file);
     this.migrate();
     const db = this.db;
     this.s = {
       insertTask: db.prepare(`
         INSERT INTO tasks (task_id, task_type, status, priority, device_request, gpu_memory_gb, name,
           description, message, progress, attempts, params, input_path, output_path, total_epochs,
-          created_at, updated_at, enqueued_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?)`),
+          created_at, updated_at, enqueued_at, owner)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      byOwner: db.prepare(
+        "SELECT owner, status, COUNT(*) AS n FROM tasks WHERE status IN ('pending', 'queued', 'running') GROUP BY owner, status",
+      ),
+      waitingOf: db.prepare(
+        "SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND status IN ('pending', 'queued')",
+      ),
       getTask: db.prepare('SELECT * FROM tasks WHERE task_id = ?'),
       unfinished: db.prepare(
         `SELECT task_id, task_type, status, priority, device_request, device, gpu_memory_gb, attempts, enqueued_at
@@ -314,6 +300,7 @@ export class SqliteStore implements Store {
       enqueued_at: now,
       started_at: null,
       finished_at: null,
+      owner: task.owner ?? null,
     };
     const params = JSON.stringify(task.params);
     // Positional binding: ~6 µs cheaper per insert than named parameters here.
@@ -334,6 +321,7 @@ export class SqliteStore implements Store {
       now,
       now,
       now,
+      record.owner,
     );
     // A private copy of params: the caller's object must not alias the cached record.
     record.params = JSON.parse(params) as Record<string, unknown>;
@@ -394,6 +382,10 @@ export class SqliteStore implements Store {
       where.push('rowid < coalesce((SELECT rowid FROM tasks WHERE task_id = ?), 0)');
       args.push(filter.beforeId);
     }
+    if (filter.owner !== undefined) {
+      where.push('owner = ?');
+      args.push(filter.owner);
+    }
     const sql = `SELECT * FROM tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY rowid DESC LIMIT ? OFFSET ?`;
     return this.read(() =>
       (this.db.prepare(sql).all(...args, filter.limit, filter.offset ?? 0) as TaskRow[]).map(rowToTask),
@@ -406,6 +398,14 @@ export class SqliteStore implements Store {
 
   async countByKindAndStatus(): Promise<KindStatusCount[]> {
     return this.read(() => this.s.counts.all() as KindStatusCount[]);
+  }
+
+  async countUnfinishedByOwner(): Promise<OwnerStatusCount[]> {
+    return this.read(() => this.s.byOwner.all() as OwnerStatusCount[]);
+  }
+
+  async countWaitingOf(owner: string): Promise<number> {
+    return this.read(() => (this.s.waitingOf.get(owner) as { n: number }).n);
   }
 
   async deleteTask(id: string): Promise<boolean> {
@@ -492,4 +492,33 @@ export class SqliteStore implements Store {
     this.commitBatch();
     if (this.db.open) this.db.close();
   }
+}
+
+/** The database file, opened for this service alone, with its pragmas. */
+function openDatabase(file: string): Database.Database {
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  // One service per home: this connection keeps an exclusive lock on the file for its whole
+  // life (the OS drops it if the process dies, so a kill -9 leaves nothing stale). A second
+  // service on the same home would otherwise re-queue and re-run the first one's tasks.
+  try {
+    db.pragma('busy_timeout = 1000');
+    db.pragma('journal_mode = WAL');
+    if (file !== ':memory:') {
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.exec('BEGIN IMMEDIATE; COMMIT');
+    }
+  } catch (err) {
+    db.close();
+    if (/^SQLITE_BUSY/.test((err as { code?: string }).code ?? ''))
+      throw new StoreLockedError(file, 'give this one another RFUAV_HOME');
+    throw err;
+  }
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  // 64 MiB page cache (default 2 MiB): reads of older tasks and logs stay in memory;
+  // memory-mapped reads skip a copy per page.
+  db.pragma('cache_size = -65536');
+  db.pragma('mmap_size = 268435456');
+  return db;
 }
