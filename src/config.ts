@@ -30,6 +30,11 @@ export interface Config {
   users: UserDirectory;
   /** Whether users see every task (team) or only their own (RFUAV_VISIBILITY). */
   visibility: 'team' | 'own';
+  /**
+   * Fair share (scheduler/fair-share.ts): usage half-life (RFUAV_FAIRSHARE_HALFLIFE_H) and the
+   * most priority steps it may add to a heavy user's tasks (RFUAV_FAIRSHARE_STEPS; 0 = off).
+   */
+  fairShare: { halfLifeMs: number; steps: number };
   /** Allow listening on a non-loopback address without tokens. */
   insecure: boolean;
   /**
@@ -185,6 +190,10 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
     port: o.port ?? num(env, 'RFUAV_PORT', 8000, 0, 65535),
     users: loadUsers(env, cwd),
     visibility,
+    fairShare: {
+      halfLifeMs: num(env, 'RFUAV_FAIRSHARE_HALFLIFE_H', 24, 0.01, 24 * 365) * 3600_000,
+      steps: num(env, 'RFUAV_FAIRSHARE_STEPS', 10, 0, 1000),
+    },
     insecure: o.insecure ?? bool(env, 'RFUAV_INSECURE'),
     corsOrigins: corsOrigins(env.RFUAV_CORS_ORIGINS),
     nvidiaSmi: env.RFUAV_NVIDIA_SMI ?? 'nvidia-smi',

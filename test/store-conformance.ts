@@ -171,6 +171,29 @@ export function storeConformance(
       await s.close();
     });
 
+    it('keeps the fair-share ledger: charges add up, stored usage decays with the half-life', async () => {
+      const s = await open();
+      const ledger = async (charges: { user: string; amount: number }[], now: number) =>
+        Object.fromEntries(
+          (await s.chargeUsage(charges, now, 1000)).map((r) => [r.user, Math.round(r.usage * 1000) / 1000]),
+        );
+      assert.deepEqual(await ledger([], 0), {});
+      assert.deepEqual(await ledger([{ user: 'alice', amount: 100 }], 0), { alice: 100 });
+      // One half-life later: alice's 100 is 50, plus her new 50; bob starts at 10.
+      assert.deepEqual(
+        await ledger(
+          [
+            { user: 'alice', amount: 50 },
+            { user: 'bob', amount: 10 },
+          ],
+          1000,
+        ),
+        { alice: 100, bob: 10 },
+      );
+      assert.deepEqual(await ledger([], 2000), { alice: 50, bob: 5 });
+      await s.close();
+    });
+
     it('lists unfinished tasks oldest first', async () => {
       const s = await open();
       for (const id of ['u1', 'u2', 'u3', 'u4']) await s.createTask(newTask(id));

@@ -16,6 +16,8 @@ import type {
   Store,
   TaskFilter,
   UnfinishedTask,
+  UsageCharge,
+  UsageRecord,
 } from '../store/store.js';
 
 /** A write by this node for a task whose claim it has lost: nothing was written. */
@@ -84,6 +86,10 @@ export class FencedStore implements Store {
 
   countUnfinishedByOwner(): Promise<OwnerStatusCount[]> {
     return this.pg.countUnfinishedByOwner();
+  }
+
+  chargeUsage(charges: readonly UsageCharge[], now: number, halfLifeMs: number): Promise<UsageRecord[]> {
+    return this.pg.chargeUsage(charges, now, halfLifeMs);
   }
 
   countWaitingOf(owner: string): Promise<number> {

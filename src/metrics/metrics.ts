@@ -7,6 +7,8 @@ export interface MetricsSources {
   logStreams(): number;
   /** Unfinished tasks per owner and status (read from the store at scrape time). */
   userTasks?(): Promise<{ owner: string | null; status: string; n: number }[]>;
+  /** Each user's decayed usage (device-seconds) and fair-share factor. */
+  userUsage?(): { user: string; usage: number; factor: number }[];
   /** In a cluster: the nodes by state, as of this node's last heartbeat. */
   clusterNodes?(): { state: string; n: number }[];
   /** This node's GPUs as last read from nvidia-smi (at the refresh interval, not per scrape). */
@@ -66,6 +68,7 @@ export class ServiceMetrics {
     // prom-client calls collect() with the gauge as `this`; the sources are read through a getter.
     const sources = () => this.sources;
     scrapeGauges(registers, sources);
+    userGauges(registers, sources);
     gpuGauges(registers, sources);
   }
 
@@ -80,6 +83,41 @@ export class ServiceMetrics {
 }
 
 type Sources = () => MetricsSources | null;
+
+/** Per-user gauges: tasks waiting and running, usage and fair-share factor. */
+function userGauges(registers: Registry[], sources: Sources): void {
+  new Gauge({
+    name: 'rfuav_user_tasks',
+    help: 'Tasks waiting (pending, queued) and running per user',
+    labelNames: ['user', 'status'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const c of (await sources()?.userTasks?.()) ?? [])
+        this.inc({ user: c.owner ?? '(none)', status: c.status === 'running' ? 'running' : 'queued' }, c.n);
+    },
+  });
+  new Gauge({
+    name: 'rfuav_user_usage_seconds',
+    help: 'Device-seconds each user has used, decayed with the fair-share half-life (CPU seconds weigh 0.1)',
+    labelNames: ['user'],
+    registers,
+    collect() {
+      this.reset();
+      for (const u of sources()?.userUsage?.() ?? []) this.set({ user: u.user }, u.usage);
+    },
+  });
+  new Gauge({
+    name: 'rfuav_user_fair_share',
+    help: "Each user's fair-share factor 2^(-usage part / share part): 1 = nothing used lately",
+    labelNames: ['user'],
+    registers,
+    collect() {
+      this.reset();
+      for (const u of sources()?.userUsage?.() ?? []) this.set({ user: u.user }, u.factor);
+    },
+  });
+}
 
 /** Gauges computed at scrape time from the service's live figures. */
 function scrapeGauges(registers: Registry[], sources: Sources): void {
@@ -119,17 +157,6 @@ function scrapeGauges(registers: Registry[], sources: Sources): void {
     collect() {
       this.reset();
       for (const s of sources()?.slots() ?? []) this.set({ device: s.device, class: s.cls }, s.limit);
-    },
-  });
-  new Gauge({
-    name: 'rfuav_user_tasks',
-    help: 'Tasks waiting (pending, queued) and running per user',
-    labelNames: ['user', 'status'],
-    registers,
-    async collect() {
-      this.reset();
-      for (const c of (await sources()?.userTasks?.()) ?? [])
-        this.inc({ user: c.owner ?? '(none)', status: c.status === 'running' ? 'running' : 'queued' }, c.n);
     },
   });
   new Gauge({

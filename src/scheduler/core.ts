@@ -1,6 +1,11 @@
 import { RESOURCE_CLASSES, type ResourceClass } from '../domain/task.js';
 import type { DeviceInfo } from '../domain/devices.js';
+import type { Quotas } from '../domain/users.js';
+import { FairShare, type Factor } from './fair-share.js';
 import type { Limits, Placement, QueueEntry } from './types.js';
+
+/** The owner of entries that name none (a service without users). */
+const NO_OWNER = 'local';
 
 interface Entry extends QueueEntry {
   /** Submission order among entries; breaks ties so equals run first-in first-out. */
@@ -15,10 +20,16 @@ interface Entry extends QueueEntry {
   key: number;
 }
 
-/** Tasks with identical needs (class, device request, memory) wait in one lane, in key order. */
+/**
+ * Tasks with identical needs (class, device request, memory) wait in one lane: one queue per
+ * owner, each in key order. The lane's head is the owner head that comes first once fair share
+ * has moved each owner's tasks back by their own amount.
+ */
 interface Lane {
   name: string;
-  entries: Entry[];
+  cls: ResourceClass;
+  queues: Map<string, Entry[]>;
+  size: number;
   /** Why the lane's head could not be placed at the last dispatch (null when never blocked). */
   blockedReason: string | null;
 }
@@ -28,6 +39,15 @@ export interface SchedulerCoreOptions {
   limits: Limits;
   /** Milliseconds of waiting per step of priority gained; 0 disables aging. */
   agingIntervalMs: number;
+  /** Usage per user and how far it moves their tasks back; none: no fair share. */
+  fairShare?: FairShare;
+  /** A user's quotas (running tasks per class are enforced here); none: no quotas. */
+  quotas?: (owner: string) => Quotas | undefined;
+}
+
+/** A running task as the core keeps it: its placement, and until when its use was charged. */
+interface Running extends Placement {
+  chargedTo: number;
 }
 
 function compare(a: Entry, b: Entry): number {
@@ -35,8 +55,18 @@ function compare(a: Entry, b: Entry): number {
 }
 
 /**
- * The pure scheduling core: priority queue with aging, slots per device × resource class, and
- * placement. It performs no I/O and reads no clock: callers pass times in. Waiting costs nothing
+ * The pure scheduling core: priority queue with aging and fair share, slots per device × resource
+ * class, running quotas per user, and placement.
+ *
+ * Dispatch order: a waiting task's effective key is `enqueuedAt + (priority + fairShareSteps) ×
+ * agingInterval`, where fairShareSteps = steps × (1 − F) for its owner and F = 2^(−u/s) (Slurm's
+ * classic fair-share factor; see fair-share.ts): (a) a user who has used less than their share
+ * has smaller steps, so their tasks go first; (b) all of one user's tasks move by the same steps,
+ * so priority and submission order still decide among them; (c) steps never exceed `steps`, so
+ * a task is overtaken only by tasks submitted at most (steps + priority difference) aging
+ * intervals after it — nothing starves. Lanes hold one queue per owner, each in plain key
+ * order (owner offsets change as usage does; within one owner they cancel out), and a lane's
+ * head is the owner head that comes first in effective order among owners under their quota. It performs no I/O and reads no clock: callers pass times in. Waiting costs nothing
  * but an array slot; `dispatch()` is called when something changed (submission, completion,
  * cancellation, limit or device change) and returns the tasks to start now.
  */
@@ -46,13 +76,22 @@ export class SchedulerCore {
   private readonly agingIntervalMs: number;
   private readonly lanes = new Map<string, Lane>();
   private readonly waiting = new Map<string, { entry: Entry; lane: Lane }>();
-  private readonly running = new Map<string, Placement>();
+  private readonly running = new Map<string, Running>();
   /** device → class → running task ids (insertion order = start order). */
   private readonly holders = new Map<string, Record<ResourceClass, Set<string>>>();
+  /** owner → class → running tasks (for the running quotas). */
+  private readonly runningBy = new Map<string, Record<ResourceClass, number>>();
   private nextSeq = 1;
+  readonly fairShare: FairShare;
+  private readonly quotas: (owner: string) => Quotas | undefined;
+  /** The latest time a caller passed in, and the fair-share factors computed then. */
+  private now = 0;
+  private factors = new Map<string, Factor>();
 
   constructor(opts: SchedulerCoreOptions) {
     this.agingIntervalMs = opts.agingIntervalMs;
+    this.fairShare = opts.fairShare ?? new FairShare({ halfLifeMs: 1, steps: 0, gpuWeight: 0, cpuWeight: 0 });
+    this.quotas = opts.quotas ?? (() => undefined);
     this.setDevices(opts.devices);
     this.setLimits(opts.limits);
   }
@@ -95,108 +134,216 @@ export class SchedulerCore {
   }
 
   enqueue(q: QueueEntry): void {
-    const { entry, lane } = this.admit(q);
-    lane.entries.splice(this.lowerBound(lane.entries, entry), 0, entry);
+    const { entry, queue } = this.admit(q);
+    queue.splice(lowerBound(queue, entry), 0, entry);
   }
 
   /**
-   * Enqueues many tasks at once (a restart's recovery): appended, then each lane sorted once,
+   * Enqueues many tasks at once (a restart's recovery): appended, then each queue sorted once,
    * instead of one sorted insert (and array shift) per task.
    */
   enqueueMany(list: QueueEntry[]): void {
-    const touched = new Set<Lane>();
+    const touched = new Set<Entry[]>();
     for (const q of list) {
-      const { entry, lane } = this.admit(q);
-      lane.entries.push(entry);
-      touched.add(lane);
+      const { entry, queue } = this.admit(q);
+      queue.push(entry);
+      touched.add(queue);
     }
-    for (const lane of touched) lane.entries.sort(compare);
+    for (const queue of touched) queue.sort(compare);
   }
 
-  private admit(q: QueueEntry): { entry: Entry; lane: Lane } {
+  private admit(q: QueueEntry): { entry: Entry; lane: Lane; queue: Entry[] } {
     if (this.waiting.has(q.id) || this.running.has(q.id))
       throw new Error(`task ${q.id} is already scheduled`);
     const entry: Entry = {
       ...q,
+      owner: q.owner ?? NO_OWNER,
       seq: this.nextSeq++,
       key: this.agingIntervalMs > 0 ? q.enqueuedAt + q.priority * this.agingIntervalMs : q.priority,
     };
     const laneName = `${q.cls}|${q.request}|${q.memGb ?? 0}`;
     let lane = this.lanes.get(laneName);
     if (!lane) {
-      lane = { name: laneName, entries: [], blockedReason: null };
+      lane = { name: laneName, cls: q.cls, queues: new Map(), size: 0, blockedReason: null };
       this.lanes.set(laneName, lane);
     }
-    const w = { entry, lane };
-    this.waiting.set(q.id, w);
-    return w;
+    let queue = lane.queues.get(entry.owner as string);
+    if (!queue) {
+      queue = [];
+      lane.queues.set(entry.owner as string, queue);
+    }
+    lane.size++;
+    this.waiting.set(q.id, { entry, lane });
+    return { entry, lane, queue };
+  }
+
+  /** Takes an entry out of its lane (cancelled, or placed). */
+  private unqueue(entry: Entry, lane: Lane): void {
+    const queue = lane.queues.get(entry.owner as string) as Entry[];
+    queue.splice(lowerBound(queue, entry), 1);
+    if (queue.length === 0) lane.queues.delete(entry.owner as string);
+    lane.size--;
+    this.waiting.delete(entry.id);
+    if (lane.size === 0) this.lanes.delete(lane.name);
   }
 
   /** Removes a waiting task (cancelled before it started). */
   remove(id: string): boolean {
     const w = this.waiting.get(id);
     if (!w) return false;
-    const i = this.lowerBound(w.lane.entries, w.entry);
-    w.lane.entries.splice(i, 1);
-    this.waiting.delete(id);
-    if (w.lane.entries.length === 0) this.lanes.delete(w.lane.name);
+    this.unqueue(w.entry, w.lane);
     return true;
   }
 
-  /** Frees the slot of a task whose work has stopped. */
-  release(id: string): boolean {
+  /** Frees the slot of a task whose work has stopped, charging its owner for the use (at `now`). */
+  release(id: string, now = this.now): boolean {
     const p = this.running.get(id);
     if (!p) return false;
+    this.charge(p, Math.max(now, this.now));
     this.running.delete(id);
     this.holders.get(p.device)?.[p.cls].delete(id);
+    const by = this.runningBy.get(p.owner as string);
+    if (by) by[p.cls]--;
     return true;
+  }
+
+  /** Charges a running task's owner for its use since it was last charged. */
+  private charge(p: Running, now: number): void {
+    if (now <= p.chargedTo) return;
+    const gpu = this.devices.get(p.device)?.kind === 'gpu';
+    this.fairShare.charge(p.owner as string, (now - p.chargedTo) / 1000, gpu, now);
+    p.chargedTo = now;
+  }
+
+  /** Brings usage up to `now` for every running task (before a dispatch, or a save of the ledger). */
+  accrue(now: number): void {
+    if (now < this.now) return;
+    this.now = now;
+    for (const p of this.running.values()) this.charge(p, now);
+  }
+
+  /** Owners with tasks waiting or running. */
+  private activeOwners(): Set<string> {
+    const out = new Set<string>();
+    for (const lane of this.lanes.values()) for (const o of lane.queues.keys()) out.add(o);
+    for (const [o, by] of this.runningBy) if (RESOURCE_CLASSES.some((c) => by[c] > 0)) out.add(o);
+    return out;
+  }
+
+  /** An entry's place in the dispatch order: its key, moved back by its owner's fair share. */
+  private effective(e: Entry): number {
+    const steps = this.factors.get(e.owner as string)?.steps ?? 0;
+    return e.key + steps * (this.agingIntervalMs > 0 ? this.agingIntervalMs : 1);
+  }
+
+  private compareEffective(a: Entry, b: Entry): number {
+    return this.effective(a) - this.effective(b) || a.seq - b.seq;
+  }
+
+  /** Whether `owner` may start another task of `cls` (their running quota). */
+  private underQuota(owner: string, cls: ResourceClass): boolean {
+    const q = this.quotas(owner)?.running?.[cls];
+    return q === undefined || (this.runningBy.get(owner)?.[cls] ?? 0) < q;
+  }
+
+  /** The lane's next task: the first owner head in effective order whose owner is under quota. */
+  private laneHead(lane: Lane): Entry | undefined {
+    let best: Entry | undefined;
+    for (const [owner, queue] of lane.queues) {
+      const head = queue[0];
+      if (!head || !this.underQuota(owner, lane.cls)) continue;
+      if (!best || this.compareEffective(head, best) < 0) best = head;
+    }
+    return best;
   }
 
   /**
-   * Places every waiting task that can run now, most urgent first. Lanes whose head cannot be
-   * placed are skipped, so a task waiting for a busy GPU never holds back one that fits elsewhere.
+   * Places every waiting task that can run now, most urgent first (`now`: for fair share, the
+   * usage of running tasks is charged up to it first). Lanes whose head cannot be placed are
+   * skipped, so a task waiting for a busy GPU never holds back one that fits elsewhere.
    */
-  dispatch(): Placement[] {
+  dispatch(now = this.now): Placement[] {
+    this.accrue(now);
+    this.factors = this.fairShare.enabled ? this.fairShare.factors(this.activeOwners(), this.now) : new Map();
     const placed: Placement[] = [];
     const blocked = new Set<Lane>();
     for (;;) {
-      let best: { lane: Lane; device: string } | null = null;
+      let best: { lane: Lane; head: Entry; device: string } | null = null;
       for (const lane of this.lanes.values()) {
         if (blocked.has(lane)) continue;
-        const head = lane.entries[0];
-        if (!head) continue;
-        if (best && compare(head, best.lane.entries[0] as Entry) >= 0) continue;
+        const head = this.laneHead(lane);
+        if (!head) {
+          // Every owner with work in this lane is at their running quota.
+          blocked.add(lane);
+          lane.blockedReason = this.quotaReason(lane);
+          continue;
+        }
+        if (best && this.compareEffective(head, best.head) >= 0) continue;
         const device = this.choose(head);
         if (device === null) {
           blocked.add(lane);
           lane.blockedReason = this.explain(head);
           continue;
         }
-        best = { lane, device };
+        best = { lane, head, device };
       }
       // Every non-empty lane is now blocked or was placed from.
       if (!best) break;
-      const head = best.lane.entries.shift() as Entry;
-      if (best.lane.entries.length === 0) this.lanes.delete(best.lane.name);
-      this.waiting.delete(head.id);
-      const p: Placement = {
-        id: head.id,
-        cls: head.cls,
-        request: head.request,
-        memGb: head.memGb,
-        priority: head.priority,
-        enqueuedAt: head.enqueuedAt,
-        device: best.device,
-      };
-      this.running.set(head.id, p);
-      (this.holders.get(best.device) as Record<ResourceClass, Set<string>>)[head.cls].add(head.id);
-      placed.push(p);
+      placed.push(this.place(best.head, best.lane, best.device));
     }
     // Placements later in the pass may have changed why an earlier-blocked lane waits.
     if (placed.length > 0) {
-      for (const lane of blocked) if (lane.entries[0]) lane.blockedReason = this.explain(lane.entries[0]);
+      for (const lane of blocked) {
+        const head = this.laneHead(lane);
+        lane.blockedReason = head ? this.explain(head) : this.quotaReason(lane);
+      }
     }
     return placed;
+  }
+
+  private place(head: Entry, lane: Lane, device: string): Placement {
+    this.unqueue(head, lane);
+    const p: Placement = {
+      id: head.id,
+      cls: head.cls,
+      request: head.request,
+      memGb: head.memGb,
+      priority: head.priority,
+      enqueuedAt: head.enqueuedAt,
+      owner: head.owner,
+      device,
+    };
+    this.running.set(head.id, { ...p, chargedTo: this.now });
+    (this.holders.get(device) as Record<ResourceClass, Set<string>>)[head.cls].add(head.id);
+    const owner = head.owner as string;
+    let by = this.runningBy.get(owner);
+    if (!by) {
+      by = { training: 0, inference: 0, preprocessing: 0 };
+      this.runningBy.set(owner, by);
+    }
+    by[head.cls]++;
+    return p;
+  }
+
+  /** Entries of `queue` that come before `e` in effective order. */
+  private aheadIn(queue: Entry[], e: Entry): number {
+    if (queue.length === 0) return 0;
+    if ((queue[0] as Entry).owner === e.owner) return lowerBound(queue, e);
+    // Another owner's queue: shift `e` into its owner's key space, then bisect.
+    const unit = this.agingIntervalMs > 0 ? this.agingIntervalMs : 1;
+    const shift =
+      ((this.factors.get(queue[0]?.owner as string)?.steps ?? 0) -
+        (this.factors.get(e.owner as string)?.steps ?? 0)) *
+      unit;
+    let lo = 0;
+    let hi = queue.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = queue[mid] as Entry;
+      if (m.key + shift < e.key || (m.key + shift === e.key && m.seq < e.seq)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /** 1-based position among all waiting tasks in dispatch order, or undefined if not waiting. */
@@ -204,7 +351,8 @@ export class SchedulerCore {
     const w = this.waiting.get(id);
     if (!w) return undefined;
     let ahead = 0;
-    for (const lane of this.lanes.values()) ahead += this.lowerBound(lane.entries, w.entry);
+    for (const lane of this.lanes.values())
+      for (const q of lane.queues.values()) ahead += this.aheadIn(q, w.entry);
     return ahead + 1;
   }
 
@@ -212,11 +360,51 @@ export class SchedulerCore {
   pendingReason(id: string): string | undefined {
     const w = this.waiting.get(id);
     if (!w) return undefined;
-    const head = w.lane.entries[0] as Entry;
-    const reason = w.lane.blockedReason ?? this.explain(head);
-    const ahead = this.lowerBound(w.lane.entries, w.entry);
-    if (ahead === 0) return reason;
-    return `${ahead} earlier task${ahead === 1 ? '' : 's'} with the same needs ${ahead === 1 ? 'goes' : 'go'} first; ${reason}`;
+    const { entry, lane } = w;
+    const owner = entry.owner as string;
+    if (!this.underQuota(owner, lane.cls)) return this.quotaReasonOf(owner, lane.cls);
+    const head = this.laneHead(lane) ?? entry;
+    const reason = lane.blockedReason ?? this.explain(head);
+    const own = lowerBound(lane.queues.get(owner) as Entry[], entry);
+    let others = 0;
+    let byShare = 0;
+    for (const [o, q] of lane.queues) {
+      if (o === owner) continue;
+      const n = this.aheadIn(q, entry);
+      others += n;
+      // Of those, the ones ahead only because of fair share (later in plain key order).
+      byShare += n - Math.min(n, lowerBound(q, entry));
+    }
+    const tasks = (n: number) => `${n} task${n === 1 ? '' : 's'}`;
+    const go = (n: number) => (n === 1 ? 'goes' : 'go');
+    const parts: string[] = [];
+    const f = this.factors.get(owner);
+    if (byShare > 0 && f) {
+      if (own > 0) parts.push(`${tasks(own)} of ${owner} with the same needs ${go(own)} first`);
+      parts.push(
+        `${owner} has used ${f.usedOverShare.toFixed(1)}× their share recently; ${tasks(others)} of others ${go(others)} first`,
+      );
+    } else if (own + others > 0) {
+      parts.push(
+        `${own + others} earlier ${tasks(own + others).replace(/^\d+ /, '')} with the same needs ${go(own + others)} first`,
+      );
+    }
+    return [...parts, reason].join('; ');
+  }
+
+  private quotaReasonOf(owner: string, cls: ResourceClass): string {
+    const q = this.quotas(owner)?.running?.[cls] ?? 0;
+    return `${owner} has ${this.runningBy.get(owner)?.[cls] ?? 0} ${cls} task(s) running, their quota (${q}); this one starts when one of them ends`;
+  }
+
+  private quotaReason(lane: Lane): string {
+    const first = lane.queues.keys().next().value as string;
+    return this.quotaReasonOf(first, lane.cls);
+  }
+
+  /** Fair-share factors per owner, as of the last dispatch. */
+  fairShareFactors(): ReadonlyMap<string, Factor> {
+    return this.factors;
   }
 
   /** Effective priority after aging, for display (never below 1). */
@@ -248,10 +436,7 @@ export class SchedulerCore {
 
   waitingByClass(): Record<ResourceClass, number> {
     const out: Record<ResourceClass, number> = { training: 0, inference: 0, preprocessing: 0 };
-    for (const lane of this.lanes.values()) {
-      const head = lane.entries[0];
-      if (head) out[head.cls] += lane.entries.length;
-    }
+    for (const lane of this.lanes.values()) out[lane.cls] += lane.size;
     return out;
   }
 
@@ -338,17 +523,18 @@ export class SchedulerCore {
     const where = e.request === 'auto' ? 'a GPU or the cpu' : 'any GPU';
     return `waiting for ${cls} on ${where} (${cands.map(busy).join('; ')})`;
   }
+}
 
-  private lowerBound(arr: Entry[], e: Entry): number {
-    let lo = 0;
-    let hi = arr.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compare(arr[mid] as Entry, e) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+/** Index of the first entry of `arr` (sorted by key, then seq) not before `e`. */
+function lowerBound(arr: Entry[], e: Entry): number {
+  let lo = 0;
+  let hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compare(arr[mid] as Entry, e) < 0) lo = mid + 1;
+    else hi = mid;
   }
+  return lo;
 }
 
 function emptyHolders(): Record<ResourceClass, Set<string>> {

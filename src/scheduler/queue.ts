@@ -1,6 +1,8 @@
 import type { DeviceInfo } from '../domain/devices.js';
 import type { ResourceClass } from '../domain/task.js';
+import type { Quotas } from '../domain/users.js';
 import { SchedulerCore } from './core.js';
+import type { FairShare } from './fair-share.js';
 import type { Limits, Placement, QueueEntry } from './types.js';
 
 /** Where a waiting task stands, for its task view. */
@@ -60,18 +62,40 @@ export interface TaskQueue {
   /** Tasks waiting, without building a snapshot (gauges read it on every scrape). */
   readonly waitingCount: number;
   snapshot(): QueueSnapshot;
+  /** Charges running tasks' owners for their use up to `now` (a queue with fair share). */
+  accrue?(now: number): void;
+}
+
+/** What LocalQueue is built with. */
+export interface LocalQueueOptions {
+  devices: DeviceInfo[];
+  agingIntervalMs: number;
+  /** Usage per user (shared with the service, which saves it); none: no fair share. */
+  fairShare?: FairShare;
+  /** A user's quotas (running tasks per class). */
+  quotas?: (owner: string) => Quotas | undefined;
+  /** The scheduler's clock (ms since the epoch). */
+  now?: () => number;
 }
 
 /** This node's queue: the pure SchedulerCore, in memory. */
 export class LocalQueue implements TaskQueue {
   private readonly core: SchedulerCore;
+  private readonly now: () => number;
 
-  constructor(opts: { devices: DeviceInfo[]; agingIntervalMs: number }) {
+  constructor(opts: LocalQueueOptions) {
+    this.now = opts.now ?? Date.now;
     this.core = new SchedulerCore({
       devices: opts.devices,
       limits: {},
       agingIntervalMs: opts.agingIntervalMs,
+      fairShare: opts.fairShare,
+      quotas: opts.quotas,
     });
+  }
+
+  accrue(now: number): void {
+    this.core.accrue(now);
   }
 
   add(entries: readonly QueueEntry[]): void {
@@ -84,11 +108,11 @@ export class LocalQueue implements TaskQueue {
   }
 
   async claim(): Promise<Placement[]> {
-    return this.core.dispatch();
+    return this.core.dispatch(this.now());
   }
 
   release(id: string): void {
-    this.core.release(id);
+    this.core.release(id, this.now());
   }
 
   isWaiting(id: string): boolean {

@@ -18,6 +18,8 @@ export interface QueueEntry {
   priority: number;
   /** When the task entered the queue (ms since epoch, from the scheduler's clock). */
   enqueuedAt: number;
+  /** Who submitted it: fair share and running quotas are per owner (none: one anonymous owner). */
+  owner?: string;
 }
 
 /** A task placed on a device; it carries its queue entry so it can be queued again. */

@@ -62,6 +62,7 @@ export async function recoverUnfinished(d: RecoveryDeps): Promise<void> {
         memGb: placement.memGb,
         priority: t.priority,
         enqueuedAt: Date.parse(t.enqueued_at),
+        owner: t.owner ?? undefined,
       });
       if (status === 'pending') pending.push(t.task_id);
     } catch (err) {

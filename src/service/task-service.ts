@@ -29,6 +29,7 @@ import type { LogBus } from '../logbus/logbus.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import { effectiveLimits, mergeSpecs } from '../scheduler/limits.js';
 import { LocalQueue, type QueueSnapshot, type TaskQueue } from '../scheduler/queue.js';
+import { DEFAULT_FAIR_SHARE, FairShare } from '../scheduler/fair-share.js';
 import type { Placement } from '../scheduler/types.js';
 import { isStoreUnavailable, type Store } from '../store/store.js';
 import { newTaskId } from '../util/ids.js';
@@ -103,6 +104,9 @@ export class TaskService {
   private readonly queue: TaskQueue;
   private readonly checks: SubmissionChecks;
   private readonly counts = new TaskCounts();
+  /** Who has had the devices lately (saved to the store's ledger every USAGE_SAVE_MS). */
+  readonly fairShare: FairShare;
+  private usageTimer: NodeJS.Timeout | null = null;
   /** Creations under way per owner (counted against the queued quota until stored). */
   private readonly reserved = new Map<string, number>();
   private readonly running = new Map<string, RunningJob>();
@@ -119,9 +123,18 @@ export class TaskService {
   constructor(deps: TaskServiceDeps) {
     this.deps = deps;
     this.now = deps.now ?? Date.now;
+    const { users, fairShare } = deps.config;
+    this.fairShare = new FairShare({ ...DEFAULT_FAIR_SHARE, ...fairShare });
+    for (const u of users.list()) this.fairShare.setShare(u.name, u.share);
     this.queue =
       deps.queue ??
-      new LocalQueue({ devices: deps.devices.devices(), agingIntervalMs: deps.config.agingIntervalMs });
+      new LocalQueue({
+        devices: deps.devices.devices(),
+        agingIntervalMs: deps.config.agingIntervalMs,
+        fairShare: this.fairShare,
+        quotas: (owner) => users.get(owner)?.quotas,
+        now: this.now,
+      });
     this.checks = new SubmissionChecks({
       registry: deps.registry,
       paths: deps.paths,
@@ -153,8 +166,28 @@ export class TaskService {
       log: (id, message, level, extra) => this.log(id, message, level, extra),
       iso: () => this.iso(),
     });
+    this.fairShare.load(await store.chargeUsage([], this.now(), this.fairShare.opts.halfLifeMs));
+    this.usageTimer = setInterval(() => void this.saveUsage().catch(() => undefined), USAGE_SAVE_MS);
+    this.usageTimer.unref();
     this.state = 'running';
     this.requestDispatch();
+  }
+
+  /**
+   * Writes the use charged since the last save to the store's ledger (added to it there, so other
+   * nodes' charges stay) and reads back everyone's: restarts keep the ledger.
+   */
+  async saveUsage(): Promise<void> {
+    const now = this.now();
+    this.queue.accrue?.(now);
+    const charges = this.fairShare.takeUnsaved();
+    try {
+      this.fairShare.load(await this.deps.store.chargeUsage(charges, now, this.fairShare.opts.halfLifeMs));
+    } catch (err) {
+      // Not lost: charged again at the next save.
+      for (const c of charges) this.fairShare.recharge(c.user, c.amount);
+      throw err;
+    }
   }
 
   /** Called by the device manager when GPUs or their memory changed. */
@@ -262,6 +295,7 @@ export class TaskService {
         memGb: placement.memGb,
         priority,
         enqueuedAt: Date.parse(task.enqueued_at),
+        owner: owner.name,
       },
     ]);
     this.requestDispatch();
@@ -832,6 +866,10 @@ export class TaskService {
       new Promise((r) => setTimeout(r, grace).unref()),
     ]);
     await this.deps.bus.flush();
+    if (this.usageTimer) clearInterval(this.usageTimer);
+    await this.saveUsage().catch((err: unknown) =>
+      this.deps.logger.warn({ err }, 'the fair-share ledger could not be saved at shutdown'),
+    );
     this.state = 'stopped';
   }
 
@@ -839,6 +877,9 @@ export class TaskService {
     return new Date(this.now()).toISOString();
   }
 }
+
+/** How often the fair-share ledger is written to the store (and other nodes' charges read). */
+const USAGE_SAVE_MS = 30_000;
 
 /** In a cluster, list totals are counted in the store at most this often. */
 const STORED_COUNTS_MS = 1000;

@@ -20,6 +20,7 @@ export type UnfinishedTask = Pick<
   | 'gpu_memory_gb'
   | 'attempts'
   | 'enqueued_at'
+  | 'owner'
 >;
 
 export interface TaskFilter {
@@ -40,6 +41,18 @@ export interface KindStatusCount {
   task_type: TaskKind;
   status: TaskStatus;
   n: number;
+}
+
+export interface UsageCharge {
+  user: string;
+  amount: number;
+}
+
+export interface UsageRecord {
+  user: string;
+  usage: number;
+  /** ms since the epoch */
+  at: number;
 }
 
 export interface OwnerStatusCount {
@@ -86,6 +99,12 @@ export interface Store {
   countWaitingOf(owner: string): Promise<number>;
   /** Unfinished tasks (pending, queued, running) per owner and status (users, /metrics). */
   countUnfinishedByOwner(): Promise<OwnerStatusCount[]>;
+  /**
+   * The fair-share ledger (scheduler/fair-share.ts): adds each charge to its user's usage, after
+   * decaying the stored usage to `now` with `halfLifeMs`, and returns every user's usage as of
+   * `now`. Additive, so nodes charging at once never overwrite each other.
+   */
+  chargeUsage(charges: readonly UsageCharge[], now: number, halfLifeMs: number): Promise<UsageRecord[]>;
   /** Deletes a task with its logs and metrics; false when it did not exist. */
   deleteTask(id: string): Promise<boolean>;
 

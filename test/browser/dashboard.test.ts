@@ -417,7 +417,10 @@ describe('dashboard (Chromium)', () => {
     await page.goto(`${svc.url}/ui/tasks/${theirs}`);
     await page.waitForSelector('#task-details >> text=alice');
     await page.locator('button', { hasText: 'Cancel' }).click();
-    await page.locator('.actions .error', { hasText: /belongs to alice/ }).waitFor();
+    await page.locator('#action-error', { hasText: /belongs to alice/ }).waitFor();
+    // Still there after the page's next refreshes (which redraw the buttons).
+    await page.waitForTimeout(2500);
+    assert.match((await page.textContent('#action-error')) ?? '', /belongs to alice/);
     assert.ok(gates.isRunning(theirs), 'still running');
     assert.deepEqual(
       problems.filter((p) => !/HTTP (401|403)/.test(p)),

@@ -62,6 +62,7 @@ export function taskPage(main, url, id) {
   let task = null;
   let curveDue = null;
   let predictions = null;
+  const actionState = { error: '' };
   const objectUrls = [];
   const drawCurve = async () => {
     const m = await api(`/api/v2/training/${encodeURIComponent(id)}/metrics`);
@@ -78,7 +79,7 @@ export function taskPage(main, url, id) {
       throw err;
     }
     drawHead(head, task);
-    drawActions(actions, task, refresh);
+    drawActions(actions, task, refresh, actionState);
     drawDetails(details, task);
     params.textContent = JSON.stringify(task.parameters ?? {}, null, 2);
     drawResult(resultBox, task);
@@ -169,8 +170,9 @@ function drawHead(el, t) {
   );
 }
 
-function drawActions(el, t, refresh) {
-  const errorLine = h('span', { class: 'error', role: 'alert' });
+/** `state.error`: the last action's refusal, kept across the redraws that follow it. */
+function drawActions(el, t, refresh, state) {
+  const errorLine = h('span', { class: 'error', role: 'alert', id: 'action-error' }, state.error);
   const act = (label, fn, cls) =>
     h(
       'button',
@@ -181,9 +183,11 @@ function drawActions(el, t, refresh) {
           e.currentTarget.disabled = true;
           try {
             await fn();
+            state.error = '';
           } catch (err) {
-            errorLine.textContent = err.message;
+            state.error = err.message;
           }
+          errorLine.textContent = state.error;
           await refresh().catch(() => undefined);
         },
       },

@@ -38,6 +38,16 @@ function attachGauges(deps: AppDeps, streams: HttpShared['streams']): void {
       },
       logStreams: () => streams.size,
       userTasks: () => deps.store.countUnfinishedByOwner(),
+      userUsage: () => {
+        const now = Date.now();
+        const users = deps.config.users.list().map((u) => u.name);
+        const f = service.fairShare.factors(users, now);
+        return users.map((user) => ({
+          user,
+          usage: service.fairShare.usageOf(user, now),
+          factor: f.get(user)?.factor ?? 1,
+        }));
+      },
       gpus: () => deps.devices.readings(),
       clusterNodes: cluster
         ? () => {

@@ -5,6 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { User } from '../../domain/users.js';
+import type { FairShare } from '../../scheduler/fair-share.js';
 import type { OwnerStatusCount } from '../../store/store.js';
 import type { AppDeps } from '../deps.js';
 import { adminOnly } from '../hooks.js';
@@ -20,12 +21,21 @@ const UserView = Type.Object({
   }),
   queued: Type.Integer({ description: 'tasks waiting (pending or queued), on every node' }),
   running: Type.Integer(),
+  usage: Type.Number({
+    description: 'device-seconds used, decayed with the fair-share half-life (a CPU second counts 0.1)',
+  }),
+  fair_share: Type.Number({
+    description: 'F = 2^(−u/s): 1 = has used nothing lately, 0.5 = exactly their share',
+  }),
+  used_over_share: Type.Number({ description: 'their part of recent use over their part of the shares' }),
 });
 
-function userView(u: User, counts: OwnerStatusCount[]) {
+function userView(u: User, counts: OwnerStatusCount[], fs: FairShare, now: number) {
   const mine = counts.filter((c) => c.owner === u.name);
   const n = (statuses: string[]) =>
     mine.filter((c) => statuses.includes(c.status)).reduce((a, c) => a + c.n, 0);
+  const active = new Set([u.name, ...counts.map((c) => c.owner).filter((o): o is string => o !== null)]);
+  const f = fs.factors(active, now).get(u.name);
   return {
     name: u.name,
     role: u.role,
@@ -33,10 +43,18 @@ function userView(u: User, counts: OwnerStatusCount[]) {
     quotas: u.quotas,
     queued: n(['pending', 'queued']),
     running: n(['running']),
+    usage: fs.usageOf(u.name, now),
+    fair_share: f?.factor ?? 1,
+    used_over_share: f?.usedOverShare ?? 0,
   };
 }
 
-export function userRoutes({ config, store }: AppDeps) {
+export function userRoutes({ config, store, service }: AppDeps) {
+  const view = async (users: User[]) => {
+    const counts = await store.countUnfinishedByOwner();
+    const now = Date.now();
+    return users.map((u) => userView(u, counts, service.fairShare, now));
+  };
   return async (app: FastifyInstance) => {
     app.get(
       '/api/v2/users/me',
@@ -47,7 +65,7 @@ export function userRoutes({ config, store }: AppDeps) {
           response: { 200: UserView },
         },
       },
-      async (request) => userView(request.user, await store.countUnfinishedByOwner()),
+      async (request) => (await view([request.user]))[0],
     );
     app.get(
       '/api/v2/users',
@@ -59,10 +77,7 @@ export function userRoutes({ config, store }: AppDeps) {
           response: { 200: Type.Object({ users: Type.Array(UserView) }), 403: ErrorSchema },
         },
       },
-      async () => {
-        const counts = await store.countUnfinishedByOwner();
-        return { users: config.users.list().map((u) => userView(u, counts)) };
-      },
+      async () => ({ users: await view(config.users.list()) }),
     );
   };
 }

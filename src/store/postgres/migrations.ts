@@ -133,4 +133,17 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX tasks_by_owner ON tasks (owner, status);
     `,
   },
+  {
+    version: 5,
+    name: 'fair-share ledger',
+    sql: `
+      -- Decayed device-seconds per user (scheduler/fair-share.ts), as of at (ms since the epoch);
+      -- every node adds its own charges to it.
+      CREATE TABLE fair_share_usage (
+        user_name text PRIMARY KEY,
+        usage double precision NOT NULL,
+        at double precision NOT NULL
+      );
+    `,
+  },
 ];

@@ -13,6 +13,8 @@ import { appendedLog, columnValue, rowToLog, rowToTask, type LogRow, type TaskRo
 import {
   type KindStatusCount,
   type OwnerStatusCount,
+  type UsageCharge,
+  type UsageRecord,
   type LimitOverrides,
   type Store,
   type TaskFilter,
@@ -57,7 +59,7 @@ const TYPES = {
 } as pg.CustomTypesConfig;
 
 const UNFINISHED = `SELECT task_id, task_type, status, priority, device_request, device, gpu_memory_gb,
-  attempts, enqueued_at FROM tasks WHERE status IN ('pending', 'queued', 'running') ORDER BY seq`;
+  attempts, enqueued_at, owner FROM tasks WHERE status IN ('pending', 'queued', 'running') ORDER BY seq`;
 
 /**
  * A task and its first log entries in one statement: the entries come from parallel arrays
@@ -346,6 +348,30 @@ export class PgStore implements Store {
       "SELECT owner, status, count(*)::int AS n FROM tasks WHERE status IN ('pending', 'queued', 'running') GROUP BY owner, status",
       [],
     );
+  }
+
+  async chargeUsage(
+    charges: readonly UsageCharge[],
+    now: number,
+    halfLifeMs: number,
+  ): Promise<UsageRecord[]> {
+    // One statement: each charge is added to the stored usage decayed to now (additive, so two
+    // nodes charging at once both count); then the whole ledger, decayed to now.
+    const rows = await this.q<{ user_name: string; usage: number }>(
+      `WITH c AS (
+         INSERT INTO fair_share_usage AS f (user_name, usage, at)
+         SELECT u, a, $3 FROM unnest($1::text[], $2::float8[]) AS x(u, a)
+         ON CONFLICT (user_name) DO UPDATE
+           SET usage = f.usage * power(2::float8, -greatest(0, $3 - f.at) / $4) + excluded.usage, at = $3
+         RETURNING user_name, usage
+       )
+       SELECT user_name, usage FROM c
+       UNION ALL
+       SELECT user_name, usage * power(2::float8, -greatest(0, $3 - at) / $4) FROM fair_share_usage
+       WHERE user_name <> ALL($1::text[])`,
+      [charges.map((c) => c.user), charges.map((c) => c.amount), now, halfLifeMs],
+    );
+    return rows.map((r) => ({ user: r.user_name, usage: Number(r.usage), at: now }));
   }
 
   async countWaitingOf(owner: string): Promise<number> {

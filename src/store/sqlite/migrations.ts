@@ -88,4 +88,16 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_by_owner ON tasks (owner, status);
     `,
   },
+  {
+    version: 4,
+    name: 'fair-share ledger',
+    sql: `
+      -- Decayed device-seconds per user (scheduler/fair-share.ts), as of at (ms since the epoch).
+      CREATE TABLE fair_share_usage (
+        user_name TEXT PRIMARY KEY,
+        usage REAL NOT NULL,
+        at REAL NOT NULL
+      );
+    `,
+  },
 ];

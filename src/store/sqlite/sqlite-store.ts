@@ -16,6 +16,8 @@ import {
   StoreLockedError,
   type KindStatusCount,
   type OwnerStatusCount,
+  type UsageCharge,
+  type UsageRecord,
   type LimitOverrides,
   type Store,
   type TaskFilter,
@@ -100,8 +102,8 @@ export class SqliteStore implements Store {
       ),
       getTask: db.prepare('SELECT * FROM tasks WHERE task_id = ?'),
       unfinished: db.prepare(
-        `SELECT task_id, task_type, status, priority, device_request, device, gpu_memory_gb, attempts, enqueued_at
-         FROM tasks WHERE status IN ('pending', 'queued', 'running') ORDER BY rowid`,
+        `SELECT task_id, task_type, status, priority, device_request, device, gpu_memory_gb, attempts, enqueued_at,
+           owner FROM tasks WHERE status IN ('pending', 'queued', 'running') ORDER BY rowid`,
       ),
       counts: db.prepare('SELECT task_type, status, COUNT(*) AS n FROM tasks GROUP BY task_type, status'),
       // The per-task sequence is drawn inside the same synchronous call as the insert: this
@@ -402,6 +404,29 @@ export class SqliteStore implements Store {
 
   async countUnfinishedByOwner(): Promise<OwnerStatusCount[]> {
     return this.read(() => this.s.byOwner.all() as OwnerStatusCount[]);
+  }
+
+  async chargeUsage(
+    charges: readonly UsageCharge[],
+    now: number,
+    halfLifeMs: number,
+  ): Promise<UsageRecord[]> {
+    return this.write(() => {
+      const rows = this.db.prepare('SELECT user_name, usage, at FROM fair_share_usage').all() as {
+        user_name: string;
+        usage: number;
+        at: number;
+      }[];
+      const ledger = new Map(
+        rows.map((r) => [r.user_name, r.usage * 2 ** (-Math.max(0, now - r.at) / halfLifeMs)]),
+      );
+      for (const c of charges) ledger.set(c.user, (ledger.get(c.user) ?? 0) + c.amount);
+      const put = this.db.prepare(
+        'INSERT INTO fair_share_usage (user_name, usage, at) VALUES (?, ?, ?) ON CONFLICT (user_name) DO UPDATE SET usage = excluded.usage, at = excluded.at',
+      );
+      for (const c of charges) put.run(c.user, ledger.get(c.user), now);
+      return [...ledger].map(([user, usage]) => ({ user, usage, at: now }));
+    });
   }
 
   async countWaitingOf(owner: string): Promise<number> {
