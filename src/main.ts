@@ -25,6 +25,7 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { PathSandbox } from './util/sandbox.js';
 import { PredictService } from './predict/predict-service.js';
+import { DEFAULT_FAIR_SHARE, FairShare } from './scheduler/fair-share.js';
 import { SignalExplorer } from './predict/explorer.js';
 
 /** The built-in task kinds: one line each. */
@@ -159,8 +160,12 @@ function createTaskService(core: Core, devices: DeviceManager, opts: ServiceOpti
   for (const kind of registry.kinds())
     kindsOf[(registry.get(kind) as JobDefinition).resourceClass].push(kind);
   const cluster = core.clusterNode;
-  const queue = opts.queue?.(devices.devices()) ?? cluster?.makeQueue(devices.devices(), kindsOf);
+  // One ledger for the service (which saves it) and the queue that orders and charges by it.
+  const fairShare = new FairShare({ ...DEFAULT_FAIR_SHARE, ...config.fairShare });
+  for (const u of config.users.list()) fairShare.setShare(u.name, u.share);
+  const queue = opts.queue?.(devices.devices()) ?? cluster?.makeQueue(devices.devices(), kindsOf, fairShare);
   return new TaskService({
+    fairShare,
     config,
     store,
     bus,

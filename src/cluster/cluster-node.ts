@@ -7,6 +7,7 @@ import type { QueueSnapshot } from '../scheduler/queue.js';
 import { isLive, type NodeRow, type PgCluster } from '../store/postgres/cluster.js';
 import { PgStore } from '../store/postgres/pg-store.js';
 import { ClusterLogBus } from './cluster-log-bus.js';
+import type { FairShare } from '../scheduler/fair-share.js';
 import { ClusterQueue } from './cluster-queue.js';
 import { FencedStore } from './fenced-store.js';
 import { fenceAfterMs, leaseHoldsFor, NodeAgent } from './node-agent.js';
@@ -110,8 +111,13 @@ export class ClusterNode {
     });
   }
 
-  makeQueue(devices: DeviceInfo[], kindsOf: Record<ResourceClass, readonly string[]>): ClusterQueue {
+  makeQueue(
+    devices: DeviceInfo[],
+    kindsOf: Record<ResourceClass, readonly string[]>,
+    fairShare?: FairShare,
+  ): ClusterQueue {
     this.queue = new ClusterQueue({
+      fairShare,
       cluster: this.cluster,
       node: this.node,
       devices,

@@ -1,6 +1,7 @@
 import type { DeviceInfo } from '../domain/devices.js';
 import { RESOURCE_CLASSES, type ResourceClass } from '../domain/task.js';
 import { SchedulerCore } from '../scheduler/core.js';
+import type { FairShare } from '../scheduler/fair-share.js';
 import { RecentMap } from '../util/recent.js';
 import { coreSnapshot, type QueueSnapshot, type TaskQueue, type WaitingInfo } from '../scheduler/queue.js';
 import type { Limits, Placement, QueueEntry } from '../scheduler/types.js';
@@ -30,6 +31,11 @@ export interface ClusterQueueOptions {
   leaseMs: number;
   /** The cluster's nodes as of the last heartbeat (what pending reasons are worked out from). */
   nodes?: () => readonly NodeRow[];
+  /**
+   * Usage per user, shared with the service (which saves it to the common ledger and reads every
+   * node's charges back): this node charges its own running tasks, and claims in fair-share order.
+   */
+  fairShare?: FairShare;
 }
 
 /**
@@ -69,6 +75,7 @@ export class ClusterQueue implements TaskQueue {
       devices: opts.devices,
       limits: {},
       agingIntervalMs: opts.agingIntervalMs,
+      fairShare: opts.fairShare,
     });
     for (const cls of RESOURCE_CLASSES) for (const k of opts.kindsOf[cls]) this.classOf.set(k, cls);
   }
@@ -103,7 +110,7 @@ export class ClusterQueue implements TaskQueue {
     this.claiming = true;
     let claimed: ClaimedTask[];
     try {
-      claimed = await this.opts.cluster.claim(this.opts.node, lanes, this.opts.leaseMs);
+      claimed = await this.opts.cluster.claim(this.opts.node, lanes, this.opts.leaseMs, this.offsets());
     } finally {
       this.claiming = false;
     }
@@ -117,7 +124,7 @@ export class ClusterQueue implements TaskQueue {
         unplaced.push(c.task_id);
       }
     }
-    const placed = this.core.dispatch();
+    const placed = this.core.dispatch(Date.now());
     for (const c of claimed) if (this.core.isWaiting(c.task_id)) unplaced.push(c.task_id);
     for (const id of unplaced) {
       this.core.remove(id);
@@ -136,9 +143,24 @@ export class ClusterQueue implements TaskQueue {
     if (freed.length > 0) this.opts.onGivenBack?.(freed);
   }
 
+  /**
+   * Fair share in the claim order: each user with usage on the common ledger, their keys moved
+   * back by their steps (as the single-node core does; users with no usage move by none).
+   */
+  private offsets(): Map<string, number> {
+    const fs = this.opts.fairShare;
+    if (!fs?.enabled) return new Map();
+    const unit = this.opts.agingIntervalMs > 0 ? this.opts.agingIntervalMs : 1;
+    return new Map([...fs.factors([], Date.now())].map(([user, f]) => [user, f.steps * unit]));
+  }
+
+  accrue(now: number): void {
+    this.core.accrue(now);
+  }
+
   /** Frees the slot; a claim that never started goes back to the shared queue. */
   release(id: string): void {
-    this.core.release(id);
+    this.core.release(id, Date.now());
     this.core.remove(id);
     this.giveBack(id);
   }
@@ -250,6 +272,7 @@ export class ClusterQueue implements TaskQueue {
       memGb: c.gpu_memory_gb,
       priority: c.priority,
       enqueuedAt: Date.parse(c.enqueued_at),
+      owner: c.owner ?? undefined,
     };
   }
 

@@ -78,6 +78,8 @@ export interface TaskServiceDeps {
   now?: () => number;
   /** This process as a node of a cluster (the store and the queue are shared with other nodes). */
   cluster?: ClusterSeams;
+  /** The usage ledger, when the queue given in `queue` orders by it too (else one is made here). */
+  fairShare?: FairShare;
 }
 
 /** What the service needs of its cluster node (cluster/cluster-node.ts provides it). */
@@ -124,7 +126,7 @@ export class TaskService {
     this.deps = deps;
     this.now = deps.now ?? Date.now;
     const { users, fairShare } = deps.config;
-    this.fairShare = new FairShare({ ...DEFAULT_FAIR_SHARE, ...fairShare });
+    this.fairShare = deps.fairShare ?? new FairShare({ ...DEFAULT_FAIR_SHARE, ...fairShare });
     for (const u of users.list()) this.fairShare.setShare(u.name, u.share);
     this.queue =
       deps.queue ??

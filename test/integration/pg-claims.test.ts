@@ -188,6 +188,35 @@ describe('claims on PostgreSQL', () => {
     await b.store.close();
   });
 
+  it("claims in fair-share order: an owner's offset moves their tasks back, one owner's order kept", async () => {
+    const url = await server.createDatabase();
+    const a = await node(url, 'a');
+    for (const [id, owner] of [
+      ['alice-1', 'alice'],
+      ['alice-2', 'alice'],
+      ['bob-1', 'bob'],
+      ['nobody-1', undefined],
+    ] as const)
+      await a.store.createTask(newTask(id, { status: 'queued', owner }));
+    const lane = { ...CPU_LANE, limit: 2 };
+    // Plain order without offsets (the index-ordered claim): submission order.
+    const plain = await a.cluster.claim(a, [lane], LEASE);
+    assert.deepEqual(plain.map((c) => `${c.task_id}:${c.owner}`).sort(), ['alice-1:alice', 'alice-2:alice']);
+    for (const c of plain) await a.cluster.unclaim(c.task_id, { node: a.id, epoch: c.lease_epoch });
+    // Alice has used a lot: her keys move back 10 minutes; bob's and the unowned task go first.
+    const offsets = new Map([
+      ['alice', 600_000],
+      ['bob', 0],
+    ]);
+    const next = async () =>
+      (await a.cluster.claim(a, [{ ...CPU_LANE, limit: 1 }], LEASE, offsets)).map((c) => c.task_id);
+    assert.deepEqual(
+      [await next(), await next(), await next(), await next()],
+      [['bob-1'], ['nobody-1'], ['alice-1'], ['alice-2']],
+    );
+    await a.store.close();
+  });
+
   it('lists nodes with their state and heartbeat age; drain and a clean stop are recorded', async () => {
     const url = await server.createDatabase();
     const a = await node(url, 'gpu-1');

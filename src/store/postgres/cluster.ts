@@ -62,7 +62,12 @@ export interface ClaimedTask {
   enqueued_at: string;
   /** This claim's epoch: the fence of every write the node makes for it. */
   lease_epoch: number;
+  /** Who submitted it (fair share charges them for its run). */
+  owner: string | null;
 }
+
+/** Fair share in the claim order: milliseconds added to each owner's queue keys. */
+export type OwnerOffsets = ReadonlyMap<string, number>;
 
 /** A task waiting in the shared queue, as positions and reasons are shown. */
 export interface WaitingTask {
@@ -90,9 +95,10 @@ const LOCK_SWEEP = 3;
  * submission), locked with SKIP LOCKED inside the CTE so concurrent claimers pass over each
  * other's rows, then owned in the UPDATE that follows; the epoch goes up with every claim.
  */
-const CLAIM = `
+function claimSql(fair: boolean): string {
+  return `
   WITH c AS (
-    SELECT task_id FROM tasks
+    SELECT task_id FROM tasks${fair ? ' LEFT JOIN unnest($8::text[], $9::float8[]) AS f(who, off_ms) ON f.who = tasks.owner' : ''}
     WHERE status = 'queued' AND owner_node IS NULL
       AND task_type = ANY($1) AND device_request = ANY($2)
       AND ($3::float8 IS NULL OR gpu_memory_gb IS NULL OR gpu_memory_gb <= $3)
@@ -100,14 +106,22 @@ const CLAIM = `
       -- A node that may have been declared lost (its lease ran out) claims nothing.
       AND EXISTS (SELECT 1 FROM nodes WHERE node_id = $6 AND state = 'active'
         AND now() - heartbeat_at < $7 * interval '1 millisecond')
-    ORDER BY queue_key, seq
+    ORDER BY ${fair ? 'queue_key + coalesce(f.off_ms, 0)' : 'queue_key'}, seq
     LIMIT $5
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF tasks SKIP LOCKED
   )
   UPDATE tasks t SET owner_node = $6, node_name = $4, lease_epoch = t.lease_epoch + 1
   FROM c WHERE t.task_id = c.task_id
   RETURNING t.task_id, t.task_type, t.priority, t.device_request, t.gpu_memory_gb, t.attempts,
-    t.enqueued_at, t.lease_epoch`;
+    t.enqueued_at, t.lease_epoch, t.owner`;
+}
+
+/**
+ * The claim in plain queue order (its index serves it), and with fair share: each owner's keys
+ * moved back by their offset, which needs a sort of the lane's waiting tasks instead.
+ */
+const CLAIM = claimSql(false);
+const CLAIM_FAIR = claimSql(true);
 
 /**
  * Nodes, claims and failover on the PostgreSQL store's database (the pool is the store's). Times
@@ -205,12 +219,15 @@ export class PgCluster {
     node: { id: string; name: string },
     lanes: readonly ClaimLane[],
     leaseMs: number,
+    offsets: OwnerOffsets = new Map(),
   ): Promise<ClaimedTask[]> {
     const out: ClaimedTask[] = [];
+    const fair = [...offsets.values()].some((o) => o !== 0);
+    const owners = fair ? [[...offsets.keys()], [...offsets.values()]] : [];
     for (const lane of lanes) {
       if (lane.limit <= 0 || lane.kinds.length === 0 || lane.requests.length === 0) continue;
       try {
-        const { rows } = await this.pool.query<ClaimedTask>(CLAIM, [
+        const { rows } = await this.pool.query<ClaimedTask>(fair ? CLAIM_FAIR : CLAIM, [
           lane.kinds,
           lane.requests,
           lane.maxMemGb,
@@ -218,6 +235,7 @@ export class PgCluster {
           lane.limit,
           node.id,
           leaseMs,
+          ...owners,
         ]);
         out.push(...rows);
       } catch (err) {
