@@ -116,8 +116,15 @@ export class ClusterNode {
     kindsOf: Record<ResourceClass, readonly string[]>,
     fairShare?: FairShare,
   ): ClusterQueue {
+    const users = this.config.users.list();
     this.queue = new ClusterQueue({
       fairShare,
+      quotas: (owner) => this.config.users.get(owner)?.quotas,
+      runningQuotas: (cls) =>
+        users.flatMap((u) => {
+          const limit = u.quotas.running?.[cls];
+          return limit === undefined ? [] : [{ owner: u.name, limit }];
+        }),
       cluster: this.cluster,
       node: this.node,
       devices,

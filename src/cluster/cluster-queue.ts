@@ -2,6 +2,7 @@ import type { DeviceInfo } from '../domain/devices.js';
 import { RESOURCE_CLASSES, type ResourceClass } from '../domain/task.js';
 import { SchedulerCore } from '../scheduler/core.js';
 import type { FairShare } from '../scheduler/fair-share.js';
+import type { Quotas } from '../domain/users.js';
 import { RecentMap } from '../util/recent.js';
 import { coreSnapshot, type QueueSnapshot, type TaskQueue, type WaitingInfo } from '../scheduler/queue.js';
 import type { Limits, Placement, QueueEntry } from '../scheduler/types.js';
@@ -36,6 +37,10 @@ export interface ClusterQueueOptions {
    * node's charges back): this node charges its own running tasks, and claims in fair-share order.
    */
   fairShare?: FairShare;
+  /** Users' running quotas for a class (enforced across the cluster by the claim). */
+  runningQuotas?: (cls: ResourceClass) => readonly { owner: string; limit: number }[];
+  /** A user's quotas, held to by this node's scheduler too (for tasks claimed together). */
+  quotas?: (owner: string) => Quotas | undefined;
 }
 
 /**
@@ -76,6 +81,7 @@ export class ClusterQueue implements TaskQueue {
       limits: {},
       agingIntervalMs: opts.agingIntervalMs,
       fairShare: opts.fairShare,
+      quotas: opts.quotas,
     });
     for (const cls of RESOURCE_CLASSES) for (const k of opts.kindsOf[cls]) this.classOf.set(k, cls);
   }
@@ -298,7 +304,8 @@ export class ClusterQueue implements TaskQueue {
         cpuRequests.push('auto');
         if (this.opts.cudaFallback === 'cpu') cpuRequests.push('cuda');
       }
-      if (cpuFree > 0) lanes.push({ kinds, requests: cpuRequests, maxMemGb: null, limit: cpuFree });
+      const quotas = this.opts.runningQuotas?.(cls) ?? [];
+      if (cpuFree > 0) lanes.push({ kinds, requests: cpuRequests, maxMemGb: null, limit: cpuFree, quotas });
       if (cls === 'preprocessing' || gpus.length === 0) continue;
       const open = gpus.filter((g) => this.free(g.id, cls) > 0);
       if (open.length === 0) continue;
@@ -307,6 +314,7 @@ export class ClusterQueue implements TaskQueue {
         requests: ['cuda', 'auto', ...open.map((g) => g.id)],
         maxMemGb: Math.max(...open.map((g) => this.core.freeMemoryGb(g.id))),
         limit: open.reduce((n, g) => n + this.free(g.id, cls), 0),
+        quotas,
       });
     }
     return lanes;

@@ -217,6 +217,37 @@ describe('claims on PostgreSQL', () => {
     await a.store.close();
   });
 
+  it('holds a user to their running quota across nodes: a claim passes over their tasks while they are at it', async () => {
+    const url = await server.createDatabase();
+    const a = await node(url, 'a');
+    const b = await node(url, 'b');
+    for (const [id, owner] of [
+      ['alice-1', 'alice'],
+      ['alice-2', 'alice'],
+      ['bob-1', 'bob'],
+    ] as const)
+      await a.store.createTask(newTask(id, { status: 'queued', owner }));
+    const lane = { ...CPU_LANE, limit: 1, quotas: [{ owner: 'alice', limit: 1 }] };
+    const [first] = await a.cluster.claim(a, [lane], LEASE);
+    assert.equal(first?.task_id, 'alice-1');
+    // Another node: alice has one claimed already, so her second waits; bob's goes.
+    assert.deepEqual(
+      (await b.cluster.claim(b, [lane], LEASE)).map((c) => c.task_id),
+      ['bob-1'],
+    );
+    assert.deepEqual(await b.cluster.claim(b, [lane], LEASE), []);
+    // The same with fair-share offsets (the claim with both).
+    assert.deepEqual(await b.cluster.claim(b, [lane], LEASE, new Map([['alice', 60_000]])), []);
+    // Her first ends: the second may go.
+    await sql(url, "UPDATE tasks SET status = 'completed' WHERE task_id = 'alice-1'");
+    assert.deepEqual(
+      (await b.cluster.claim(b, [lane], LEASE)).map((c) => c.task_id),
+      ['alice-2'],
+    );
+    await a.store.close();
+    await b.store.close();
+  });
+
   it('lists nodes with their state and heartbeat age; drain and a clean stop are recorded', async () => {
     const url = await server.createDatabase();
     const a = await node(url, 'gpu-1');

@@ -50,6 +50,8 @@ export interface ClaimLane {
   requests: readonly string[];
   maxMemGb: number | null;
   limit: number;
+  /** Users with a running quota for the lane's class, and that quota. */
+  quotas?: readonly { owner: string; limit: number }[];
 }
 
 export interface ClaimedTask {
@@ -94,15 +96,32 @@ const LOCK_SWEEP = 3;
  * One claim per lane: the first waiting tasks in the cluster-wide order (queue_key, then
  * submission), locked with SKIP LOCKED inside the CTE so concurrent claimers pass over each
  * other's rows, then owned in the UPDATE that follows; the epoch goes up with every claim.
+ *
+ * With fair share ($8, $9: owners and their offsets in ms) each owner's keys move back by their
+ * offset, which needs a sort of the lane's waiting tasks (the plain order is served by an index).
+ * With running quotas ($10, $11: owners and their limits for the lane's class) an owner whose
+ * tasks of the lane's kinds already claimed or running anywhere in the cluster reach their limit
+ * is passed over (a claim of several at once may still take more of theirs: the node's own
+ * scheduler holds the rest back and gives them back).
  */
-function claimSql(fair: boolean): string {
+function claimSql(fair: boolean, quota: boolean): string {
+  const join = fair
+    ? ' LEFT JOIN unnest($8::text[], $9::float8[]) AS f(who, off_ms) ON f.who = tasks.owner'
+    : '';
+  const [qo, ql] = fair ? ['$10', '$11'] : ['$8', '$9'];
+  const quotaFilter = quota
+    ? `
+      AND NOT EXISTS (SELECT 1 FROM unnest(${qo}::text[], ${ql}::int[]) AS q(who, lim)
+        WHERE q.who = tasks.owner AND (SELECT count(*) FROM tasks r WHERE r.owner = q.who
+          AND r.owner_node IS NOT NULL AND r.status IN ('queued', 'running') AND r.task_type = ANY($1)) >= q.lim)`
+    : '';
   return `
   WITH c AS (
-    SELECT task_id FROM tasks${fair ? ' LEFT JOIN unnest($8::text[], $9::float8[]) AS f(who, off_ms) ON f.who = tasks.owner' : ''}
+    SELECT task_id FROM tasks${join}
     WHERE status = 'queued' AND owner_node IS NULL
       AND task_type = ANY($1) AND device_request = ANY($2)
       AND ($3::float8 IS NULL OR gpu_memory_gb IS NULL OR gpu_memory_gb <= $3)
-      AND (pin_node IS NULL OR pin_node = $4)
+      AND (pin_node IS NULL OR pin_node = $4)${quotaFilter}
       -- A node that may have been declared lost (its lease ran out) claims nothing.
       AND EXISTS (SELECT 1 FROM nodes WHERE node_id = $6 AND state = 'active'
         AND now() - heartbeat_at < $7 * interval '1 millisecond')
@@ -116,12 +135,11 @@ function claimSql(fair: boolean): string {
     t.enqueued_at, t.lease_epoch, t.owner`;
 }
 
-/**
- * The claim in plain queue order (its index serves it), and with fair share: each owner's keys
- * moved back by their offset, which needs a sort of the lane's waiting tasks instead.
- */
-const CLAIM = claimSql(false);
-const CLAIM_FAIR = claimSql(true);
+/** The four claim statements, by [fair share][running quotas]. */
+const CLAIMS = [
+  [claimSql(false, false), claimSql(false, true)],
+  [claimSql(true, false), claimSql(true, true)],
+];
 
 /**
  * Nodes, claims and failover on the PostgreSQL store's database (the pool is the store's). Times
@@ -226,17 +244,23 @@ export class PgCluster {
     const owners = fair ? [[...offsets.keys()], [...offsets.values()]] : [];
     for (const lane of lanes) {
       if (lane.limit <= 0 || lane.kinds.length === 0 || lane.requests.length === 0) continue;
+      const quotas = lane.quotas ?? [];
+      const quotaArgs = quotas.length ? [quotas.map((q) => q.owner), quotas.map((q) => q.limit)] : [];
       try {
-        const { rows } = await this.pool.query<ClaimedTask>(fair ? CLAIM_FAIR : CLAIM, [
-          lane.kinds,
-          lane.requests,
-          lane.maxMemGb,
-          node.name,
-          lane.limit,
-          node.id,
-          leaseMs,
-          ...owners,
-        ]);
+        const { rows } = await this.pool.query<ClaimedTask>(
+          CLAIMS[Number(fair)]![Number(quotas.length > 0)]!,
+          [
+            lane.kinds,
+            lane.requests,
+            lane.maxMemGb,
+            node.name,
+            lane.limit,
+            node.id,
+            leaseMs,
+            ...owners,
+            ...quotaArgs,
+          ],
+        );
         out.push(...rows);
       } catch (err) {
         if (out.length === 0) throw err;
