@@ -163,6 +163,10 @@ export function storeConformance(
         ['o2', 'o1'],
       );
       assert.equal(await s.countWaitingOf('alice'), 1);
+      assert.equal(await s.countTasksOf('alice', ['dataset_split', 'training']), 2);
+      assert.equal(await s.countTasksOf('alice', ['dataset_split', 'training'], 'running'), 1);
+      assert.equal(await s.countTasksOf('alice', ['image_crop']), 0);
+      assert.equal(await s.countTasksOf('alice', []), 0);
       assert.equal(await s.countWaitingOf('bob'), 1);
       assert.equal(await s.countWaitingOf('carol'), 0);
       await s.updateTask('o3', { status: 'cancelled' });

@@ -92,6 +92,10 @@ export class FencedStore implements Store {
     return this.pg.chargeUsage(charges, now, halfLifeMs);
   }
 
+  countTasksOf(owner: string, kinds: readonly string[], status?: TaskStatus): Promise<number> {
+    return this.pg.countTasksOf(owner, kinds, status);
+  }
+
   countWaitingOf(owner: string): Promise<number> {
     return this.pg.countWaitingOf(owner);
   }

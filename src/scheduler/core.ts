@@ -222,14 +222,6 @@ export class SchedulerCore {
     for (const p of this.running.values()) this.charge(p, now);
   }
 
-  /** Owners with tasks waiting or running. */
-  private activeOwners(): Set<string> {
-    const out = new Set<string>();
-    for (const lane of this.lanes.values()) for (const o of lane.queues.keys()) out.add(o);
-    for (const [o, by] of this.runningBy) if (RESOURCE_CLASSES.some((c) => by[c] > 0)) out.add(o);
-    return out;
-  }
-
   /** An entry's place in the dispatch order: its key, moved back by its owner's fair share. */
   private effective(e: Entry): number {
     const steps = this.factors.get(e.owner as string)?.steps ?? 0;
@@ -264,7 +256,7 @@ export class SchedulerCore {
    */
   dispatch(now = this.now): Placement[] {
     this.accrue(now);
-    this.factors = this.fairShare.enabled ? this.fairShare.factors(this.activeOwners(), this.now) : new Map();
+    this.factors = this.fairShare.enabled ? this.fairShare.factors([], this.now) : new Map();
     const placed: Placement[] = [];
     const blocked = new Set<Lane>();
     for (;;) {

@@ -4,8 +4,7 @@
  *
  * Usage U of a user is the device-seconds of their running tasks, a GPU second weighted
  * `gpuWeight` and a CPU second `cpuWeight`, decayed with a half-life H: usage from H ago counts
- * half, from 2H a quarter. Among the users that are active (something waiting or running, or usage
- * left), u = U / ΣU is a user's part of the recent usage and s = share / Σshare their part of the
+ * half, from 2H a quarter. Among the users with usage left, u = U / ΣU is a user's part of the recent usage and s = share / Σshare their part of the
  * team; the fair-share factor is Slurm's classic F = 2^(−u/s): 1 for a user who has used nothing,
  * 0.5 for one who has used exactly their share, towards 0 for one who has used far more.
  *
@@ -101,11 +100,13 @@ export class FairShare {
   }
 
   /**
-   * Each active user's factors at `now`: `active` are the users with work waiting or running;
-   * users with usage left count too. `pending` adds running work not charged yet (per user).
+   * The factors at `now` of the users with usage left (and of `also`). Everyone uses this one
+   * definition — the scheduler, the cluster's claim, /users, /metrics — so what is shown is what
+   * orders the queue; a user with no usage has F = 1 (no steps) whoever else is counted.
+   * `pending` adds use not charged yet (per user).
    */
-  factors(active: Iterable<string>, now: number, pending?: ReadonlyMap<string, number>): Map<string, Factor> {
-    const users = new Set(active);
+  factors(also: Iterable<string>, now: number, pending?: ReadonlyMap<string, number>): Map<string, Factor> {
+    const users = new Set(also);
     for (const [user] of this.usage) if (this.usageOf(user, now) > NEGLIGIBLE) users.add(user);
     let totalUse = 0;
     let totalShare = 0;

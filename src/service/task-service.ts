@@ -109,6 +109,7 @@ export class TaskService {
   /** Who has had the devices lately (saved to the store's ledger every USAGE_SAVE_MS). */
   readonly fairShare: FairShare;
   private usageTimer: NodeJS.Timeout | null = null;
+  private saving: Promise<void> | null = null;
   /** Creations under way per owner (counted against the queued quota until stored). */
   private readonly reserved = new Map<string, number>();
   private readonly running = new Map<string, RunningJob>();
@@ -179,7 +180,14 @@ export class TaskService {
    * Writes the use charged since the last save to the store's ledger (added to it there, so other
    * nodes' charges stay) and reads back everyone's: restarts keep the ledger.
    */
-  async saveUsage(): Promise<void> {
+  saveUsage(): Promise<void> {
+    // One save at a time: an older answer loaded after a newer one would drop the newer charges.
+    const next = (this.saving ?? Promise.resolve()).catch(() => undefined).then(() => this.saveUsageNow());
+    this.saving = next;
+    return next;
+  }
+
+  private async saveUsageNow(): Promise<void> {
     const now = this.now();
     this.queue.accrue?.(now);
     const charges = this.fairShare.takeUnsaved();
@@ -233,13 +241,7 @@ export class TaskService {
     if (quota === undefined) return this.store(c, meta, owner);
     // Counted in the store (every node's tasks), plus this node's creations still on their way.
     const waiting = (await this.deps.store.countWaitingOf(owner.name)) + (this.reserved.get(owner.name) ?? 0);
-    if (waiting >= quota) {
-      throw new AppError(
-        'rate_limited',
-        `${owner.name} has ${waiting} tasks waiting, the queued quota (${quota}); submit more once some have started`,
-        { quota: 'queued', limit: quota, retry_after_s: 5 },
-      );
-    }
+    if (waiting >= quota) throw queuedQuotaError(owner.name, waiting, quota, 1);
     this.reserved.set(owner.name, (this.reserved.get(owner.name) ?? 0) + 1);
     try {
       return await this.store(c, meta, owner);
@@ -322,6 +324,14 @@ export class TaskService {
         if (err instanceof AppError) throw new AppError(err.code, `${label(i)}: ${err.message}`, err.detail);
         throw err;
       }
+    }
+    // The queued quota for the whole batch first, so a batch is created whole or not at all.
+    const owner = meta.owner ?? LOCAL_USER;
+    const quota = owner.quotas.queued;
+    if (quota !== undefined) {
+      const waiting = await this.deps.store.countWaitingOf(owner.name);
+      if (waiting + checked.length > quota)
+        throw queuedQuotaError(owner.name, waiting, quota, checked.length);
     }
     const out: TaskView[] = [];
     for (const c of checked) out.push(await this.create(c, meta));
@@ -408,19 +418,25 @@ export class TaskService {
             })
           ).map((t) => this.view(t));
     if (this.deps.cluster) await this.refreshCounts();
-    const total = (kinds: string[]) => this.counts.total(kinds, filter.status);
-    const [training, inference, other] = await Promise.all([
+    // One user's list counts their own tasks (the in-memory counts are everyone's).
+    const { owner } = filter;
+    const total = async (kinds: string[]) =>
+      owner === undefined
+        ? this.counts.total(kinds, filter.status)
+        : this.deps.store.countTasksOf(owner, kinds, filter.status);
+    const [training, inference, other, totals] = await Promise.all([
       fetch(groups.training),
       fetch(groups.inference),
       fetch(groups.other),
+      Promise.all([total(groups.training), total(groups.inference), total(groups.other)]),
     ]);
     return {
       training_tasks: training,
       inference_tasks: inference,
       other_tasks: other,
-      total_training: total(groups.training),
-      total_inference: total(groups.inference),
-      total_other: total(groups.other),
+      total_training: totals[0],
+      total_inference: totals[1],
+      total_other: totals[2],
     };
   }
 
@@ -878,6 +894,15 @@ export class TaskService {
   private iso(): string {
     return new Date(this.now()).toISOString();
   }
+}
+
+/** 429 for a submission of `adding` tasks beyond a user's queued quota, naming it. */
+function queuedQuotaError(user: string, waiting: number, quota: number, adding: number): AppError {
+  return new AppError(
+    'rate_limited',
+    `${user} has ${waiting} tasks waiting, the queued quota (${quota})${adding > 1 ? `, and asks for ${adding} more` : ''}; submit more once some have started`,
+    { quota: 'queued', limit: quota, retry_after_s: 5 },
+  );
 }
 
 /** How often the fair-share ledger is written to the store (and other nodes' charges read). */

@@ -95,6 +95,8 @@ export interface Store {
    */
   listUnfinished(): Promise<UnfinishedTask[]>;
   countByKindAndStatus(): Promise<KindStatusCount[]>;
+  /** How many tasks one user has of these kinds (and this status): a filtered list's total. */
+  countTasksOf(owner: string, kinds: readonly TaskKind[], status?: TaskStatus): Promise<number>;
   /** A user's tasks that wait (pending or queued): what the queued quota counts. */
   countWaitingOf(owner: string): Promise<number>;
   /** Unfinished tasks (pending, queued, running) per owner and status (users, /metrics). */

@@ -113,7 +113,7 @@ describe('users, owners and quotas', () => {
   });
 
   it('the queued quota answers 429 with Retry-After, naming it; the next task is accepted once one has started', async () => {
-    const { gates, call } = await gateService({
+    const { gates, call, svc } = await gateService({
       RFUAV_API_TOKENS: TOKENS,
       RFUAV_ADMINS: 'carol',
       RFUAV_QUOTAS: '{"queued":2}',
@@ -140,6 +140,13 @@ describe('users, owners and quotas', () => {
     assert.equal((await submit('tok-a')).status, 200);
     assert.equal((await submit('tok-a')).status, 429);
     assert.equal((await submit('tok-b')).status, 200, "another user's quota is their own");
+    // A batch is created whole or not at all: bob has 1 waiting, 2 more would pass his quota.
+    const bob = svc.config.users.get('bob');
+    await assert.rejects(
+      svc.service.submitAll('gate', [{}, {}], (i) => `item ${i}`, { owner: bob }),
+      /bob has 1 tasks waiting, the queued quota \(2\), and asks for 2 more/,
+    );
+    assert.equal((await call('tok-b', '/api/v2/users/me')).body.queued, 1, 'none of the batch was created');
     for (const t of gates.started) gates.release(t.id);
   });
 
@@ -168,7 +175,9 @@ describe('users, owners and quotas', () => {
     assert.equal((await call('tok-b', `/api/v2/tasks/${a}`)).status, 404);
     assert.equal((await call('tok-b', `/api/v2/tasks/${a}/logs?follow=false`)).status, 404);
     assert.equal((await call('tok-b', `/api/v2/tasks/${a}/cancel`, { method: 'POST' })).status, 404);
-    const listed = (await call('tok-b', '/api/v2/tasks')).body.other_tasks as { owner: string }[];
+    const mine = await call('tok-b', '/api/v2/tasks');
+    assert.equal(mine.body.total_other, 1, "the total counts bob's own, not everyone's");
+    const listed = mine.body.other_tasks as { owner: string }[];
     assert.deepEqual(
       listed.map((t) => t.owner),
       ['bob'],

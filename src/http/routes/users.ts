@@ -34,8 +34,7 @@ function userView(u: User, counts: OwnerStatusCount[], fs: FairShare, now: numbe
   const mine = counts.filter((c) => c.owner === u.name);
   const n = (statuses: string[]) =>
     mine.filter((c) => statuses.includes(c.status)).reduce((a, c) => a + c.n, 0);
-  const active = new Set([u.name, ...counts.map((c) => c.owner).filter((o): o is string => o !== null)]);
-  const f = fs.factors(active, now).get(u.name);
+  const f = fs.factors([], now).get(u.name);
   return {
     name: u.name,
     role: u.role,

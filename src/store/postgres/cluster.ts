@@ -101,8 +101,9 @@ const LOCK_SWEEP = 3;
  * offset, which needs a sort of the lane's waiting tasks (the plain order is served by an index).
  * With running quotas ($10, $11: owners and their limits for the lane's class) an owner whose
  * tasks of the lane's kinds already claimed or running anywhere in the cluster reach their limit
- * is passed over (a claim of several at once may still take more of theirs: the node's own
- * scheduler holds the rest back and gives them back).
+ * is passed over. It counts committed claims only: one claim of several tasks, or two nodes
+ * claiming at the same moment, can take an owner past their quota (by up to a claim's worth per
+ * node; the node's own scheduler holds a batch only to what runs on that node).
  */
 function claimSql(fair: boolean, quota: boolean): string {
   const join = fair

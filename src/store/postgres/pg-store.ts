@@ -374,6 +374,15 @@ export class PgStore implements Store {
     return rows.map((r) => ({ user: r.user_name, usage: Number(r.usage), at: now }));
   }
 
+  async countTasksOf(owner: string, kinds: readonly string[], status?: TaskStatus): Promise<number> {
+    if (kinds.length === 0) return 0;
+    const [row] = await this.q<{ n: number }>(
+      `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND task_type = ANY($2)${status ? ' AND status = $3' : ''}`,
+      status ? [owner, kinds, status] : [owner, kinds],
+    );
+    return row?.n ?? 0;
+  }
+
   async countWaitingOf(owner: string): Promise<number> {
     const [row] = await this.q<{ n: number }>(
       "SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND status IN ('pending', 'queued')",

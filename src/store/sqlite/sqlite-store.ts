@@ -429,6 +429,14 @@ export class SqliteStore implements Store {
     });
   }
 
+  async countTasksOf(owner: string, kinds: readonly string[], status?: TaskStatus): Promise<number> {
+    if (kinds.length === 0) return 0;
+    const sql = `SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND task_type IN (${kinds.map(() => '?').join(', ')})${status ? ' AND status = ?' : ''}`;
+    return this.read(
+      () => (this.db.prepare(sql).get(owner, ...kinds, ...(status ? [status] : [])) as { n: number }).n,
+    );
+  }
+
   async countWaitingOf(owner: string): Promise<number> {
     return this.read(() => (this.s.waitingOf.get(owner) as { n: number }).n);
   }
