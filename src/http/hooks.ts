@@ -85,13 +85,14 @@ const refuseWhileStopping = fp(
  */
 const bearerAuth = fp(
   async (app: FastifyInstance, o: Pick<RequestHookDeps, 'users' | 'metrics'>) => {
-    app.decorateRequest('user', null as unknown as User);
     if (!o.users.secured) {
-      app.addHook('onRequest', async (request) => {
-        request.user = LOCAL_USER;
+      // Every caller is the local user: a getter, not a hook run on every request.
+      app.decorateRequest('user', {
+        getter: () => LOCAL_USER,
       });
       return;
     }
+    app.decorateRequest('user', null as unknown as User);
     app.addHook('onRequest', async (request, reply) => {
       const route = routeOf(request);
       const guarded = (route.startsWith('/api/') && !OPEN_API_ROUTES.has(route)) || route === '/metrics';
