@@ -198,6 +198,25 @@ export function storeConformance(
       await s.close();
     });
 
+    it('counts GPU-seconds per owner inside a time window (the daily GPU budget)', async () => {
+      const s = await open();
+      const at = (hhmm: string) => `2026-12-02T${hhmm}:00.000Z`;
+      const run = async (id: string, owner: string, device: string, from: string, to: string | null) => {
+        await s.createTask(newTask(id, { owner }));
+        await s.updateTask(id, { status: 'running', device, started_at: at(from) });
+        if (to) await s.updateTask(id, { status: 'completed', finished_at: at(to) });
+      };
+      await run('g1', 'alice', 'cuda:0', '10:00', '11:00');
+      await run('g2', 'alice', 'cpu', '10:00', '11:00');
+      await run('g3', 'bob', 'cuda:1', '11:30', null);
+      await run('g4', 'alice', 'cuda:0', '08:00', '09:00');
+      const rows = (await s.gpuSecondsBetween(at('10:30'), at('12:00')))
+        .map((r) => `${r.owner}:${Math.round(r.seconds)}`)
+        .sort();
+      assert.deepEqual(rows, ['alice:1800', 'bob:1800']);
+      await s.close();
+    });
+
     it('lists unfinished tasks oldest first', async () => {
       const s = await open();
       for (const id of ['u1', 'u2', 'u3', 'u4']) await s.createTask(newTask(id));

@@ -120,6 +120,12 @@ export class ClusterNode {
     this.queue = new ClusterQueue({
       fairShare,
       quotas: (owner) => this.config.users.get(owner)?.quotas,
+      budgets: () =>
+        users.flatMap((u) =>
+          u.quotas.gpu_hours_per_day === undefined
+            ? []
+            : [{ owner: u.name, hours: u.quotas.gpu_hours_per_day }],
+        ),
       runningQuotas: (cls) =>
         users.flatMap((u) => {
           const limit = u.quotas.running?.[cls];

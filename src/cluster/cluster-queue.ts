@@ -39,6 +39,8 @@ export interface ClusterQueueOptions {
   fairShare?: FairShare;
   /** Users' running quotas for a class (enforced across the cluster by the claim). */
   runningQuotas?: (cls: ResourceClass) => readonly { owner: string; limit: number }[];
+  /** Users with a GPU-hours-per-day budget, and that budget. */
+  budgets?: () => readonly { owner: string; hours: number }[];
   /** A user's quotas, held to by this node's scheduler too (for tasks claimed together). */
   quotas?: (owner: string) => Quotas | undefined;
 }
@@ -309,15 +311,27 @@ export class ClusterQueue implements TaskQueue {
       if (cls === 'preprocessing' || gpus.length === 0) continue;
       const open = gpus.filter((g) => this.free(g.id, cls) > 0);
       if (open.length === 0) continue;
+      // Users whose daily GPU-hours are spent claim no GPU work (as a running quota of 0).
+      const spent = this.gpuBudgetSpent();
       lanes.push({
         kinds,
         requests: ['cuda', 'auto', ...open.map((g) => g.id)],
         maxMemGb: Math.max(...open.map((g) => this.core.freeMemoryGb(g.id))),
         limit: open.reduce((n, g) => n + this.free(g.id, cls), 0),
-        quotas,
+        quotas: [
+          ...quotas.filter((q) => !spent.includes(q.owner)),
+          ...spent.map((owner) => ({ owner, limit: 0 })),
+        ],
       });
     }
     return lanes;
+  }
+
+  /** Users over their GPU-hours per day, as the ledger last counted them. */
+  private gpuBudgetSpent(): string[] {
+    const fs = this.opts.fairShare;
+    const users = this.opts.budgets?.() ?? [];
+    return fs ? users.filter((u) => fs.gpuSecondsToday(u.owner) >= u.hours * 3600).map((u) => u.owner) : [];
   }
 
   private free(device: string, cls: ResourceClass): number {

@@ -92,6 +92,10 @@ export class FencedStore implements Store {
     return this.pg.chargeUsage(charges, now, halfLifeMs);
   }
 
+  gpuSecondsBetween(since: string, until: string): Promise<{ owner: string; seconds: number }[]> {
+    return this.pg.gpuSecondsBetween(since, until);
+  }
+
   countTasksOf(owner: string, kinds: readonly string[], status?: TaskStatus): Promise<number> {
     return this.pg.countTasksOf(owner, kinds, status);
   }

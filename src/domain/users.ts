@@ -12,6 +12,8 @@ export interface Quotas {
   queued?: number;
   /** Tasks running at once, per resource class. */
   running?: Partial<Record<ResourceClass, number>>;
+  /** GPU-hours in any 24 h: beyond it, the user's tasks wait for GPUs (auto ones run on the CPU). */
+  gpu_hours_per_day?: number;
 }
 
 export interface User {

@@ -238,12 +238,24 @@ export class SchedulerCore {
     return q === undefined || (this.runningBy.get(owner)?.[cls] ?? 0) < q;
   }
 
+  /** Why `owner` may not start work on a GPU now (their daily GPU-hours are spent), or null. */
+  private gpuBudgetReason(owner: string): string | null {
+    const budget = this.quotas(owner)?.gpu_hours_per_day;
+    if (budget === undefined) return null;
+    const used = this.fairShare.gpuSecondsToday(owner);
+    if (used < budget * 3600) return null;
+    const hours = used / 3600;
+    return `${owner} has used ${hours >= 10 ? hours.toFixed(1) : hours.toPrecision(3)} of their ${budget} GPU-hours in the last 24 h; their GPU tasks wait until older use leaves the window`;
+  }
+
   /** The lane's next task: the first owner head in effective order whose owner is under quota. */
   private laneHead(lane: Lane): Entry | undefined {
     let best: Entry | undefined;
     for (const [owner, queue] of lane.queues) {
       const head = queue[0];
       if (!head || !this.underQuota(owner, lane.cls)) continue;
+      // Over the GPU budget, a task that only a GPU can take waits (an `auto` one may use the CPU).
+      if (head.request !== 'cpu' && head.request !== 'auto' && this.gpuBudgetReason(owner)) continue;
       if (!best || this.compareEffective(head, best) < 0) best = head;
     }
     return best;
@@ -355,6 +367,8 @@ export class SchedulerCore {
     const { entry, lane } = w;
     const owner = entry.owner as string;
     if (!this.underQuota(owner, lane.cls)) return this.quotaReasonOf(owner, lane.cls);
+    const budget = entry.request === 'cpu' || entry.request === 'auto' ? null : this.gpuBudgetReason(owner);
+    if (budget) return budget;
     const head = this.laneHead(lane) ?? entry;
     const reason = lane.blockedReason ?? this.explain(head);
     const own = lowerBound(lane.queues.get(owner) as Entry[], entry);
@@ -445,7 +459,9 @@ export class SchedulerCore {
   // ----- placement -----
 
   private candidates(e: Entry): DeviceInfo[] {
-    const gpus = [...this.devices.values()].filter((d) => d.kind === 'gpu');
+    const gpus = this.gpuBudgetReason(e.owner as string)
+      ? []
+      : [...this.devices.values()].filter((d) => d.kind === 'gpu');
     if (e.request === 'cpu') return this.devices.has('cpu') ? [this.devices.get('cpu') as DeviceInfo] : [];
     if (e.request === 'cuda') return gpus;
     if (e.request === 'auto') {
@@ -453,7 +469,7 @@ export class SchedulerCore {
       return cpu ? [...gpus, cpu] : gpus;
     }
     const d = this.devices.get(e.request);
-    return d ? [d] : [];
+    return d && (d.kind !== 'gpu' || gpus.length > 0 || !this.gpuBudgetReason(e.owner as string)) ? [d] : [];
   }
 
   private hasSlot(device: string, cls: ResourceClass): boolean {
@@ -487,6 +503,8 @@ export class SchedulerCore {
   }
 
   private explain(e: Entry): string {
+    const budget = e.request === 'cpu' ? null : this.gpuBudgetReason(e.owner as string);
+    if (budget && (e.request !== 'auto' || !this.devices.has('cpu'))) return budget;
     const cands = this.candidates(e);
     const cls = `${e.cls === 'inference' ? 'an' : 'a'} ${e.cls} slot`;
     if (cands.length === 0) return `device ${e.request} does not exist on this node`;

@@ -44,6 +44,17 @@ export class FairShare {
 
   constructor(readonly opts: FairShareOptions = DEFAULT_FAIR_SHARE) {}
 
+  /** GPU-seconds per user in the last 24 h, as the store last counted them (the daily budget). */
+  private gpuDay = new Map<string, number>();
+
+  setGpuDay(rows: readonly { owner: string; seconds: number }[]): void {
+    this.gpuDay = new Map(rows.map((r) => [r.owner, r.seconds]));
+  }
+
+  gpuSecondsToday(user: string): number {
+    return this.gpuDay.get(user) ?? 0;
+  }
+
   get enabled(): boolean {
     return this.opts.steps > 0;
   }

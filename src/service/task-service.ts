@@ -170,6 +170,7 @@ export class TaskService {
       iso: () => this.iso(),
     });
     this.fairShare.load(await store.chargeUsage([], this.now(), this.fairShare.opts.halfLifeMs));
+    await this.countGpuDay();
     this.usageTimer = setInterval(() => void this.saveUsage().catch(() => undefined), USAGE_SAVE_MS);
     this.usageTimer.unref();
     this.state = 'running';
@@ -187,7 +188,20 @@ export class TaskService {
     return next;
   }
 
+  /** GPU-seconds per user over the last 24 h, from the store (the daily GPU budget reads them). */
+  private async countGpuDay(): Promise<void> {
+    const now = this.now();
+    const rows = await this.deps.store.gpuSecondsBetween(
+      new Date(now - 24 * 3600_000).toISOString(),
+      new Date(now).toISOString(),
+    );
+    this.fairShare.setGpuDay(rows);
+    // Use leaving the window may let a waiting GPU task start.
+    if (this.state === 'running') this.requestDispatch();
+  }
+
   private async saveUsageNow(): Promise<void> {
+    await this.countGpuDay();
     const now = this.now();
     this.queue.accrue?.(now);
     const charges = this.fairShare.takeUnsaved();

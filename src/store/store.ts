@@ -97,6 +97,11 @@ export interface Store {
   countByKindAndStatus(): Promise<KindStatusCount[]>;
   /** How many tasks one user has of these kinds (and this status): a filtered list's total. */
   countTasksOf(owner: string, kinds: readonly TaskKind[], status?: TaskStatus): Promise<number>;
+  /**
+   * GPU-seconds per owner between two times (ISO): each task on a GPU counts the part of its run
+   * (started_at to finished_at, or to `until` while it runs) inside the window.
+   */
+  gpuSecondsBetween(since: string, until: string): Promise<{ owner: string; seconds: number }[]>;
   /** A user's tasks that wait (pending or queued): what the queued quota counts. */
   countWaitingOf(owner: string): Promise<number>;
   /** Unfinished tasks (pending, queued, running) per owner and status (users, /metrics). */

@@ -234,7 +234,12 @@ export function parseQuotas(raw: unknown, where: string): Quotas {
           );
         out.running[cls as (typeof RESOURCE_CLASSES)[number]] = count(n, `${where}.running.${cls}`);
       }
-    } else throw new ConfigError(`${where}.${k}: unknown quota (queued, running)`);
+    } else if (k === 'gpu_hours_per_day') {
+      const v = q.gpu_hours_per_day;
+      if (typeof v !== 'number' || !(v >= 0) || v > 1e6)
+        throw new ConfigError(`${where}.gpu_hours_per_day must be a number ≥ 0`);
+      out.gpu_hours_per_day = v;
+    } else throw new ConfigError(`${where}.${k}: unknown quota (queued, running, gpu_hours_per_day)`);
   }
   return out;
 }

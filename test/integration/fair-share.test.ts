@@ -138,4 +138,33 @@ describe('fair share through the service', () => {
     const again = (await second.call('tok-a', '/api/v2/users/me')).usage as number;
     assert.ok(Math.abs(again - usage) / usage < 0.01, `${again} after the restart, ${usage} before`);
   });
+
+  it("a spent GPU-hours budget, counted from the stored runs, holds the user's next GPU task back", async () => {
+    // 0.0002 GPU-hours = 0.72 s.
+    const { svc, gates, call, submit } = await gpuService(tmpDir(), {
+      RFUAV_QUOTAS: '{"gpu_hours_per_day":0.0002}',
+    });
+    const first = await submit('tok-a');
+    await waitFor(() => gates.isRunning(first), 5000, "alice's first task");
+    await new Promise((r) => setTimeout(r, 1000));
+    gates.release(first);
+    await waitFor(
+      async () => ((await call('tok-a', '/api/v2/users/me')).running as number) === 0,
+      5000,
+      'it ended',
+    );
+    await svc.service.saveUsage();
+    const next = await submit('tok-a');
+    const bobs = await submit('tok-b');
+    await waitFor(() => gates.isRunning(bobs), 5000, "bob's task");
+    const waiting = (await call('tok-a', `/api/v2/tasks/${next}`)) as {
+      status: string;
+      pending_reason: string;
+    };
+    assert.equal(waiting.status, 'queued');
+    assert.match(
+      waiting.pending_reason,
+      /alice has used 0\.000\d+ of their 0\.0002 GPU-hours in the last 24 h/,
+    );
+  });
 });

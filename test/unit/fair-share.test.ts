@@ -192,4 +192,46 @@ describe('fair share in the scheduler core', () => {
       [a2],
     );
   });
+
+  it('a spent GPU-hours budget holds GPU tasks back (naming it); an auto task takes the CPU; others go on', () => {
+    const cpu: DeviceInfo = {
+      id: 'cpu',
+      kind: 'cpu',
+      index: null,
+      name: 'cpu',
+      totalMemoryGb: null,
+      freeMemoryGb: null,
+    };
+    const devices = [...GPUS, cpu];
+    const fairShare = new FairShare({ halfLifeMs: 24 * HOUR, steps: 10, gpuWeight: 1, cpuWeight: 0.1 });
+    const quotas: Record<string, Quotas> = { alice: { gpu_hours_per_day: 1 } };
+    const core = new SchedulerCore({
+      devices,
+      limits: effectiveLimits(devices, { gpu: { training: 1 }, cpu: { training: 1 } }),
+      agingIntervalMs: AGING_MS,
+      fairShare,
+      quotas: (o) => quotas[o],
+    });
+    fairShare.setGpuDay([{ owner: 'alice', seconds: 2 * 3600 }]);
+    const add = (id: string, owner: string, request: string, at: number) =>
+      core.enqueue({ id, cls: 'training', request, memGb: null, priority: 5, enqueuedAt: at, owner });
+    add('a-gpu', 'alice', 'cuda', 0);
+    add('a-auto', 'alice', 'auto', 1);
+    add('b-gpu', 'bob', 'cuda', 2);
+    const placed = core
+      .dispatch(3)
+      .map((p) => `${p.id}@${p.device}`)
+      .sort();
+    assert.deepEqual(placed, ['a-auto@cpu', 'b-gpu@cuda:0']);
+    assert.match(
+      core.pendingReason('a-gpu') ?? '',
+      /alice has used 2\.00 of their 1 GPU-hours in the last 24 h/,
+    );
+    // Older use leaves the window: her GPU task may start.
+    fairShare.setGpuDay([{ owner: 'alice', seconds: 1800 }]);
+    assert.deepEqual(
+      core.dispatch(4).map((p) => `${p.id}@${p.device}`),
+      ['a-gpu@cuda:1'],
+    );
+  });
 });

@@ -133,6 +133,7 @@ describe('config', () => {
       [{ RFUAV_API_TOKENS: 'a:t1', RFUAV_ADMINS: 'zed' }, /RFUAV_ADMINS names 'zed'/],
       [{ RFUAV_QUOTAS: '{"queued":-1}' }, /RFUAV_QUOTAS.queued must be a whole number/],
       [{ RFUAV_QUOTAS: '{"gpus":1}' }, /unknown quota/],
+      [{ RFUAV_QUOTAS: '{"gpu_hours_per_day":-2}' }, /gpu_hours_per_day must be a number/],
       [{ RFUAV_QUOTAS: '{"running":{"gaming":1}}' }, /not a resource class/],
       [{ RFUAV_USERS_FILE: 'missing.yaml' }, /could not be read/],
       [{ RFUAV_VISIBILITY: 'some' }, /RFUAV_VISIBILITY/],

@@ -374,6 +374,18 @@ export class PgStore implements Store {
     return rows.map((r) => ({ user: r.user_name, usage: Number(r.usage), at: now }));
   }
 
+  async gpuSecondsBetween(since: string, until: string): Promise<{ owner: string; seconds: number }[]> {
+    const rows = await this.q<{ owner: string; seconds: number }>(
+      `SELECT owner, SUM(extract(epoch FROM (least(coalesce(finished_at, $2::timestamptz), $2::timestamptz)
+          - greatest(started_at, $1::timestamptz))))::float8 AS seconds
+       FROM tasks WHERE owner IS NOT NULL AND device LIKE 'cuda%' AND started_at IS NOT NULL
+         AND started_at < $2::timestamptz AND (finished_at IS NULL OR finished_at > $1::timestamptz)
+       GROUP BY owner`,
+      [since, until],
+    );
+    return rows.map((r) => ({ owner: r.owner, seconds: Number(r.seconds) }));
+  }
+
   async countTasksOf(owner: string, kinds: readonly string[], status?: TaskStatus): Promise<number> {
     if (kinds.length === 0) return 0;
     const [row] = await this.q<{ n: number }>(

@@ -429,6 +429,17 @@ export class SqliteStore implements Store {
     });
   }
 
+  async gpuSecondsBetween(since: string, until: string): Promise<{ owner: string; seconds: number }[]> {
+    const sql = `SELECT owner, SUM((julianday(CASE WHEN finished_at IS NULL OR finished_at > @until THEN @until ELSE finished_at END)
+        - julianday(CASE WHEN started_at < @since THEN @since ELSE started_at END)) * 86400.0) AS seconds
+      FROM tasks WHERE owner IS NOT NULL AND device LIKE 'cuda%' AND started_at IS NOT NULL
+        AND started_at < @until AND (finished_at IS NULL OR finished_at > @since)
+      GROUP BY owner`;
+    return this.read(
+      () => this.db.prepare(sql).all({ since, until }) as { owner: string; seconds: number }[],
+    );
+  }
+
   async countTasksOf(owner: string, kinds: readonly string[], status?: TaskStatus): Promise<number> {
     if (kinds.length === 0) return 0;
     const sql = `SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND task_type IN (${kinds.map(() => '?').join(', ')})${status ? ' AND status = ?' : ''}`;
