@@ -25,7 +25,7 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { PathSandbox } from './util/sandbox.js';
 import { PredictService } from './predict/predict-service.js';
-import { DEFAULT_FAIR_SHARE, FairShare } from './scheduler/fair-share.js';
+import { FairShare } from './scheduler/fair-share.js';
 import { SignalExplorer } from './predict/explorer.js';
 
 /** The built-in task kinds: one line each. */
@@ -161,8 +161,7 @@ function createTaskService(core: Core, devices: DeviceManager, opts: ServiceOpti
     kindsOf[(registry.get(kind) as JobDefinition).resourceClass].push(kind);
   const cluster = core.clusterNode;
   // One ledger for the service (which saves it) and the queue that orders and charges by it.
-  const fairShare = new FairShare({ ...DEFAULT_FAIR_SHARE, ...config.fairShare });
-  for (const u of config.users.list()) fairShare.setShare(u.name, u.share);
+  const fairShare = FairShare.forTeam(config.fairShare, config.users.list());
   const queue = opts.queue?.(devices.devices()) ?? cluster?.makeQueue(devices.devices(), kindsOf, fairShare);
   return new TaskService({
     fairShare,

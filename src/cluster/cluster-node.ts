@@ -119,18 +119,7 @@ export class ClusterNode {
     const users = this.config.users.list();
     this.queue = new ClusterQueue({
       fairShare,
-      quotas: (owner) => this.config.users.get(owner)?.quotas,
-      budgets: () =>
-        users.flatMap((u) =>
-          u.quotas.gpu_hours_per_day === undefined
-            ? []
-            : [{ owner: u.name, hours: u.quotas.gpu_hours_per_day }],
-        ),
-      runningQuotas: (cls) =>
-        users.flatMap((u) => {
-          const limit = u.quotas.running?.[cls];
-          return limit === undefined ? [] : [{ owner: u.name, limit }];
-        }),
+      users,
       cluster: this.cluster,
       node: this.node,
       devices,

@@ -2,7 +2,7 @@ import type { DeviceInfo } from '../domain/devices.js';
 import { RESOURCE_CLASSES, type ResourceClass } from '../domain/task.js';
 import { SchedulerCore } from '../scheduler/core.js';
 import type { FairShare } from '../scheduler/fair-share.js';
-import type { Quotas } from '../domain/users.js';
+import type { User } from '../domain/users.js';
 import { RecentMap } from '../util/recent.js';
 import { coreSnapshot, type QueueSnapshot, type TaskQueue, type WaitingInfo } from '../scheduler/queue.js';
 import type { Limits, Placement, QueueEntry } from '../scheduler/types.js';
@@ -37,12 +37,11 @@ export interface ClusterQueueOptions {
    * node's charges back): this node charges its own running tasks, and claims in fair-share order.
    */
   fairShare?: FairShare;
-  /** Users' running quotas for a class (enforced across the cluster by the claim). */
-  runningQuotas?: (cls: ResourceClass) => readonly { owner: string; limit: number }[];
-  /** Users with a GPU-hours-per-day budget, and that budget. */
-  budgets?: () => readonly { owner: string; hours: number }[];
-  /** A user's quotas, held to by this node's scheduler too (for tasks claimed together). */
-  quotas?: (owner: string) => Quotas | undefined;
+  /**
+   * The team, with their quotas: running quotas and spent GPU budgets are enforced across the
+   * cluster by the claim, and by this node's scheduler for tasks claimed together.
+   */
+  users?: readonly User[];
 }
 
 /**
@@ -83,7 +82,7 @@ export class ClusterQueue implements TaskQueue {
       limits: {},
       agingIntervalMs: opts.agingIntervalMs,
       fairShare: opts.fairShare,
-      quotas: opts.quotas,
+      quotas: (owner) => opts.users?.find((u) => u.name === owner)?.quotas,
     });
     for (const cls of RESOURCE_CLASSES) for (const k of opts.kindsOf[cls]) this.classOf.set(k, cls);
   }
@@ -159,7 +158,7 @@ export class ClusterQueue implements TaskQueue {
     const fs = this.opts.fairShare;
     if (!fs?.enabled) return new Map();
     const unit = this.opts.agingIntervalMs > 0 ? this.opts.agingIntervalMs : 1;
-    return new Map([...fs.factors([], Date.now())].map(([user, f]) => [user, f.steps * unit]));
+    return new Map([...fs.factors(Date.now())].map(([user, f]) => [user, f.steps * unit]));
   }
 
   accrue(now: number): void {
@@ -306,7 +305,10 @@ export class ClusterQueue implements TaskQueue {
         cpuRequests.push('auto');
         if (this.opts.cudaFallback === 'cpu') cpuRequests.push('cuda');
       }
-      const quotas = this.opts.runningQuotas?.(cls) ?? [];
+      const quotas = (this.opts.users ?? []).flatMap((u) => {
+        const limit = u.quotas.running?.[cls];
+        return limit === undefined ? [] : [{ owner: u.name, limit }];
+      });
       if (cpuFree > 0) lanes.push({ kinds, requests: cpuRequests, maxMemGb: null, limit: cpuFree, quotas });
       if (cls === 'preprocessing' || gpus.length === 0) continue;
       const open = gpus.filter((g) => this.free(g.id, cls) > 0);
@@ -330,8 +332,13 @@ export class ClusterQueue implements TaskQueue {
   /** Users over their GPU-hours per day, as the ledger last counted them. */
   private gpuBudgetSpent(): string[] {
     const fs = this.opts.fairShare;
-    const users = this.opts.budgets?.() ?? [];
-    return fs ? users.filter((u) => fs.gpuSecondsToday(u.owner) >= u.hours * 3600).map((u) => u.owner) : [];
+    if (!fs) return [];
+    return (this.opts.users ?? [])
+      .filter((u) => {
+        const hours = u.quotas.gpu_hours_per_day;
+        return hours !== undefined && fs.gpuSecondsToday(u.name) >= hours * 3600;
+      })
+      .map((u) => u.name);
   }
 
   private free(device: string, cls: ResourceClass): number {

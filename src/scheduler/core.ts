@@ -66,7 +66,9 @@ function compare(a: Entry, b: Entry): number {
  * a task is overtaken only by tasks submitted at most (steps + priority difference) aging
  * intervals after it — nothing starves. Lanes hold one queue per owner, each in plain key
  * order (owner offsets change as usage does; within one owner they cancel out), and a lane's
- * head is the owner head that comes first in effective order among owners under their quota. It performs no I/O and reads no clock: callers pass times in. Waiting costs nothing
+ * head is the owner head that comes first in effective order among owners under their quota.
+ *
+ * It performs no I/O and reads no clock: callers pass times in. Waiting costs nothing
  * but an array slot; `dispatch()` is called when something changed (submission, completion,
  * cancellation, limit or device change) and returns the tasks to start now.
  */
@@ -268,7 +270,7 @@ export class SchedulerCore {
    */
   dispatch(now = this.now): Placement[] {
     this.accrue(now);
-    this.factors = this.fairShare.enabled ? this.fairShare.factors([], this.now) : new Map();
+    this.factors = this.fairShare.enabled ? this.fairShare.factors(this.now) : new Map();
     const placed: Placement[] = [];
     const blocked = new Set<Lane>();
     for (;;) {
@@ -406,11 +408,6 @@ export class SchedulerCore {
   private quotaReason(lane: Lane): string {
     const first = lane.queues.keys().next().value as string;
     return this.quotaReasonOf(first, lane.cls);
-  }
-
-  /** Fair-share factors per owner, as of the last dispatch. */
-  fairShareFactors(): ReadonlyMap<string, Factor> {
-    return this.factors;
   }
 
   /** Effective priority after aging, for display (never below 1). */

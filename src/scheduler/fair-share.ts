@@ -4,8 +4,8 @@
  *
  * Usage U of a user is the device-seconds of their running tasks, a GPU second weighted
  * `gpuWeight` and a CPU second `cpuWeight`, decayed with a half-life H: usage from H ago counts
- * half, from 2H a quarter. Among the users with usage left, u = U / ΣU is a user's part of the recent usage and s = share / Σshare their part of the
- * team; the fair-share factor is Slurm's classic F = 2^(−u/s): 1 for a user who has used nothing,
+ * half, from 2H a quarter. Among the users with usage left, u = U / ΣU is a user's part of the
+ * recent usage and s = share / Σshare their part of the team; the fair-share factor is Slurm's classic F = 2^(−u/s): 1 for a user who has used nothing,
  * 0.5 for one who has used exactly their share, towards 0 for one who has used far more.
  *
  * The queue order then adds `steps × (1 − F)` priority steps to each of a user's tasks (the
@@ -14,6 +14,7 @@
  * `steps` priority steps, so nothing starves; a single user's own tasks keep their order, since
  * all of them move by the same amount.
  */
+import type { User } from '../domain/users.js';
 import type { UsageRecord } from '../store/store.js';
 
 export interface FairShareOptions {
@@ -39,13 +40,22 @@ const NEGLIGIBLE = 1e-9;
 export class FairShare {
   private readonly usage = new Map<string, { usage: number; at: number }>();
   private readonly shares = new Map<string, number>();
-  /** Charges not yet written to the store (added to its ledger there, so nodes never overwrite each other). */
+  /** Charges not yet written to the store (added to its ledger there: nodes never overwrite each other). */
   private unsaved = new Map<string, number>();
+  /** GPU-seconds per user in the last 24 h, as the store last counted them (the daily budget). */
+  private gpuDay = new Map<string, number>();
 
   constructor(readonly opts: FairShareOptions = DEFAULT_FAIR_SHARE) {}
 
-  /** GPU-seconds per user in the last 24 h, as the store last counted them (the daily budget). */
-  private gpuDay = new Map<string, number>();
+  /** The team's ledger: the configured half-life and steps, each user's share weight. */
+  static forTeam(
+    settings: Pick<FairShareOptions, 'halfLifeMs' | 'steps'>,
+    users: readonly User[],
+  ): FairShare {
+    const fs = new FairShare({ ...DEFAULT_FAIR_SHARE, ...settings });
+    for (const u of users) fs.setShare(u.name, u.share);
+    return fs;
+  }
 
   setGpuDay(rows: readonly { owner: string; seconds: number }[]): void {
     this.gpuDay = new Map(rows.map((r) => [r.owner, r.seconds]));
@@ -89,11 +99,6 @@ export class FairShare {
     return out;
   }
 
-  /** Every user's usage decayed to `now`, as records for the store. */
-  records(now: number): UsageRecord[] {
-    return [...this.usage.keys()].map((user) => ({ user, usage: this.usageOf(user, now), at: now }));
-  }
-
   /** A user's usage decayed to `now`. */
   usageOf(user: string, now: number): number {
     const u = this.usage.get(user);
@@ -111,19 +116,18 @@ export class FairShare {
   }
 
   /**
-   * The factors at `now` of the users with usage left (and of `also`). Everyone uses this one
-   * definition — the scheduler, the cluster's claim, /users, /metrics — so what is shown is what
-   * orders the queue; a user with no usage has F = 1 (no steps) whoever else is counted.
-   * `pending` adds use not charged yet (per user).
+   * The factors at `now` of the users with usage left. Everyone uses this one definition — the
+   * scheduler, the cluster's claim, /users, /metrics — so what is shown is what orders the queue;
+   * a user with no usage has F = 1 (no steps) and is not in the map.
    */
-  factors(also: Iterable<string>, now: number, pending?: ReadonlyMap<string, number>): Map<string, Factor> {
-    const users = new Set(also);
+  factors(now: number): Map<string, Factor> {
+    const users = new Set<string>();
     for (const [user] of this.usage) if (this.usageOf(user, now) > NEGLIGIBLE) users.add(user);
     let totalUse = 0;
     let totalShare = 0;
     const use = new Map<string, number>();
     for (const u of users) {
-      const x = this.usageOf(u, now) + (pending?.get(u) ?? 0);
+      const x = this.usageOf(u, now);
       use.set(u, x);
       totalUse += x;
       totalShare += this.shareOf(u);

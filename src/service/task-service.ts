@@ -29,7 +29,7 @@ import type { LogBus } from '../logbus/logbus.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 import { effectiveLimits, mergeSpecs } from '../scheduler/limits.js';
 import { LocalQueue, type QueueSnapshot, type TaskQueue } from '../scheduler/queue.js';
-import { DEFAULT_FAIR_SHARE, FairShare } from '../scheduler/fair-share.js';
+import { FairShare } from '../scheduler/fair-share.js';
 import type { Placement } from '../scheduler/types.js';
 import { isStoreUnavailable, type Store } from '../store/store.js';
 import { newTaskId } from '../util/ids.js';
@@ -126,9 +126,8 @@ export class TaskService {
   constructor(deps: TaskServiceDeps) {
     this.deps = deps;
     this.now = deps.now ?? Date.now;
-    const { users, fairShare } = deps.config;
-    this.fairShare = deps.fairShare ?? new FairShare({ ...DEFAULT_FAIR_SHARE, ...fairShare });
-    for (const u of users.list()) this.fairShare.setShare(u.name, u.share);
+    const { users } = deps.config;
+    this.fairShare = deps.fairShare ?? FairShare.forTeam(deps.config.fairShare, users.list());
     this.queue =
       deps.queue ??
       new LocalQueue({
@@ -190,6 +189,8 @@ export class TaskService {
 
   /** GPU-seconds per user over the last 24 h, from the store (the daily GPU budget reads them). */
   private async countGpuDay(): Promise<void> {
+    // A scan of the day's runs: only when someone has a budget to hold them to.
+    if (!this.deps.config.users.list().some((u) => u.quotas.gpu_hours_per_day !== undefined)) return;
     const now = this.now();
     const rows = await this.deps.store.gpuSecondsBetween(
       new Date(now - 24 * 3600_000).toISOString(),

@@ -41,7 +41,7 @@ function attachGauges(deps: AppDeps, streams: HttpShared['streams']): void {
       userUsage: () => {
         const now = Date.now();
         const users = deps.config.users.list().map((u) => u.name);
-        const f = service.fairShare.factors([], now);
+        const f = service.fairShare.factors(now);
         return users.map((user) => ({
           user,
           usage: service.fairShare.usageOf(user, now),

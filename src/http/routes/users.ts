@@ -34,7 +34,7 @@ function userView(u: User, counts: OwnerStatusCount[], fs: FairShare, now: numbe
   const mine = counts.filter((c) => c.owner === u.name);
   const n = (statuses: string[]) =>
     mine.filter((c) => statuses.includes(c.status)).reduce((a, c) => a + c.n, 0);
-  const f = fs.factors([], now).get(u.name);
+  const f = fs.factors(now).get(u.name);
   return {
     name: u.name,
     role: u.role,
