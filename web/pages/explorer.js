@@ -27,7 +27,8 @@ export function explorerPage(main, url) {
   const model = q.get('model') ?? '';
   const overrides = {};
   for (const f of FIELDS) if (q.get(f)) overrides[f] = q.get(f);
-  const state = { alive: true, objectUrls: [] };
+  // The one slice picture shown (a blob: URL), released when replaced or when the page is left.
+  const state = { alive: true, picture: null };
 
   const pathInput = h('input', { id: 'ex-path', name: 'path', value: path, size: 40, required: true });
   const modelInput = h('input', { id: 'ex-model', name: 'model', value: model, size: 30 });
@@ -74,7 +75,7 @@ export function explorerPage(main, url) {
     );
   return () => {
     state.alive = false;
-    for (const u of state.objectUrls) URL.revokeObjectURL(u);
+    if (state.picture) URL.revokeObjectURL(state.picture);
   };
 }
 
@@ -152,12 +153,11 @@ function drawExplorer(view, info, ctx) {
     p.set('height', String(height));
     const blob = await apiBlob(`/api/v2/signal/slice?${p}`);
     figure.querySelector('.error')?.remove();
-    const u = URL.createObjectURL(blob);
-    ctx.state.objectUrls.push(u);
-    const old = img.src;
-    img.src = u;
+    const old = ctx.state.picture;
+    ctx.state.picture = URL.createObjectURL(blob);
+    img.src = ctx.state.picture;
     img.dataset.offset = String(offset);
-    if (old.startsWith('blob:')) URL.revokeObjectURL(old);
+    if (old) URL.revokeObjectURL(old);
   });
   const classify = latest(async (offset) => {
     const answer = await predictAt(ctx, offset);
