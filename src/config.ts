@@ -32,9 +32,11 @@ export interface Config {
   visibility: 'team' | 'own';
   /**
    * Fair share (scheduler/fair-share.ts): usage half-life (RFUAV_FAIRSHARE_HALFLIFE_H) and the
-   * most priority steps it may add to a heavy user's tasks (RFUAV_FAIRSHARE_STEPS; 0 = off).
+   * most priority steps it may add to a heavy user's tasks (RFUAV_FAIRSHARE_STEPS; 0 = off), and
+   * how often the ledger is saved to the store and every node's charges read back
+   * (RFUAV_FAIRSHARE_SAVE_S: in a cluster, how soon one node's use counts on the others).
    */
-  fairShare: { halfLifeMs: number; steps: number };
+  fairShare: { halfLifeMs: number; steps: number; saveMs: number };
   /** Allow listening on a non-loopback address without tokens. */
   insecure: boolean;
   /**
@@ -193,6 +195,7 @@ export function loadConfig(env: Env = process.env, o: ConfigOverrides = {}, cwd 
     fairShare: {
       halfLifeMs: num(env, 'RFUAV_FAIRSHARE_HALFLIFE_H', 24, 0.01, 24 * 365) * 3600_000,
       steps: num(env, 'RFUAV_FAIRSHARE_STEPS', 10, 0, 1000),
+      saveMs: num(env, 'RFUAV_FAIRSHARE_SAVE_S', 30, 0.1, 3600) * 1000,
     },
     insecure: o.insecure ?? bool(env, 'RFUAV_INSECURE'),
     corsOrigins: corsOrigins(env.RFUAV_CORS_ORIGINS),

@@ -318,6 +318,22 @@ export function storeConformance(
       await s.close();
     });
 
+    it("stores each user's quota override, nulls (lifted quotas) included, and removes it", async () => {
+      const s = await open();
+      assert.deepEqual(await s.getQuotaOverrides(), {});
+      await s.setQuotaOverride('alice', { queued: 3, running: { training: null } });
+      await s.setQuotaOverride('bob', { gpu_hours_per_day: 1.5 });
+      await s.setQuotaOverride('alice', { queued: null, running: { training: 2 } });
+      assert.deepEqual(await s.getQuotaOverrides(), {
+        alice: { queued: null, running: { training: 2 } },
+        bob: { gpu_hours_per_day: 1.5 },
+      });
+      await s.setQuotaOverride('bob', null);
+      await s.setQuotaOverride('nobody', null);
+      assert.deepEqual(Object.keys(await s.getQuotaOverrides()), ['alice']);
+      await s.close();
+    });
+
     if (reopen) {
       it('keeps everything committed across a reopen', async () => {
         const s = await open();

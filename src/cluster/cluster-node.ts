@@ -21,6 +21,7 @@ const LOG_BATCH_MS = 250;
 export interface NodeService {
   requestDispatch(): void;
   reloadLimits(): Promise<void>;
+  reloadQuotas(): Promise<void>;
   cancelRequested(ids: readonly string[]): void;
   abandon(ids: readonly string[], why: string): void;
   snapshot(): QueueSnapshot;
@@ -91,11 +92,17 @@ export class ClusterNode {
           void this.service
             ?.reloadLimits()
             .catch((err: Error) => logger.warn({ err: err.message }, 'could not reload the slot limits')),
+        [CHANNELS.quotas]: () =>
+          void this.service
+            ?.reloadQuotas()
+            .catch((err: Error) => logger.warn({ err: err.message }, 'could not reload the quotas')),
       },
       logger,
+      // After a reconnect: what was notified meanwhile is read again.
       () => {
         this.service?.requestDispatch();
         void this.service?.reloadLimits().catch(() => undefined);
+        void this.service?.reloadQuotas().catch(() => undefined);
       },
     );
     this.store = new FencedStore(
@@ -116,10 +123,9 @@ export class ClusterNode {
     kindsOf: Record<ResourceClass, readonly string[]>,
     fairShare?: FairShare,
   ): ClusterQueue {
-    const users = this.config.users.list();
     this.queue = new ClusterQueue({
       fairShare,
-      users,
+      users: this.config.users,
       cluster: this.cluster,
       node: this.node,
       devices,

@@ -13,6 +13,7 @@ import type {
   NodeRow,
   PgCluster,
   WaitingTask,
+  WaitingView,
 } from '../store/postgres/cluster.js';
 import { clusterPendingReason } from './pending-reason.js';
 
@@ -39,9 +40,10 @@ export interface ClusterQueueOptions {
   fairShare?: FairShare;
   /**
    * The team, with their quotas: running quotas and spent GPU budgets are enforced across the
-   * cluster by the claim, and by this node's scheduler for tasks claimed together.
+   * cluster by the claim, and by this node's scheduler for tasks claimed together. Read at every
+   * claim, so a quota changed live applies to the next one.
    */
-  users?: readonly User[];
+  users?: { get(name: string): User | undefined; list(): readonly User[] };
 }
 
 /**
@@ -69,10 +71,13 @@ export class ClusterQueue implements TaskQueue {
     order: Map<string, { position: number; task: WaitingTask }>;
     byClass: Record<ResourceClass, number>;
     total: number;
+    /** Owner → class → tasks claimed or running in the whole cluster. */
+    runningBy: Map<string, Record<ResourceClass, number>>;
   } = {
     order: new Map(),
     byClass: { training: 0, inference: 0, preprocessing: 0 },
     total: 0,
+    runningBy: new Map(),
   };
   private readonly classOf = new Map<string, ResourceClass>();
 
@@ -82,7 +87,7 @@ export class ClusterQueue implements TaskQueue {
       limits: {},
       agingIntervalMs: opts.agingIntervalMs,
       fairShare: opts.fairShare,
-      quotas: (owner) => opts.users?.find((u) => u.name === owner)?.quotas,
+      quotas: (owner) => opts.users?.get(owner)?.quotas,
     });
     for (const cls of RESOURCE_CLASSES) for (const k of opts.kindsOf[cls]) this.classOf.set(k, cls);
   }
@@ -200,7 +205,7 @@ export class ClusterQueue implements TaskQueue {
   }
 
   /** Replaces the view of the cluster-wide queue (NodeAgent refreshes it on every poll). */
-  setWaiting(tasks: readonly WaitingTask[], total: number): void {
+  setWaiting({ tasks, total, running }: WaitingView): void {
     const order = new Map<string, { position: number; task: WaitingTask }>();
     const byClass: Record<ResourceClass, number> = { training: 0, inference: 0, preprocessing: 0 };
     tasks.forEach((t, i) => {
@@ -208,7 +213,48 @@ export class ClusterQueue implements TaskQueue {
       const cls = this.classOf.get(t.task_type);
       if (cls) byClass[cls]++;
     });
-    this.waiting = { order, byClass, total };
+    const runningBy = new Map<string, Record<ResourceClass, number>>();
+    for (const r of running) {
+      const cls = this.classOf.get(r.task_type);
+      if (!cls) continue;
+      let mine = runningBy.get(r.owner);
+      if (!mine) runningBy.set(r.owner, (mine = { training: 0, inference: 0, preprocessing: 0 }));
+      mine[cls] += r.n;
+    }
+    this.waiting = { order, byClass, total, runningBy };
+  }
+
+  /**
+   * Why the task's owner holds it back, before any slot is looked at: their running quota, their
+   * spent GPU budget, or (a prefix to the slot's reason) fair share. Null: nothing of theirs.
+   */
+  private teamReason(
+    t: WaitingTask,
+    cls: ResourceClass,
+    now: number,
+  ): { reason: string; prefix: boolean } | null {
+    const owner = t.owner;
+    if (!owner) return null;
+    const quotas = this.opts.users?.get(owner)?.quotas;
+    const limit = quotas?.running?.[cls];
+    const running = this.waiting.runningBy.get(owner)?.[cls] ?? 0;
+    if (limit !== undefined && running >= limit)
+      return {
+        reason: `${owner} has ${running} ${cls} task(s) claimed or running in the cluster, their quota (${limit}); this one starts when one of them ends`,
+        prefix: false,
+      };
+    if (t.device_request !== 'cpu' && this.gpuBudgetSpent().includes(owner))
+      return {
+        reason: `${owner} has used their ${quotas?.gpu_hours_per_day} GPU-hours of the last 24 h; their GPU tasks wait until older use leaves the window`,
+        prefix: false,
+      };
+    const f = this.opts.fairShare?.factors(now).get(owner);
+    if (f && f.steps > 0 && f.usedOverShare > 1)
+      return {
+        reason: `${owner} has used ${f.usedOverShare.toFixed(1)}× their share recently; tasks of users below their share go first`,
+        prefix: true,
+      };
+    return null;
   }
 
   waitingInfo(id: string, now: number): WaitingInfo | undefined {
@@ -216,17 +262,16 @@ export class ClusterQueue implements TaskQueue {
     if (!w) return undefined;
     const aging = this.opts.agingIntervalMs;
     const gained = aging > 0 ? Math.floor((now - Date.parse(w.task.enqueued_at)) / aging) : 0;
+    const cls = this.classOf.get(w.task.task_type) ?? 'preprocessing';
+    const team = this.teamReason(w.task, cls, now);
+    const slot = () =>
+      clusterPendingReason(
+        { cls, request: w.task.device_request ?? 'cpu', memGb: w.task.gpu_memory_gb, pin: w.task.pin_node },
+        this.opts.nodes?.() ?? [],
+      );
     return {
       position: w.position,
-      reason: clusterPendingReason(
-        {
-          cls: this.classOf.get(w.task.task_type) ?? 'preprocessing',
-          request: w.task.device_request ?? 'cpu',
-          memGb: w.task.gpu_memory_gb,
-          pin: w.task.pin_node,
-        },
-        this.opts.nodes?.() ?? [],
-      ),
+      reason: !team ? slot() : team.prefix ? `${team.reason}; ${slot()}` : team.reason,
       effectivePriority: Math.max(1, w.task.priority - gained),
     };
   }
@@ -305,7 +350,7 @@ export class ClusterQueue implements TaskQueue {
         cpuRequests.push('auto');
         if (this.opts.cudaFallback === 'cpu') cpuRequests.push('cuda');
       }
-      const quotas = (this.opts.users ?? []).flatMap((u) => {
+      const quotas = (this.opts.users?.list() ?? []).flatMap((u) => {
         const limit = u.quotas.running?.[cls];
         return limit === undefined ? [] : [{ owner: u.name, limit }];
       });
@@ -333,7 +378,7 @@ export class ClusterQueue implements TaskQueue {
   private gpuBudgetSpent(): string[] {
     const fs = this.opts.fairShare;
     if (!fs) return [];
-    return (this.opts.users ?? [])
+    return (this.opts.users?.list() ?? [])
       .filter((u) => {
         const hours = u.quotas.gpu_hours_per_day;
         return hours !== undefined && fs.gpuSecondsToday(u.name) >= hours * 3600;

@@ -7,6 +7,7 @@ import type {
   TaskRecord,
   TaskStatus,
 } from '../domain/task.js';
+import type { QuotaOverride } from '../domain/users.js';
 import type { Fence } from '../store/postgres/cluster.js';
 import type { PgStore } from '../store/postgres/pg-store.js';
 import type {
@@ -42,7 +43,7 @@ export class FencedStore implements Store {
     private readonly fenceOf: (taskId: string) => Fence | undefined,
     private readonly onFencedOut: (taskId: string) => void,
     /** Tasks became claimable (other nodes are told), or limits changed. */
-    private readonly signal: (what: 'queue' | 'limits', ids?: string[]) => void = () => {},
+    private readonly signal: (what: 'queue' | 'limits' | 'quotas', ids?: string[]) => void = () => {},
   ) {
     this.dialect = pg.dialect;
   }
@@ -146,6 +147,15 @@ export class FencedStore implements Store {
   async setLimitOverrides(overrides: LimitOverrides): Promise<void> {
     await this.pg.setLimitOverrides(overrides);
     this.signal('limits');
+  }
+
+  getQuotaOverrides(): Promise<Record<string, QuotaOverride>> {
+    return this.pg.getQuotaOverrides();
+  }
+
+  async setQuotaOverride(user: string, override: QuotaOverride | null): Promise<void> {
+    await this.pg.setQuotaOverride(user, override);
+    this.signal('quotas');
   }
 
   ping(): Promise<void> {

@@ -123,9 +123,9 @@ export class NodeAgent {
 
   private async poll(): Promise<void> {
     try {
-      const { tasks, total } = await this.o.cluster.waitingTasks(1000);
-      this.o.queue.setWaiting(tasks, total);
-      if (total > 0) this.o.wake();
+      const view = await this.o.cluster.waitingTasks(1000);
+      this.o.queue.setWaiting(view);
+      if (view.total > 0) this.o.wake();
     } catch {
       // The next heartbeat says whether the database is gone.
     }

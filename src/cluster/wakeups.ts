@@ -7,6 +7,8 @@ export const CHANNELS = {
   queue: 'rfuav_queue',
   /** Slot limits were changed: every node reloads them. */
   limits: 'rfuav_limits',
+  /** A user's quotas were changed: every node reloads the overrides. */
+  quotas: 'rfuav_quotas',
   /** A cancel for these task ids (comma-separated): their owner stops them. */
   cancel: 'rfuav_cancel',
   /** Log entries of these tasks were written: nodes with followers read them. */

@@ -16,6 +16,46 @@ export interface Quotas {
   gpu_hours_per_day?: number;
 }
 
+/**
+ * An admin's live change to a user's quotas (POST /api/v2/users/{name}/quotas): each field given
+ * replaces the configured one; null lifts that quota (unlimited). Kept in the store, so restarts
+ * and every node of a cluster apply it.
+ */
+export interface QuotaOverride {
+  queued?: number | null;
+  running?: Partial<Record<ResourceClass, number | null>>;
+  gpu_hours_per_day?: number | null;
+}
+
+/** `later` laid over `earlier` (both overrides): what a second change on top of a first leaves. */
+export function mergeOverrides(earlier: QuotaOverride, later: QuotaOverride): QuotaOverride {
+  const out: QuotaOverride = { ...earlier, ...later };
+  if (earlier.running || later.running) out.running = { ...earlier.running, ...later.running };
+  return out;
+}
+
+/** The quotas in force: the configured ones with the override applied (null: no such quota). */
+export function applyOverride(configured: Quotas, o: QuotaOverride): Quotas {
+  const out: Quotas = { ...configured };
+  if (o.queued !== undefined) setOrLift(out, 'queued', o.queued);
+  if (o.gpu_hours_per_day !== undefined) setOrLift(out, 'gpu_hours_per_day', o.gpu_hours_per_day);
+  if (o.running) {
+    const running: Partial<Record<ResourceClass, number>> = { ...configured.running };
+    for (const [cls, n] of Object.entries(o.running) as [ResourceClass, number | null][]) {
+      if (n === null) delete running[cls];
+      else running[cls] = n;
+    }
+    if (Object.keys(running).length) out.running = running;
+    else delete out.running;
+  }
+  return out;
+}
+
+function setOrLift(q: Quotas, key: 'queued' | 'gpu_hours_per_day', v: number | null): void {
+  if (v === null) delete q[key];
+  else q[key] = v;
+}
+
 export interface User {
   name: string;
   role: Role;

@@ -19,6 +19,10 @@ declare module 'fastify' {
     /** Who makes the request: the token's user, or the local user when no tokens are configured. */
     user: User;
   }
+  interface FastifyContextConfig {
+    /** The route reads an explicit null as a value (a quota lifted), not as "not given". */
+    keepNulls?: boolean;
+  }
 }
 
 /** Routes open without a token even when tokens are configured. */
@@ -86,9 +90,10 @@ const refuseWhileStopping = fp(
 const bearerAuth = fp(
   async (app: FastifyInstance, o: Pick<RequestHookDeps, 'users' | 'metrics'>) => {
     if (!o.users.secured) {
-      // Every caller is the local user: a getter, not a hook run on every request.
+      // Every caller is the local user, with the quotas in force now: a getter, not a hook run
+      // on every request.
       app.decorateRequest('user', {
-        getter: () => LOCAL_USER,
+        getter: () => o.users.get(LOCAL_USER.name) ?? LOCAL_USER,
       });
       return;
     }
@@ -129,7 +134,8 @@ const notGiven = fp(
         { properties?: Record<string, unknown> } | undefined;
       if (!schema?.properties || typeof body !== 'object' || body === null || Array.isArray(body)) return;
       const fields = body as Record<string, unknown>;
-      for (const k of Object.keys(fields)) if (fields[k] === null) delete fields[k];
+      if (!request.routeOptions.config.keepNulls)
+        for (const k of Object.keys(fields)) if (fields[k] === null) delete fields[k];
       const extra = Object.keys(body).filter((k) => !(k in (schema.properties as object)));
       if (extra.length > 0) request.ignoredFields = extra;
     });

@@ -38,6 +38,7 @@ import type { ClusterDevices, NodeGpus } from './device-request.js';
 import { recoverUnfinished } from './recovery.js';
 import { createRunContext } from './run-context.js';
 import { SubmissionChecks, type CheckedRequest, type SubmittedBody } from './submission.js';
+import { Team } from './team.js';
 import { TaskCounts } from './task-counts.js';
 
 export type { CommonFields } from './submission.js';
@@ -106,12 +107,8 @@ export class TaskService {
   private readonly queue: TaskQueue;
   private readonly checks: SubmissionChecks;
   private readonly counts = new TaskCounts();
-  /** Who has had the devices lately (saved to the store's ledger every USAGE_SAVE_MS). */
-  readonly fairShare: FairShare;
-  private usageTimer: NodeJS.Timeout | null = null;
-  private saving: Promise<void> | null = null;
-  /** Creations under way per owner (counted against the queued quota until stored). */
-  private readonly reserved = new Map<string, number>();
+  /** The fair-share ledger, the day's GPU use, the queued quota and quotas changed live. */
+  readonly team: Team;
   private readonly running = new Map<string, RunningJob>();
   private limitOverrides: LimitSpec = {};
   /** In a cluster: the last read of the stored counts (refreshCounts). */
@@ -127,16 +124,26 @@ export class TaskService {
     this.deps = deps;
     this.now = deps.now ?? Date.now;
     const { users } = deps.config;
-    this.fairShare = deps.fairShare ?? FairShare.forTeam(deps.config.fairShare, users.list());
+    const fairShare = deps.fairShare ?? FairShare.forTeam(deps.config.fairShare, users.list());
     this.queue =
       deps.queue ??
       new LocalQueue({
         devices: deps.devices.devices(),
         agingIntervalMs: deps.config.agingIntervalMs,
-        fairShare: this.fairShare,
+        fairShare,
         quotas: (owner) => users.get(owner)?.quotas,
         now: this.now,
       });
+    this.team = new Team({
+      store: deps.store,
+      users,
+      fairShare,
+      saveMs: deps.config.fairShare.saveMs,
+      logger: deps.logger,
+      now: this.now,
+      accrue: (now) => this.queue.accrue?.(now),
+      changed: () => this.requestDispatch(),
+    });
     this.checks = new SubmissionChecks({
       registry: deps.registry,
       paths: deps.paths,
@@ -168,51 +175,14 @@ export class TaskService {
       log: (id, message, level, extra) => this.log(id, message, level, extra),
       iso: () => this.iso(),
     });
-    this.fairShare.load(await store.chargeUsage([], this.now(), this.fairShare.opts.halfLifeMs));
-    await this.countGpuDay();
-    this.usageTimer = setInterval(() => void this.saveUsage().catch(() => undefined), USAGE_SAVE_MS);
-    this.usageTimer.unref();
+    await this.team.start();
     this.state = 'running';
     this.requestDispatch();
   }
 
-  /**
-   * Writes the use charged since the last save to the store's ledger (added to it there, so other
-   * nodes' charges stay) and reads back everyone's: restarts keep the ledger.
-   */
-  saveUsage(): Promise<void> {
-    // One save at a time: an older answer loaded after a newer one would drop the newer charges.
-    const next = (this.saving ?? Promise.resolve()).catch(() => undefined).then(() => this.saveUsageNow());
-    this.saving = next;
-    return next;
-  }
-
-  /** GPU-seconds per user over the last 24 h, from the store (the daily GPU budget reads them). */
-  private async countGpuDay(): Promise<void> {
-    // A scan of the day's runs: only when someone has a budget to hold them to.
-    if (!this.deps.config.users.list().some((u) => u.quotas.gpu_hours_per_day !== undefined)) return;
-    const now = this.now();
-    const rows = await this.deps.store.gpuSecondsBetween(
-      new Date(now - 24 * 3600_000).toISOString(),
-      new Date(now).toISOString(),
-    );
-    this.fairShare.setGpuDay(rows);
-    // Use leaving the window may let a waiting GPU task start.
-    if (this.state === 'running') this.requestDispatch();
-  }
-
-  private async saveUsageNow(): Promise<void> {
-    await this.countGpuDay();
-    const now = this.now();
-    this.queue.accrue?.(now);
-    const charges = this.fairShare.takeUnsaved();
-    try {
-      this.fairShare.load(await this.deps.store.chargeUsage(charges, now, this.fairShare.opts.halfLifeMs));
-    } catch (err) {
-      // Not lost: charged again at the next save.
-      for (const c of charges) this.fairShare.recharge(c.user, c.amount);
-      throw err;
-    }
+  /** Who has had the devices lately. */
+  get fairShare(): FairShare {
+    return this.team.fairShare;
   }
 
   /** Called by the device manager when GPUs or their memory changed. */
@@ -252,19 +222,7 @@ export class TaskService {
   /** Stores a checked request as a queued task and wakes the scheduler. */
   private async create(c: CheckedRequest, meta: SubmitMeta): Promise<TaskView> {
     const owner = meta.owner ?? LOCAL_USER;
-    const quota = owner.quotas.queued;
-    if (quota === undefined) return this.store(c, meta, owner);
-    // Counted in the store (every node's tasks), plus this node's creations still on their way.
-    const waiting = (await this.deps.store.countWaitingOf(owner.name)) + (this.reserved.get(owner.name) ?? 0);
-    if (waiting >= quota) throw queuedQuotaError(owner.name, waiting, quota, 1);
-    this.reserved.set(owner.name, (this.reserved.get(owner.name) ?? 0) + 1);
-    try {
-      return await this.store(c, meta, owner);
-    } finally {
-      const left = (this.reserved.get(owner.name) ?? 1) - 1;
-      if (left > 0) this.reserved.set(owner.name, left);
-      else this.reserved.delete(owner.name);
-    }
+    return this.team.admit(owner, () => this.store(c, meta, owner));
   }
 
   private async store(c: CheckedRequest, meta: SubmitMeta, owner: User): Promise<TaskView> {
@@ -341,13 +299,7 @@ export class TaskService {
       }
     }
     // The queued quota for the whole batch first, so a batch is created whole or not at all.
-    const owner = meta.owner ?? LOCAL_USER;
-    const quota = owner.quotas.queued;
-    if (quota !== undefined) {
-      const waiting = await this.deps.store.countWaitingOf(owner.name);
-      if (waiting + checked.length > quota)
-        throw queuedQuotaError(owner.name, waiting, quota, checked.length);
-    }
+    await this.team.admitBatch(meta.owner ?? LOCAL_USER, checked.length);
     const out: TaskView[] = [];
     for (const c of checked) out.push(await this.create(c, meta));
     return out;
@@ -626,6 +578,11 @@ export class TaskService {
     return this.queue.getLimits();
   }
 
+  /** Quotas changed on another node of the cluster: read the stored overrides again. */
+  reloadQuotas(): Promise<void> {
+    return this.team.reloadQuotas();
+  }
+
   /** Limits changed elsewhere (another node of the cluster): read the stored overrides again. */
   async reloadLimits(): Promise<void> {
     this.limitOverrides = (await this.deps.store.getLimitOverrides()) as LimitSpec;
@@ -899,10 +856,7 @@ export class TaskService {
       new Promise((r) => setTimeout(r, grace).unref()),
     ]);
     await this.deps.bus.flush();
-    if (this.usageTimer) clearInterval(this.usageTimer);
-    await this.saveUsage().catch((err: unknown) =>
-      this.deps.logger.warn({ err }, 'the fair-share ledger could not be saved at shutdown'),
-    );
+    await this.team.stop();
     this.state = 'stopped';
   }
 
@@ -910,18 +864,6 @@ export class TaskService {
     return new Date(this.now()).toISOString();
   }
 }
-
-/** 429 for a submission of `adding` tasks beyond a user's queued quota, naming it. */
-function queuedQuotaError(user: string, waiting: number, quota: number, adding: number): AppError {
-  return new AppError(
-    'rate_limited',
-    `${user} has ${waiting} tasks waiting, the queued quota (${quota})${adding > 1 ? `, and asks for ${adding} more` : ''}; submit more once some have started`,
-    { quota: 'queued', limit: quota, retry_after_s: 5 },
-  );
-}
-
-/** How often the fair-share ledger is written to the store (and other nodes' charges read). */
-const USAGE_SAVE_MS = 30_000;
 
 /** In a cluster, list totals are counted in the store at most this often. */
 const STORED_COUNTS_MS = 1000;

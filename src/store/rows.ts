@@ -1,4 +1,5 @@
 import { toLogLevel, type LogEntry, type NewLogEntry, type TaskRecord } from '../domain/task.js';
+import type { QuotaOverride } from '../domain/users.js';
 
 /** Row shape shared by the SQL stores: JSON columns as text. */
 export interface TaskRow {
@@ -116,4 +117,16 @@ export function appendedLog(seq: number, timestamp: string, entry: NewLogEntry):
 export function columnValue(column: string, value: unknown): unknown {
   if (JSON_COLUMNS.has(column)) return value == null ? null : JSON.stringify(value);
   return value;
+}
+
+export interface QuotaRow {
+  user_name: string;
+  quotas: string;
+}
+
+/** The stored quota overrides, by user. */
+export function quotaOverrides(rows: readonly QuotaRow[]): Record<string, QuotaOverride> {
+  const out: Record<string, QuotaOverride> = {};
+  for (const r of rows) out[r.user_name] = JSON.parse(r.quotas) as QuotaOverride;
+  return out;
 }

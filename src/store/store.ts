@@ -8,6 +8,7 @@ import type {
   TaskRecord,
   TaskStatus,
 } from '../domain/task.js';
+import type { QuotaOverride } from '../domain/users.js';
 
 export type UnfinishedTask = Pick<
   TaskRecord,
@@ -128,6 +129,11 @@ export interface Store {
 
   getLimitOverrides(): Promise<LimitOverrides>;
   setLimitOverrides(overrides: LimitOverrides): Promise<void>;
+
+  /** The admins' quota overrides, by user (domain/users.ts QuotaOverride). */
+  getQuotaOverrides(): Promise<Record<string, QuotaOverride>>;
+  /** Replaces one user's override; null removes it (back to the configured quotas). */
+  setQuotaOverride(user: string, override: QuotaOverride | null): Promise<void>;
 
   /** Resolves when the store answers; rejects otherwise (readiness). */
   ping(): Promise<void>;

@@ -19,9 +19,17 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { ConfigError } from '../domain/errors.js';
-import { RESOURCE_CLASSES } from '../domain/task.js';
-import { LOCAL_USER, USER_NAME, type Quotas, type Role, type User } from '../domain/users.js';
+import { ConfigError, invalidField } from '../domain/errors.js';
+import { RESOURCE_CLASSES, type ResourceClass } from '../domain/task.js';
+import {
+  applyOverride,
+  LOCAL_USER,
+  USER_NAME,
+  type QuotaOverride,
+  type Quotas,
+  type Role,
+  type User,
+} from '../domain/users.js';
 import { RecentMap } from './recent.js';
 
 type Env = Record<string, string | undefined>;
@@ -52,14 +60,21 @@ export function newToken(): string {
 }
 
 export class UserDirectory {
+  /** As configured (environment and users file). */
+  private readonly configured = new Map<string, User>();
+  /** As in force: the configured users with the admins' quota overrides applied. */
   private readonly byName = new Map<string, User>();
+  private overrides: Record<string, QuotaOverride> = {};
   private readonly credentials: Credential[];
-  /** Tokens already matched (a hashed token then costs one map lookup, not a hash per user). */
-  private readonly seen = new RecentMap<string, User>(1024);
+  /** Tokens already matched, to their user's name (a hashed token then costs one map lookup). */
+  private readonly seen = new RecentMap<string, string>(1024);
 
   constructor(credentials: Credential[], users: User[]) {
     this.credentials = credentials;
-    for (const u of users) this.byName.set(u.name, u);
+    for (const u of users) this.configured.set(u.name, u);
+    if (credentials.length === 0 && !this.configured.has(LOCAL_USER.name))
+      this.configured.set(LOCAL_USER.name, LOCAL_USER);
+    this.setOverrides({});
   }
 
   /** Whether requests must carry a token (some are configured). */
@@ -67,10 +82,10 @@ export class UserDirectory {
     return this.credentials.length > 0;
   }
 
-  /** The user a bearer token belongs to, or null. Constant time per credential. */
+  /** The user a bearer token belongs to (with the quotas in force now), or null. Constant time per credential. */
   authenticate(token: string): User | null {
     const known = this.seen.get(token);
-    if (known) return known;
+    if (known) return this.byName.get(known) ?? null;
     const given = Buffer.from(token);
     let found: User | null = null;
     for (const c of this.credentials) {
@@ -79,18 +94,41 @@ export class UserDirectory {
       else if (c.salt && c.digest) ok = timingSafeEqual(digestOf(c.salt, given), c.digest);
       if (ok) found = c.user;
     }
-    if (found) this.seen.set(token, found);
-    return found;
+    if (!found) return null;
+    this.seen.set(token, found.name);
+    return this.byName.get(found.name) ?? null;
   }
 
+  /** A user as in force now (the local user alone when no tokens are configured). */
   get(name: string): User | undefined {
-    return this.secured ? this.byName.get(name) : name === LOCAL_USER.name ? LOCAL_USER : undefined;
+    return this.byName.get(name);
   }
 
   /** Every user, by name (the local user alone when no tokens are configured). */
   list(): User[] {
-    if (!this.secured) return [LOCAL_USER];
     return [...this.byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** A user's quotas as configured, before any override. */
+  configuredQuotas(name: string): Quotas | undefined {
+    return this.configured.get(name)?.quotas;
+  }
+
+  /** A user's override (empty when none). */
+  overrideOf(name: string): QuotaOverride {
+    return this.overrides[name] ?? {};
+  }
+
+  /**
+   * Replaces every override (from the store: at start, after a change, or when another node says
+   * one changed). Overrides of users no longer configured are kept but unused.
+   */
+  setOverrides(overrides: Record<string, QuotaOverride>): void {
+    this.overrides = { ...overrides };
+    for (const [name, u] of this.configured) {
+      const o = this.overrides[name];
+      this.byName.set(name, o ? Object.freeze({ ...u, quotas: applyOverride(u.quotas, o) }) : u);
+    }
   }
 }
 
@@ -152,6 +190,8 @@ export function loadUsers(env: Env, cwd: string): UserDirectory {
   const plains = credentials.filter((c) => c.plain).map((c) => c.plain?.toString());
   if (new Set(plains).size !== plains.length)
     throw new ConfigError('RFUAV_API_TOKENS holds the same token twice');
+  // Without tokens every caller is the local user, who has the default quotas.
+  if (entries.length === 0) users.set(LOCAL_USER.name, Object.freeze({ ...LOCAL_USER, quotas: defaults }));
   return new UserDirectory(credentials, [...users.values()]);
 }
 
@@ -209,39 +249,58 @@ function share(v: unknown, where: string): number {
   return v;
 }
 
-function count(v: unknown, where: string): number {
+/** How a quota reader reports a problem: the field's path and what is wrong with it. */
+type Fail = (field: string, message: string) => Error;
+
+const configFail: Fail = (field, message) => new ConfigError(`${field} ${message}`);
+
+function count(v: unknown, field: string, fail: Fail): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1e9)
-    throw new ConfigError(`${where} must be a whole number ≥ 0`);
+    throw fail(field, 'must be a whole number ≥ 0');
   return v;
 }
 
-/** Quotas from JSON/YAML, every field checked (unknown fields are an error, not ignored). */
-export function parseQuotas(raw: unknown, where: string): Quotas {
+function hours(v: unknown, field: string, fail: Fail): number {
+  if (typeof v !== 'number' || !(v >= 0) || v > 1e6) throw fail(field, 'must be a number ≥ 0');
+  return v;
+}
+
+/**
+ * Reads quotas from JSON/YAML, checking every field (an unknown one is an error, not ignored).
+ * With `nulls`, a field may be null: an override that lifts that quota.
+ */
+function readQuotas(raw: unknown, where: string, fail: Fail, nulls: boolean): QuotaOverride {
+  const at = (k: string) => (where ? `${where}.${k}` : k);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new ConfigError(`${where} must be an object`);
+    throw fail(where || 'body', 'must be an object');
   const q = raw as Record<string, unknown>;
-  const out: Quotas = {};
+  const out: QuotaOverride = {};
+  const value = <T>(v: unknown, read: () => T): T | null => (nulls && v === null ? null : read());
   for (const k of Object.keys(q)) {
-    if (k === 'queued') out.queued = count(q.queued, `${where}.queued`);
+    if (k === 'queued') out.queued = value(q.queued, () => count(q.queued, at(k), fail));
+    else if (k === 'gpu_hours_per_day') out.gpu_hours_per_day = value(q[k], () => hours(q[k], at(k), fail));
     else if (k === 'running') {
       const r = q.running as Record<string, unknown>;
-      if (typeof r !== 'object' || r === null) throw new ConfigError(`${where}.running must be an object`);
+      if (typeof r !== 'object' || r === null || Array.isArray(r)) throw fail(at(k), 'must be an object');
       out.running = {};
       for (const [cls, n] of Object.entries(r)) {
         if (!(RESOURCE_CLASSES as readonly string[]).includes(cls))
-          throw new ConfigError(
-            `${where}.running.${cls}: not a resource class (${RESOURCE_CLASSES.join(', ')})`,
-          );
-        out.running[cls as (typeof RESOURCE_CLASSES)[number]] = count(n, `${where}.running.${cls}`);
+          throw fail(at(`running.${cls}`), `is not a resource class (${RESOURCE_CLASSES.join(', ')})`);
+        out.running[cls as ResourceClass] = value(n, () => count(n, at(`running.${cls}`), fail));
       }
-    } else if (k === 'gpu_hours_per_day') {
-      const v = q.gpu_hours_per_day;
-      if (typeof v !== 'number' || !(v >= 0) || v > 1e6)
-        throw new ConfigError(`${where}.gpu_hours_per_day must be a number ≥ 0`);
-      out.gpu_hours_per_day = v;
-    } else throw new ConfigError(`${where}.${k}: unknown quota (queued, running, gpu_hours_per_day)`);
+    } else throw fail(at(k), 'is an unknown quota (queued, running, gpu_hours_per_day)');
   }
   return out;
+}
+
+/** Quotas from the configuration (a mistake is a ConfigError naming it). */
+export function parseQuotas(raw: unknown, where: string): Quotas {
+  return readQuotas(raw, where, configFail, false) as Quotas;
+}
+
+/** An admin's change to a user's quotas (null lifts a quota; a mistake is a 422 naming the field). */
+export function parseQuotaChange(raw: unknown): QuotaOverride {
+  return readQuotas(raw, '', (field, message) => invalidField(field, message), true);
 }
 
 function mergeQuotas(base: Quotas, over: Quotas): Quotas {

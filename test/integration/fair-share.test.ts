@@ -153,7 +153,7 @@ describe('fair share through the service', () => {
       5000,
       'it ended',
     );
-    await svc.service.saveUsage();
+    await svc.service.team.saveUsage();
     const next = await submit('tok-a');
     const bobs = await submit('tok-b');
     await waitFor(() => gates.isRunning(bobs), 5000, "bob's task");

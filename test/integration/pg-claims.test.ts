@@ -248,6 +248,52 @@ describe('claims on PostgreSQL', () => {
     await b.store.close();
   });
 
+  it('keeps a running quota exactly: one claim of many, or four nodes claiming at once, never pass it', async () => {
+    const url = await server.createDatabase();
+    const nodes = await Promise.all(['a', 'b', 'c', 'd'].map((n) => node(url, n)));
+    const a = nodes[0]!;
+    for (let i = 0; i < 30; i++) {
+      await a.store.createTask(newTask(`alice-${i}`, { status: 'queued', owner: 'alice' }));
+      await a.store.createTask(newTask(`bob-${i}`, { status: 'queued', owner: 'bob' }));
+      await a.store.createTask(newTask(`free-${i}`, { status: 'queued', owner: 'carol' }));
+    }
+    const quotas = [
+      { owner: 'alice', limit: 3 },
+      { owner: 'bob', limit: 5 },
+    ];
+    const lane = { ...CPU_LANE, limit: 10, quotas };
+    // One claim of ten: alice's first three, then the rest of the order (submission order here).
+    const one = await a.cluster.claim(a, [lane], LEASE);
+    const who = (cs: ClaimedTask[]) => cs.map((c) => c.owner);
+    assert.equal(one.length, 10);
+    assert.equal(who(one).filter((o) => o === 'alice').length, 3, JSON.stringify(who(one)));
+    assert.equal(who(one).filter((o) => o === 'bob').length, 4);
+    for (const c of one) await a.cluster.unclaim(c.task_id, { node: a.id, epoch: c.lease_epoch });
+    // Four nodes, each claiming two at a time until nothing is left for them, all at once.
+    const all: ClaimedTask[] = [];
+    await Promise.all(
+      nodes.map(async (n) => {
+        for (;;) {
+          const got = await n.cluster.claim(n, [{ ...lane, limit: 2 }], LEASE);
+          if (got.length === 0) return;
+          all.push(...got);
+        }
+      }),
+    );
+    assert.equal(who(all).filter((o) => o === 'alice').length, 3);
+    assert.equal(who(all).filter((o) => o === 'bob').length, 5);
+    assert.equal(who(all).filter((o) => o === 'carol').length, 30, 'no quota: all of them');
+    assert.equal(new Set(all.map((c) => c.task_id)).size, all.length, 'none claimed twice');
+    // With fair-share offsets too (the claim with both): still nothing more for alice.
+    await a.store.createTask(newTask('carol-late', { status: 'queued', owner: 'carol' }));
+    const fair = await a.cluster.claim(a, [lane], LEASE, new Map([['carol', 60_000]]));
+    assert.deepEqual(
+      fair.map((c) => c.task_id),
+      ['carol-late'],
+    );
+    for (const n of nodes) await n.store.close();
+  });
+
   it('lists nodes with their state and heartbeat age; drain and a clean stop are recorded', async () => {
     const url = await server.createDatabase();
     const a = await node(url, 'gpu-1');

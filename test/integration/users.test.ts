@@ -188,4 +188,77 @@ describe('users, owners and quotas', () => {
     assert.equal((await call('tok-c', `/api/v2/tasks/${a}`)).status, 200);
     assert.equal(((await call('tok-c', '/api/v2/tasks')).body.other_tasks as unknown[]).length, 2);
   });
+
+  it("an admin changes a user's quotas live: at once, kept across a restart, dropped back on DELETE", async () => {
+    const dir = tmpDir();
+    const env = {
+      RFUAV_API_TOKENS: TOKENS,
+      RFUAV_ADMINS: 'carol',
+      RFUAV_QUOTAS: '{"queued":5,"running":{"preprocessing":1}}',
+      RFUAV_LIMITS: '{"cpu":{"preprocessing":4}}',
+    };
+    const gates = new Gates();
+    const svc = await startService(dir, {
+      listen: true,
+      extraJobs: [gates.job('gate', 'preprocessing', 'gate')],
+      env,
+    });
+    const call = client(svc.url);
+    const quotas = (token: string, name: string, body: unknown) =>
+      call(token, `/api/v2/users/${name}/quotas`, { body });
+    const submit = (token: string) => call(token, '/api/v2/preprocessing/gate', { body: {} });
+    await submit('tok-a');
+    await submit('tok-a');
+    await waitFor(() => gates.started.length === 1, 5000, "alice's first task");
+    assert.equal((await quotas('tok-a', 'alice', { running: { preprocessing: 2 } })).status, 403);
+    // Raised: her waiting task starts at once, with no other event to wake the scheduler.
+    const raised = await quotas('tok-c', 'alice', { running: { preprocessing: 2 }, queued: 1 });
+    assert.equal(raised.status, 200, raised.text);
+    assert.deepEqual(raised.body.quotas, { queued: 1, running: { preprocessing: 2 } });
+    assert.deepEqual(raised.body.configured, { queued: 5, running: { preprocessing: 1 } });
+    await waitFor(() => gates.started.length === 2, 5000, "alice's second task, on the raised quota");
+    // The queued quota of 1 applies to the next submission.
+    assert.equal((await submit('tok-a')).status, 200);
+    const over = await submit('tok-a');
+    assert.equal(over.status, 429);
+    assert.match(String(over.body.message), /the queued quota \(1\)/);
+    assert.equal((await submit('tok-b')).status, 200, "bob's quotas are his own");
+    // null lifts a quota; a second change lays over the first.
+    const lifted = await quotas('tok-c', 'alice', { queued: null });
+    assert.deepEqual(lifted.body.quotas, { running: { preprocessing: 2 } });
+    assert.equal((await submit('tok-a')).status, 200);
+    for (const [body, field, re] of [
+      [{ queued: -1 }, 'queued', /queued/],
+      [{ queued: '5' }, 'queued', /queued/],
+      [{ running: { gaming: 1 } }, 'running.gaming', /not a resource class/],
+      [{ running: { training: 1.5 } }, 'running.training', /integer/],
+      [{ colour: 1 }, 'colour', /unknown quota/],
+    ] as const) {
+      const bad = await quotas('tok-c', 'alice', body);
+      assert.equal(bad.status, 422, JSON.stringify(body));
+      assert.match(String(bad.body.message), new RegExp(field.replace('.', '\\.')), bad.text);
+      assert.match(String(bad.body.message), re, bad.text);
+    }
+    assert.equal((await quotas('tok-c', 'dave', { queued: 1 })).status, 404);
+    assert.deepEqual((await call('tok-a', '/api/v2/users/me')).body.quotas, {
+      running: { preprocessing: 2 },
+    });
+    // A restart keeps the change.
+    await svc.service.changeLimits({ cpu: { preprocessing: 0 } });
+    for (const t of gates.started) gates.release(t.id);
+    await svc.close();
+    const again = await startService(dir, {
+      listen: true,
+      extraJobs: [new Gates().job('gate', 'preprocessing', 'gate')],
+      env,
+    });
+    const call2 = client(again.url);
+    assert.deepEqual((await call2('tok-a', '/api/v2/users/me')).body.quotas, {
+      running: { preprocessing: 2 },
+    });
+    const dropped = await call2('tok-c', '/api/v2/users/alice/quotas', { method: 'DELETE' });
+    assert.equal(dropped.status, 200, dropped.text);
+    assert.deepEqual(dropped.body.quotas, { queued: 5, running: { preprocessing: 1 } });
+    assert.equal(((await call2('tok-a', '/api/v2/users/me')).body.quotas as { queued: number }).queued, 5);
+  });
 });

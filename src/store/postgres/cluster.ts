@@ -80,6 +80,15 @@ export interface WaitingTask {
   device_request: string | null;
   gpu_memory_gb: number | null;
   pin_node: string | null;
+  owner: string | null;
+}
+
+/** What the shared queue looks like: its first tasks, how many wait, who runs what where. */
+export interface WaitingView {
+  tasks: WaitingTask[];
+  total: number;
+  /** Tasks claimed or running anywhere, per owner and kind (what running quotas count). */
+  running: { owner: string; task_type: string; n: number }[];
 }
 
 export interface SweepResult {
@@ -99,47 +108,74 @@ const LOCK_SWEEP = 3;
  *
  * With fair share ($8, $9: owners and their offsets in ms) each owner's keys move back by their
  * offset, which needs a sort of the lane's waiting tasks (the plain order is served by an index).
- * With running quotas ($10, $11: owners and their limits for the lane's class) an owner whose
- * tasks of the lane's kinds already claimed or running anywhere in the cluster reach their limit
- * is passed over. It counts committed claims only: one claim of several tasks, or two nodes
- * claiming at the same moment, can take an owner past their quota (by up to a claim's worth per
- * node; the node's own scheduler holds a batch only to what runs on that node).
  */
-function claimSql(fair: boolean, quota: boolean): string {
-  const join = fair
-    ? ' LEFT JOIN unnest($8::text[], $9::float8[]) AS f(who, off_ms) ON f.who = tasks.owner'
-    : '';
-  const [qo, ql] = fair ? ['$10', '$11'] : ['$8', '$9'];
-  const quotaFilter = quota
-    ? `
-      AND NOT EXISTS (SELECT 1 FROM unnest(${qo}::text[], ${ql}::int[]) AS q(who, lim)
-        WHERE q.who = tasks.owner AND (SELECT count(*) FROM tasks r WHERE r.owner = q.who
-          AND r.owner_node IS NOT NULL AND r.status IN ('queued', 'running') AND r.task_type = ANY($1)) >= q.lim)`
-    : '';
+function claimSql(fair: boolean): string {
   return `
   WITH c AS (
-    SELECT task_id FROM tasks${join}
-    WHERE status = 'queued' AND owner_node IS NULL
-      AND task_type = ANY($1) AND device_request = ANY($2)
-      AND ($3::float8 IS NULL OR gpu_memory_gb IS NULL OR gpu_memory_gb <= $3)
-      AND (pin_node IS NULL OR pin_node = $4)${quotaFilter}
-      -- A node that may have been declared lost (its lease ran out) claims nothing.
-      AND EXISTS (SELECT 1 FROM nodes WHERE node_id = $6 AND state = 'active'
-        AND now() - heartbeat_at < $7 * interval '1 millisecond')
-    ORDER BY ${fair ? 'queue_key + coalesce(f.off_ms, 0)' : 'queue_key'}, seq
+    SELECT task_id FROM tasks${fairJoin(fair)}
+    WHERE ${claimable}
+    ORDER BY ${claimOrder(fair)}, seq
     LIMIT $5
     FOR UPDATE OF tasks SKIP LOCKED
   )
   UPDATE tasks t SET owner_node = $6, node_name = $4, lease_epoch = t.lease_epoch + 1
   FROM c WHERE t.task_id = c.task_id
-  RETURNING t.task_id, t.task_type, t.priority, t.device_request, t.gpu_memory_gb, t.attempts,
-    t.enqueued_at, t.lease_epoch, t.owner`;
+  RETURNING ${claimed}`;
 }
+
+/**
+ * The claim with running quotas ($8, $9, or $10, $11 after fair share's: owners and their limits
+ * for the lane's class): exact, however many tasks one claim takes and however many nodes claim
+ * at once. Each owner with a quota has room for their limit less what they have claimed or
+ * running anywhere in the cluster (tasks of the lane's kinds), and only that many of their
+ * waiting tasks, first in order, are candidates. It runs under one cluster-wide advisory lock
+ * (claimWithQuotas), so the count it reads includes every claim committed before it; rows are not
+ * locked in the scan (a window function cannot be), and the UPDATE checks again that each task is
+ * still waiting and unowned, so a row changed meanwhile is passed over rather than taken twice.
+ */
+function quotaClaimSql(fair: boolean): string {
+  const [qo, ql] = fair ? ['$10', '$11'] : ['$8', '$9'];
+  return `
+  WITH room AS (
+    SELECT q.who, q.lim - (SELECT count(*) FROM tasks r WHERE r.owner = q.who
+      AND r.owner_node IS NOT NULL AND r.status IN ('queued', 'running') AND r.task_type = ANY($1)) AS left_n
+    FROM unnest(${qo}::text[], ${ql}::int[]) AS q(who, lim)
+  ), c AS (
+    SELECT task_id, seq, ${claimOrder(fair)} AS k, room.left_n,
+      row_number() OVER (PARTITION BY tasks.owner ORDER BY ${claimOrder(fair)}, seq) AS rn
+    FROM tasks${fairJoin(fair)} LEFT JOIN room ON room.who = tasks.owner
+    WHERE ${claimable}
+  ), pick AS (
+    SELECT task_id FROM c WHERE left_n IS NULL OR rn <= left_n ORDER BY k, seq LIMIT $5
+  )
+  UPDATE tasks t SET owner_node = $6, node_name = $4, lease_epoch = t.lease_epoch + 1
+  FROM pick WHERE t.task_id = pick.task_id AND t.status = 'queued' AND t.owner_node IS NULL
+  RETURNING ${claimed}`;
+}
+
+const fairJoin = (fair: boolean) =>
+  fair ? ' LEFT JOIN unnest($8::text[], $9::float8[]) AS f(who, off_ms) ON f.who = tasks.owner' : '';
+const claimOrder = (fair: boolean) => (fair ? 'queue_key + coalesce(f.off_ms, 0)' : 'queue_key');
+
+/** What a lane may claim: waiting, unowned, of its kinds, requests, memory and node. */
+const claimable = `status = 'queued' AND owner_node IS NULL
+      AND task_type = ANY($1) AND device_request = ANY($2)
+      AND ($3::float8 IS NULL OR gpu_memory_gb IS NULL OR gpu_memory_gb <= $3)
+      AND (pin_node IS NULL OR pin_node = $4)
+      -- A node that may have been declared lost (its lease ran out) claims nothing.
+      AND EXISTS (SELECT 1 FROM nodes WHERE node_id = $6 AND state = 'active'
+        AND now() - heartbeat_at < $7 * interval '1 millisecond')`;
+
+const claimed = `t.task_id, t.task_type, t.priority, t.device_request, t.gpu_memory_gb, t.attempts,
+    t.enqueued_at, t.lease_epoch, t.owner`;
+
+/** Second half of the advisory lock key that claims with running quotas take, one at a time. */
+const LOCK_QUOTA_CLAIM = 4;
 
 /** The four claim statements, by [fair share][running quotas]. */
 const CLAIMS = [
-  [claimSql(false, false), claimSql(false, true)],
-  [claimSql(true, false), claimSql(true, true)],
+  [claimSql(false), quotaClaimSql(false)],
+  [claimSql(true), quotaClaimSql(true)],
 ];
 
 /**
@@ -247,28 +283,40 @@ export class PgCluster {
       if (lane.limit <= 0 || lane.kinds.length === 0 || lane.requests.length === 0) continue;
       const quotas = lane.quotas ?? [];
       const quotaArgs = quotas.length ? [quotas.map((q) => q.owner), quotas.map((q) => q.limit)] : [];
+      const sql = CLAIMS[Number(fair)]![Number(quotas.length > 0)]!;
+      const args = [
+        lane.kinds,
+        lane.requests,
+        lane.maxMemGb,
+        node.name,
+        lane.limit,
+        node.id,
+        leaseMs,
+        ...owners,
+        ...quotaArgs,
+      ];
       try {
-        const { rows } = await this.pool.query<ClaimedTask>(
-          CLAIMS[Number(fair)]![Number(quotas.length > 0)]!,
-          [
-            lane.kinds,
-            lane.requests,
-            lane.maxMemGb,
-            node.name,
-            lane.limit,
-            node.id,
-            leaseMs,
-            ...owners,
-            ...quotaArgs,
-          ],
+        out.push(
+          ...(quotas.length ? await this.claimWithQuotas(sql, args) : await this.claimRows(sql, args)),
         );
-        out.push(...rows);
       } catch (err) {
         if (out.length === 0) throw err;
         break;
       }
     }
     return out;
+  }
+
+  private async claimRows(sql: string, args: unknown[]): Promise<ClaimedTask[]> {
+    return (await this.pool.query<ClaimedTask>(sql, args)).rows;
+  }
+
+  /** A claim with running quotas, one at a time in the cluster (see quotaClaimSql). */
+  private claimWithQuotas(sql: string, args: unknown[]): Promise<ClaimedTask[]> {
+    return inTransaction(this.pool, async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1, $2)', [this.lockSpace, LOCK_QUOTA_CLAIM]);
+      return (await client.query<ClaimedTask>(sql, args)).rows;
+    });
   }
 
   /** Waiting tasks owned by this node that it does not hold (`held`): given back. Their ids. */
@@ -281,19 +329,24 @@ export class PgCluster {
     return rows.map((r) => r.task_id);
   }
 
-  /** The first `limit` waiting tasks in claim order, and how many wait in all. */
-  async waitingTasks(limit: number): Promise<{ tasks: WaitingTask[]; total: number }> {
-    const [order, count] = await Promise.all([
+  /** The first `limit` waiting tasks in claim order, how many wait in all, and who runs what. */
+  async waitingTasks(limit: number): Promise<WaitingView> {
+    const [order, count, running] = await Promise.all([
       this.pool.query<WaitingTask>(
-        `SELECT task_id, task_type, priority, enqueued_at, device_request, gpu_memory_gb, pin_node FROM tasks
+        `SELECT task_id, task_type, priority, enqueued_at, device_request, gpu_memory_gb, pin_node, owner FROM tasks
          WHERE status = 'queued' AND owner_node IS NULL ORDER BY queue_key, seq LIMIT $1`,
         [limit],
       ),
       this.pool.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM tasks WHERE status = 'queued' AND owner_node IS NULL",
       ),
+      this.pool.query<{ owner: string; task_type: string; n: number }>(
+        `SELECT owner, task_type, count(*)::int AS n FROM tasks
+         WHERE owner IS NOT NULL AND owner_node IS NOT NULL AND status IN ('queued', 'running')
+         GROUP BY owner, task_type`,
+      ),
     ]);
-    return { tasks: order.rows, total: count.rows[0]?.n ?? 0 };
+    return { tasks: order.rows, total: count.rows[0]?.n ?? 0, running: running.rows };
   }
 
   /** Gives back a claimed task that was not started (still queued); false if the fence is stale. */

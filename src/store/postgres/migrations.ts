@@ -146,4 +146,15 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'quota overrides',
+    sql: `
+      -- An admin's live change to a user's quotas (JSON: domain/users.ts QuotaOverride).
+      CREATE TABLE quota_overrides (
+        user_name text PRIMARY KEY,
+        quotas text NOT NULL
+      );
+    `,
+  },
 ];

@@ -9,7 +9,17 @@ import type {
   TaskRecord,
   TaskStatus,
 } from '../../domain/task.js';
-import { appendedLog, columnValue, rowToLog, rowToTask, type LogRow, type TaskRow } from '../rows.js';
+import {
+  appendedLog,
+  columnValue,
+  quotaOverrides,
+  rowToLog,
+  rowToTask,
+  type LogRow,
+  type QuotaRow,
+  type TaskRow,
+} from '../rows.js';
+import type { QuotaOverride } from '../../domain/users.js';
 import {
   type KindStatusCount,
   type OwnerStatusCount,
@@ -519,6 +529,19 @@ export class PgStore implements Store {
         [entries.map((e) => e[0]), entries.map((e) => e[1]), entries.map((e) => e[2])],
       );
     });
+  }
+
+  async getQuotaOverrides(): Promise<Record<string, QuotaOverride>> {
+    return quotaOverrides(await this.q<QuotaRow>('SELECT user_name, quotas FROM quota_overrides', []));
+  }
+
+  async setQuotaOverride(user: string, override: QuotaOverride | null): Promise<void> {
+    if (override === null) await this.pool.query('DELETE FROM quota_overrides WHERE user_name = $1', [user]);
+    else
+      await this.pool.query(
+        'INSERT INTO quota_overrides (user_name, quotas) VALUES ($1, $2) ON CONFLICT (user_name) DO UPDATE SET quotas = excluded.quotas',
+        [user, JSON.stringify(override)],
+      );
   }
 
   async ping(): Promise<void> {

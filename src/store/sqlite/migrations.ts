@@ -100,4 +100,15 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'quota overrides',
+    sql: `
+      -- An admin's live change to a user's quotas (JSON: domain/users.ts QuotaOverride).
+      CREATE TABLE quota_overrides (
+        user_name TEXT PRIMARY KEY,
+        quotas TEXT NOT NULL
+      );
+    `,
+  },
 ];

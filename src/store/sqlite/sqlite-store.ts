@@ -11,7 +11,17 @@ import type {
   TaskRecord,
   TaskStatus,
 } from '../../domain/task.js';
-import { appendedLog, columnValue, rowToLog, rowToTask, type LogRow, type TaskRow } from '../rows.js';
+import {
+  appendedLog,
+  columnValue,
+  quotaOverrides,
+  rowToLog,
+  rowToTask,
+  type LogRow,
+  type QuotaRow,
+  type TaskRow,
+} from '../rows.js';
+import type { QuotaOverride } from '../../domain/users.js';
 import {
   StoreLockedError,
   type KindStatusCount,
@@ -526,6 +536,25 @@ export class SqliteStore implements Store {
 
   async setLimitOverrides(overrides: LimitOverrides): Promise<void> {
     await this.write(() => this.setLimitsTx(overrides));
+  }
+
+  async getQuotaOverrides(): Promise<Record<string, QuotaOverride>> {
+    const rows = await this.read(
+      () => this.db.prepare('SELECT user_name, quotas FROM quota_overrides').all() as QuotaRow[],
+    );
+    return quotaOverrides(rows);
+  }
+
+  async setQuotaOverride(user: string, override: QuotaOverride | null): Promise<void> {
+    await this.write(() => {
+      if (override === null) this.db.prepare('DELETE FROM quota_overrides WHERE user_name = ?').run(user);
+      else
+        this.db
+          .prepare(
+            'INSERT INTO quota_overrides (user_name, quotas) VALUES (?, ?) ON CONFLICT (user_name) DO UPDATE SET quotas = excluded.quotas',
+          )
+          .run(user, JSON.stringify(override));
+    });
   }
 
   async ping(): Promise<void> {
