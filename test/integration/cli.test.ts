@@ -163,4 +163,40 @@ describe('rfuav CLI against a real server', () => {
     assert.equal((await rfuav(['tasks', ...s], { RFUAV_TOKEN: 'tok-a', RFUAV_API_TOKENS: '' })).code, 0);
     assert.equal((await rfuav(['tasks', ...s], { RFUAV_API_TOKENS: 'tok-a,tok-b' })).code, 0);
   });
+
+  it("lists the team and changes a user's quotas live (admins), with usage errors for bad values", async () => {
+    const dir = tmpDir();
+    const server = await spawnCliServer(path.join(dir, 'home'), path.join(dir, 'data'), {
+      RFUAV_API_TOKENS: 'alice:tok-a,bob:tok-b',
+      RFUAV_ADMINS: 'alice',
+      RFUAV_QUOTAS: '{"queued":10}',
+    });
+    const s = ['--server', server.url, '--token', 'tok-a'];
+    const env = { RFUAV_API_TOKENS: '', RFUAV_TOKEN: '' };
+    const set = await rfuav(
+      ['users', 'bob', ...s, '--running', 'training=2,inference=none', '--queued', 'none'],
+      env,
+    );
+    assert.equal(set.code, 0, set.err);
+    assert.match(set.out, /^bob: training 2 \(configured: queued 10\)$/m);
+    const list = await rfuav(['users', ...s], env);
+    assert.equal(list.code, 0, list.err);
+    assert.match(list.out, /^USER\s+ROLE/m);
+    assert.match(list.out, /^alice\s+admin\s+1\s+0\s+0\s+0\.0\s+1\.00\s+queued 10$/m);
+    assert.match(list.out, /^bob\s+user\s+.*training 2$/m);
+    const reset = await rfuav(['users', 'bob', ...s, '--reset'], env);
+    assert.match(reset.out, /^bob: queued 10 \(configured: queued 10\)$/m);
+    const notAdmin = await rfuav(
+      ['users', 'alice', '--server', server.url, '--token', 'tok-b', '--queued', '1'],
+      env,
+    );
+    assert.equal(notAdmin.code, 1);
+    assert.match(notAdmin.err, /403: only an admin may/);
+    const bad = await rfuav(['users', 'bob', ...s, '--running', 'gaming=1'], env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--running takes CLASS=N/);
+    const negative = await rfuav(['users', 'bob', ...s, '--queued', '-3'], env);
+    assert.equal(negative.code, 2);
+    assert.match(negative.err, /--queued takes a whole number ≥ 0, or none/);
+  });
 });

@@ -21,6 +21,7 @@ import { submitCommand, type JobSchema, type SubmitEntry } from './submit.js';
 import { synthCommand } from './synth.js';
 import { tasksCommand } from './tasks.js';
 import { trainEntry } from './train.js';
+import { usersCommand } from './users.js';
 
 const SUBMIT_ENTRIES: SubmitEntry[] = [
   splitEntry,
@@ -63,6 +64,7 @@ export function commandTable(jobs: JobSchema[]): Command[] {
     tasksCommand,
     logsCommand,
     cancelCommand,
+    usersCommand,
     predictCommand,
     ...submitting,
     synthCommand,
