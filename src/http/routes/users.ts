@@ -26,7 +26,11 @@ const QuotasView = Type.Object(
 const Lift = Type.Null({ description: 'null lifts the quota (unlimited)' });
 const CountOrLift = Type.Union([Type.Integer({ minimum: 0 }), Lift]);
 
-/** For the docs and the type: parseQuotaChange checks every field itself. */
+/**
+ * The body's types, checked by the route's validator (a 422 naming the field); open to unknown
+ * fields and classes so that parseQuotaChange can name those too, rather than the validator
+ * dropping them unseen.
+ */
 const QuotaChange = Type.Object(
   {
     queued: Type.Optional(CountOrLift),
